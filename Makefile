@@ -1,0 +1,53 @@
+# Two commands on a fresh machine: `make serve` and `make test`.
+# Both create .venv (Python 3.11) with the pinned requirements; a second run reuses it.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP     := $(VENV)/.dev-installed
+export PYTHONPATH := $(CURDIR)
+export HF_HUB_OFFLINE := 1
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: serve test setup setup-dev lint typecheck unit integration bench clean
+
+serve: setup
+	$(BIN)/python main.py
+
+test: setup-dev lint typecheck
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+setup: $(RUNTIME_STAMP)
+setup-dev: $(DEV_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -c "import imageio_ffmpeg; print('ffmpeg:', imageio_ffmpeg.get_ffmpeg_exe())"
+	touch $@
+
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup-dev
+	$(BIN)/mypy .
+
+unit: setup-dev
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+integration: setup-dev
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
+
+bench: setup-dev
+	$(BIN)/python bench/control_plane.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -1,0 +1,59 @@
+"""Errors the coordinator raises to its callers. The ingress maps them to HTTP codes.
+
+Ray re-raises an actor method's exception in the caller as a subclass of the original
+class, so `except JobNotFound` works across the actor boundary.
+"""
+
+from __future__ import annotations
+
+from pipeline.errors import (
+    PipelineError,
+    StageCancelled,
+    WorkerCrashed,
+)
+
+
+class CoordinatorError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __reduce__(self):  # keep `detail` across pickling
+        return (type(self), (self.detail,))
+
+
+class JobNotFound(CoordinatorError):
+    status_code = 404
+
+
+class JobConflict(CoordinatorError):
+    """The job is not in a state that allows the operation (HTTP 409)."""
+
+    status_code = 409
+
+
+def classify_failure(exc: BaseException) -> PipelineError:
+    """Translate whatever a stage raised (through Ray) into a `PipelineError`."""
+    import ray.exceptions as rex
+
+    if isinstance(exc, PipelineError):
+        return exc
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, PipelineError):
+        return cause
+    if isinstance(exc, rex.TaskCancelledError) or isinstance(cause, KeyboardInterrupt):
+        return StageCancelled("the job was cancelled")
+    crashed = (
+        rex.WorkerCrashedError,
+        rex.NodeDiedError,
+        rex.ObjectLostError,
+        rex.OutOfMemoryError,
+        rex.LocalRayletDiedError,
+    )
+    if isinstance(exc, crashed):
+        return WorkerCrashed(f"the worker running the stage died: {type(exc).__name__}")
+    detail = str(cause) if cause is not None else str(exc)
+    name = type(cause).__name__ if cause is not None else type(exc).__name__
+    return PipelineError(f"internal error in stage: {name}: {detail[:500]}", code="internal_error")

@@ -1,0 +1,157 @@
+"""The JobCoordinator actor: a thin Ray shell around `CoordinatorCore`.
+
+It is a named, detached actor (one per Ray namespace), so every ingress replica reaches the
+same one and it outlives a redeploy. Restarted by Ray after a crash, or recreated by the
+ingress watchdog after `ray.kill`, it rebuilds its queue from the database on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ray
+
+from actors.coordinator_core import CoordinatorConfig, CoordinatorCore, StageHandle
+from actors.progress import ProgressHub
+from actors.stage_task import submit_stage
+from config.logging import setup_logging
+from config.settings import Settings
+from pipeline.stages import StageInput, StageOutput
+from pipeline.types import FetchOptions
+from storage.artifacts import LocalArtifactStore
+from storage.db import create_db_engine, init_db
+from storage.schemas import JobCreate, JobPublic
+from storage.repository import JobRepository
+
+COORDINATOR_NAME = "vpa-coordinator"
+HUB_NAME = "vpa-progress-hub"
+log = logging.getLogger("vpa.coordinator")
+
+
+class _RayStageHandle:
+    def __init__(self, ref: Any) -> None:
+        self._ref = ref
+
+    async def result(self) -> StageOutput:
+        out: StageOutput = await self._ref
+        return out
+
+    def cancel(self, force: bool) -> None:
+        try:
+            ray.cancel(self._ref, force=force)
+        except Exception:  # already finished, or the worker is gone
+            log.debug("cancel of a finished stage ignored", exc_info=True)
+
+
+def config_from_settings(settings: Settings) -> CoordinatorConfig:
+    return CoordinatorConfig(
+        max_concurrent_jobs=settings.max_concurrent_jobs,
+        job_timeout_s=settings.job_timeout,
+        default_max_retries=settings.max_retries,
+        retry_backoff_base_s=settings.retry_backoff_base_s,
+        retry_backoff_max_s=settings.retry_backoff_max_s,
+        cancel_grace_s=settings.cancel_grace_s,
+        progress_persist_interval_s=settings.progress_persist_interval_s,
+        fetch_options=FetchOptions(
+            allow_private_urls=settings.allow_private_urls,
+            max_download_bytes=settings.max_download_bytes,
+            max_media_duration_s=settings.max_media_duration_s,
+        ),
+    )
+
+
+@ray.remote(num_cpus=0, max_concurrency=1000, max_restarts=-1)
+class JobCoordinator:
+    def __init__(self, settings_json: str) -> None:
+        self._settings = Settings.model_validate_json(settings_json)
+        setup_logging(self._settings)
+        engine = create_db_engine(self._settings.resolved_database_url())
+        init_db(engine)
+        self._hub = get_hub(self._settings)
+        self._self_handle: Any = None
+        self._core = CoordinatorCore(
+            repo=JobRepository(engine),
+            store=LocalArtifactStore(self._settings.artifact_path),
+            config=config_from_settings(self._settings),
+            run_stage=self._run_stage,
+            publish=self._publish,
+        )
+        self._started = False
+
+    def _run_stage(self, name: str, inp: StageInput, attempt: int) -> StageHandle:
+        if self._self_handle is None:
+            self._self_handle = ray.get_runtime_context().current_actor
+        ref = submit_stage(name, inp, self._self_handle, attempt, self._settings.effective_log_level)
+        return _RayStageHandle(ref)
+
+    def _publish(self, job_id: str, seq: int, message: dict[str, Any]) -> None:
+        try:
+            self._hub.publish.remote(job_id, seq, message)
+        except Exception:  # the hub restarts on its own; the event is in the database
+            log.warning("progress hub unreachable; update %s/%d not broadcast", job_id, seq)
+            self._hub = get_hub(self._settings)
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            self._started = True
+            recovered = self._core.recover()
+            log.info("coordinator started; %d job(s) recovered into the queue", recovered)
+
+    async def ping(self) -> dict[str, Any]:
+        self._ensure_started()
+        return {"ok": True, "running": len(self._core.running), "queued": len(self._core.queue)}
+
+    async def submit(self, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        self._ensure_started()
+        job, created = self._core.submit(JobCreate.model_validate(data))
+        return JobPublic.model_validate(job).model_dump(mode="json"), created
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        self._ensure_started()
+        job = await self._core.cancel(job_id)
+        return JobPublic.model_validate(job).model_dump(mode="json")
+
+    async def retry(self, job_id: str) -> dict[str, Any]:
+        self._ensure_started()
+        return JobPublic.model_validate(self._core.retry(job_id)).model_dump(mode="json")
+
+    async def delete(self, job_id: str) -> None:
+        self._ensure_started()
+        self._core.delete(job_id)
+
+    async def clear_queue(self) -> int:
+        self._ensure_started()
+        return self._core.clear_queue()
+
+    async def report_progress(
+        self, job_id: str, attempt: int, stage: str, fraction: float, message: str
+    ) -> None:
+        self._core.report_progress(job_id, attempt, stage, fraction, message)
+
+    async def queue_status(self) -> dict[str, Any]:
+        self._ensure_started()
+        return self._core.queue_status()
+
+    async def workers(self) -> list[dict[str, Any]]:
+        self._ensure_started()
+        return self._core.workers()
+
+    async def overhead_samples(self) -> list[float]:
+        return list(self._core.dispatch_overhead_s)
+
+
+def get_hub(settings: Settings) -> Any:
+    return ProgressHub.options(
+        name=HUB_NAME, namespace=settings.ray_namespace, lifetime="detached", get_if_exists=True
+    ).remote()
+
+
+def get_coordinator(settings: Settings) -> Any:
+    """The coordinator handle, creating the actor if none is alive."""
+    return JobCoordinator.options(
+        name=COORDINATOR_NAME,
+        namespace=settings.ray_namespace,
+        lifetime="detached",
+        get_if_exists=True,
+    ).remote(settings.model_dump_json())

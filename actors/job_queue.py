@@ -1,0 +1,77 @@
+"""The priority queue the coordinator dispatches from: a plain class, no Ray.
+
+Higher priority first; first in, first out within a priority (by the time the job was
+queued, then by insertion order). Removal by id is O(1) (lazy deletion), so cancelling a
+queued job never scans the heap.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(order=True)
+class _Entry:
+    sort_key: tuple[int, float, int]
+    job_id: str = field(compare=False)
+    priority: int = field(compare=False)
+    removed: bool = field(default=False, compare=False)
+
+
+class JobQueue:
+    """Max-priority queue of job ids with FIFO order inside a priority."""
+
+    def __init__(self) -> None:
+        self._heap: list[_Entry] = []
+        self._entries: dict[str, _Entry] = {}
+        self._counter = itertools.count()
+
+    def push(self, job_id: str, priority: int, queued_at: datetime | None = None) -> None:
+        """Add a job, or move it if it is already queued (its old place is dropped)."""
+        self.remove(job_id)
+        ts = queued_at.timestamp() if queued_at is not None else float("inf")
+        entry = _Entry((-priority, ts, next(self._counter)), job_id, priority)
+        self._entries[job_id] = entry
+        heapq.heappush(self._heap, entry)
+
+    def pop(self) -> str | None:
+        """The next job to run, or None when the queue is empty."""
+        while self._heap:
+            entry = heapq.heappop(self._heap)
+            if not entry.removed:
+                del self._entries[entry.job_id]
+                return entry.job_id
+        return None
+
+    def remove(self, job_id: str) -> bool:
+        entry = self._entries.pop(job_id, None)
+        if entry is None:
+            return False
+        entry.removed = True
+        return True
+
+    def clear(self) -> list[str]:
+        """Empty the queue and return the ids it held, in dispatch order."""
+        ids = self.ordered()
+        self._heap.clear()
+        self._entries.clear()
+        return ids
+
+    def ordered(self) -> list[str]:
+        """Queued ids in the order they would be dispatched."""
+        return [e.job_id for e in sorted(self._entries.values())]
+
+    def by_priority(self) -> dict[int, list[str]]:
+        grouped: dict[int, list[str]] = {}
+        for entry in sorted(self._entries.values()):
+            grouped.setdefault(entry.priority, []).append(entry.job_id)
+        return grouped
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)

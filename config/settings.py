@@ -1,0 +1,97 @@
+"""The one settings class: every environment variable vpa reads is declared here.
+
+Nothing else in the code base reads the environment. Settings are built once at start
+(`Settings()`), validated, and passed down explicitly (`.bind()` arguments, constructor
+arguments), because every Ray worker process imports modules anew and a module-level
+singleton would silently diverge between processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+
+
+class Settings(BaseSettings):
+    """Service settings, read from the environment or a `.env` file."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Application
+    app_name: str = "Video Processing API"
+    debug: bool = False
+    environment: Literal["development", "staging", "production", "test"] = "development"
+    log_level: LogLevel = "INFO"
+    log_file: str | None = "./data/vpa.log"
+    log_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_file_backups: int = Field(default=5, ge=0)
+
+    # HTTP
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
+    # Storage
+    database_url: str = "sqlite:///./data/vpa.db"
+    artifact_dir: str = "./data/artifacts"
+
+    # Queue
+    max_concurrent_jobs: int = Field(default=3, ge=1, le=1000)
+    job_timeout: float = Field(default=3600.0, gt=0, description="Seconds per job attempt")
+    max_retries: int = Field(default=3, ge=0, le=100)
+    retry_backoff_base_s: float = Field(default=2.0, ge=0)
+    retry_backoff_max_s: float = Field(default=300.0, ge=0)
+    cancel_grace_s: float = Field(default=3.0, ge=0)
+    progress_persist_interval_s: float = Field(default=0.5, ge=0)
+    # Accepted for compatibility with the seed; the queue is event-driven and ignores it.
+    queue_poll_interval: float = Field(default=1.0, ge=0)
+
+    # Models (used by the model deployments)
+    whisper_engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    whisper_model: str = "tiny.en"
+    enable_gpu: bool = False
+
+    # Fetch policy
+    allow_private_urls: bool = False
+    max_media_duration_s: float | None = Field(default=None, gt=0)
+    max_download_bytes: int | None = Field(default=None, gt=0)
+
+    # WebSockets: a client whose queue of unsent updates fills up is dropped
+    ws_queue_size: int = Field(default=256, ge=1)
+    ws_send_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Ray
+    ray_namespace: str = "vpa"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("max_media_duration_s", "max_download_bytes", "log_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def effective_log_level(self) -> str:
+        """DEBUG=true forces debug logging whatever LOG_LEVEL says."""
+        return "DEBUG" if self.debug else self.log_level
+
+    @property
+    def artifact_path(self) -> Path:
+        return Path(self.artifact_dir).resolve()
+
+    def resolved_database_url(self) -> str:
+        """Make a relative SQLite path absolute, so Ray workers in other cwds agree."""
+        prefix = "sqlite:///"
+        url = self.database_url
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(Path(url[len(prefix) :]).resolve())
+        return url

@@ -1,0 +1,141 @@
+"""One long-poll listener per ingress replica, fanning hub messages out to its sockets.
+
+Each socket is a `Subscriber` with a bounded queue. Delivery never awaits a socket: a
+subscriber whose queue is full is dropped (closed with code 4408), so a slow client never
+stalls the others. Job-channel sequence numbers are the job's event numbers, so a gap (the
+hub's bounded log rolled over, or the hub restarted) is filled from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from actors.progress import BROADCAST
+
+log = logging.getLogger("vpa.fanout")
+Message = dict[str, Any]
+
+
+class Subscriber:
+    def __init__(self, channel: str, queue_size: int) -> None:
+        self.channel = channel
+        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=queue_size)
+        self.dropped = False
+
+    def offer(self, message: Message) -> bool:
+        if self.dropped:
+            return False
+        try:
+            self.queue.put_nowait(message)
+            return True
+        except asyncio.QueueFull:
+            self.dropped = True
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()  # make room for the wake-up sentinel
+            self.queue.put_nowait(None)
+            return False
+
+
+class Fanout:
+    def __init__(
+        self,
+        listen: Callable[[dict[str, int], float], Awaitable[dict[str, Any]]],
+        report: Callable[[dict[str, Any]], None],
+        queue_size: int = 256,
+        poll_timeout_s: float = 15.0,
+    ) -> None:
+        self._listen = listen
+        self._report = report
+        self._queue_size = queue_size
+        self._poll_timeout_s = poll_timeout_s
+        self._subs: dict[str, set[Subscriber]] = {}
+        self._cursors: dict[str, int] = {BROADCAST: -1}
+        self._epoch: str | None = None
+        self._changed = asyncio.Event()
+        self.health_sockets = 0
+        self.dropped_total = 0
+
+    # ------------------------------------------------------------- subscriptions
+    def subscribe(self, channel: str, start_seq: int = 0) -> Subscriber:
+        """Follow a channel. A new job channel is polled from `start_seq` on; a socket that
+        joins a channel already polled further sees a gap and fills it from the database."""
+        sub = Subscriber(channel, self._queue_size)
+        subs = self._subs.setdefault(channel, set())
+        subs.add(sub)
+        if channel != BROADCAST and channel not in self._cursors:
+            self._cursors[channel] = start_seq
+            self._changed.set()
+        self.report()
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        subs = self._subs.get(sub.channel)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.channel]
+                if sub.channel != BROADCAST:
+                    self._cursors.pop(sub.channel, None)
+        self.report()
+
+    def counts(self) -> dict[str, Any]:
+        jobs = {ch: len(s) for ch, s in self._subs.items() if ch != BROADCAST}
+        broadcast = len(self._subs.get(BROADCAST, ()))
+        return {
+            "jobs": jobs,
+            "broadcast": broadcast,
+            "health": self.health_sockets,
+            "total": sum(jobs.values()) + broadcast + self.health_sockets,
+        }
+
+    def report(self) -> None:
+        try:
+            self._report(self.counts())
+        except Exception:
+            log.debug("connection report failed", exc_info=True)
+
+    # ------------------------------------------------------------- the loop
+    def _deliver(self, channel: str, items: list[tuple[int, Message]]) -> None:
+        subs = self._subs.get(channel, ())
+        for seq, message in items:
+            self._cursors[channel] = max(self._cursors.get(channel, 0), seq)
+            for sub in list(subs):
+                if not sub.offer(message):
+                    self.dropped_total += 1
+
+    async def run(self) -> None:
+        """Long-poll the hub forever; restart the poll when the set of channels changes."""
+        while True:
+            self._changed.clear()
+            cursors = dict(self._cursors)
+            poll = asyncio.ensure_future(self._listen(cursors, self._poll_timeout_s))
+            changed = asyncio.ensure_future(self._changed.wait())
+            try:
+                done, _ = await asyncio.wait({poll, changed}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                poll.cancel()
+                changed.cancel()
+                raise
+            changed.cancel()
+            if poll not in done:
+                poll.cancel()
+                continue
+            try:
+                result = poll.result()
+            except Exception:
+                log.warning("progress hub poll failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            epoch = result.get("epoch")
+            if self._epoch is not None and epoch != self._epoch:
+                self._cursors[BROADCAST] = 0  # the hub restarted: its broadcast seq restarted
+            self._epoch = epoch
+            for channel, head in result.get("heads", {}).items():
+                self._cursors[channel] = head  # the broadcast starts at "now", not history
+            for channel, items in result["channels"].items():
+                if channel in self._cursors:
+                    self._deliver(channel, items)

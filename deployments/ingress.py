@@ -1,0 +1,53 @@
+"""The ingress deployment: a Serve replica hosting the FastAPI app of `deployments.api`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ray import serve
+
+from actors.job_coordinator import get_hub
+from config.logging import setup_logging
+from config.settings import Settings
+from deployments.api import create_app
+from deployments.services import CoordinatorClient, IngressServices
+from storage.artifacts import LocalArtifactStore
+from storage.db import create_db_engine, init_db
+from storage.repository import JobRepository
+
+
+def build_services(settings: Settings, replica_id: str | None = None) -> IngressServices:
+    engine = create_db_engine(settings.resolved_database_url())
+    init_db(engine)
+    return IngressServices(
+        settings=settings,
+        repo=JobRepository(engine),
+        store=LocalArtifactStore(settings.artifact_path),
+        coordinator=CoordinatorClient(settings),
+        hub=get_hub(settings),
+        replica_id=replica_id or uuid.uuid4().hex[:12],
+    )
+
+
+@serve.deployment(
+    name="Ingress",
+    ray_actor_options={"num_cpus": 0.1},
+    max_ongoing_requests=1000,
+    health_check_period_s=5,
+)
+@serve.ingress()
+class Ingress:
+    """One replica: its own DB engine (reads), coordinator client, and progress fan-out."""
+
+    def __init__(self, settings_json: str) -> None:
+        self._settings = Settings.model_validate_json(settings_json)
+        setup_logging(self._settings)
+        try:
+            replica_id = serve.get_replica_context().replica_tag
+        except Exception:
+            replica_id = None
+        self._services = build_services(self._settings, replica_id)
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return create_app(self._services)

@@ -1,0 +1,93 @@
+"""What an ingress replica talks to: its own read-only repository, the coordinator, the hub.
+
+`CoordinatorClient` hides the actor's lifecycle: a call that finds the coordinator dead
+recreates it (it recovers its queue from the database) and tries again, and a watchdog
+keeps it alive between requests so queued work resumes without waiting for a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import ray.exceptions as rex
+
+from actors.job_coordinator import get_coordinator, get_hub
+from config.settings import Settings
+from storage.artifacts import LocalArtifactStore
+from storage.repository import JobRepository
+
+log = logging.getLogger("vpa.ingress")
+
+_GONE = (rex.ActorDiedError, rex.ActorUnavailableError, rex.GetTimeoutError)
+
+
+class CoordinatorUnavailable(Exception):
+    """The coordinator could not be reached even after recreating it (HTTP 503)."""
+
+
+class CoordinatorClient:
+    def __init__(self, settings: Settings, attempts: int = 3, call_timeout_s: float = 60.0) -> None:
+        self._settings = settings
+        self._attempts = attempts
+        self._call_timeout_s = call_timeout_s
+        self._handle: Any = None
+        self._lock = asyncio.Lock()
+        self.last_ok: bool = False
+
+    def _get(self, refresh: bool = False) -> Any:
+        if self._handle is None or refresh:
+            self._handle = get_coordinator(self._settings)
+        return self._handle
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """Call a coordinator method; exceptions it raises on purpose pass through."""
+        last: Exception | None = None
+        for attempt in range(self._attempts):
+            handle = self._get(refresh=attempt > 0)
+            try:
+                ref = getattr(handle, method).remote(*args)
+                result = await asyncio.wait_for(ref, self._call_timeout_s)
+                self.last_ok = True
+                return result
+            except _GONE as exc:
+                last = exc
+                self.last_ok = False
+                log.warning("coordinator unavailable (%s); recreating", type(exc).__name__)
+                await asyncio.sleep(0.2 * (attempt + 1))
+            except TimeoutError as exc:
+                last = exc
+                self.last_ok = False
+        raise CoordinatorUnavailable(f"the job coordinator is unavailable: {last}")
+
+    async def watchdog(self, interval_s: float = 1.0) -> None:
+        """Keep the coordinator alive (recreated after a kill) and started."""
+        while True:
+            try:
+                await self.call("ping")
+            except Exception:
+                log.exception("coordinator watchdog: ping failed")
+            await asyncio.sleep(interval_s)
+
+
+@dataclass
+class IngressServices:
+    settings: Settings
+    repo: JobRepository
+    store: LocalArtifactStore
+    coordinator: CoordinatorClient
+    hub: Any
+    replica_id: str
+
+    def refresh_hub(self) -> Any:
+        self.hub = get_hub(self.settings)
+        return self.hub
+
+
+def ensure_ray(settings: Settings) -> None:
+    """For running the FastAPI app outside Serve (tests, uvicorn): connect to Ray."""
+    if not ray.is_initialized():
+        ray.init(namespace=settings.ray_namespace, ignore_reinit_error=True)

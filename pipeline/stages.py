@@ -1,0 +1,151 @@
+"""Job types as chains of stages, and the dispatch from a stage name to its pure function.
+
+No Ray and no database here: `run_stage` takes a `StageInput` and returns a `StageOutput`
+(a JSON-able checkpoint, the artifacts to register, the job fields to set). The coordinator
+persists the checkpoint, so a retry resumes after the last completed stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.audio import extract_audio
+from pipeline.errors import MediaError, PipelineError
+from pipeline.fetch import fetch
+from pipeline.types import AudioOptions, CancelToken, FetchOptions, ProgressCallback
+
+STAGE_CHAINS: dict[str, tuple[str, ...]] = {
+    "audio_extraction": ("fetch", "audio"),
+    "transcription": ("fetch", "audio", "transcribe"),
+    "analysis": ("fetch", "audio", "transcribe", "analyze"),
+    "clip_generation": ("fetch", "audio", "transcribe", "analyze", "clips"),
+    "full_processing": ("fetch", "audio", "transcribe", "analyze", "clips", "subtitles"),
+}
+
+# Relative cost of each stage, used to weight the job's single 0-100 progress number.
+STAGE_WEIGHTS: dict[str, float] = {
+    "fetch": 3.0,
+    "audio": 1.0,
+    "transcribe": 6.0,
+    "analyze": 2.0,
+    "clips": 4.0,
+    "subtitles": 0.5,
+}
+
+
+@dataclass(frozen=True)
+class StageInput:
+    job_id: str
+    url: str
+    options: dict[str, Any]
+    work_dir: str
+    checkpoints: dict[str, dict[str, Any]]
+    fetch_options: FetchOptions = field(default_factory=FetchOptions)
+
+
+@dataclass(frozen=True)
+class ArtifactSpec:
+    kind: str
+    path: str  # absolute path of the file inside the job's work dir
+    format: str
+    duration_s: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    checkpoint: dict[str, Any]
+    artifacts: list[ArtifactSpec] = field(default_factory=list)
+    job_fields: dict[str, Any] = field(default_factory=dict)
+
+
+def chain_for(job_type: str) -> tuple[str, ...]:
+    return STAGE_CHAINS[job_type]
+
+
+def overall_progress(chain: tuple[str, ...], done: set[str], stage: str | None, fraction: float) -> float:
+    """The job's 0-100 progress from its completed stages and the running stage's fraction."""
+    total = sum(STAGE_WEIGHTS[s] for s in chain)
+    achieved = sum(STAGE_WEIGHTS[s] for s in chain if s in done)
+    if stage is not None and stage not in done:
+        achieved += STAGE_WEIGHTS[stage] * min(max(fraction, 0.0), 1.0)
+    return round(100.0 * achieved / total, 2)
+
+
+def _checkpoint_file(inp: StageInput, stage: str) -> Path:
+    try:
+        name = inp.checkpoints[stage]["file"]
+    except KeyError as exc:
+        raise PipelineError(f"stage {stage!r} has no checkpoint to resume from") from exc
+    path = Path(inp.work_dir) / name
+    if not path.is_file():
+        raise MediaError(f"the {stage} output {name!r} is missing from the artifact store")
+    return path
+
+
+def _fetch(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
+    result = fetch(inp.url, Path(inp.work_dir), inp.fetch_options, progress, cancel)
+    path = Path(result.path)
+    return StageOutput(
+        checkpoint={"file": path.name, "title": result.title, "duration_s": result.duration_s},
+        artifacts=[
+            ArtifactSpec(
+                kind="source",
+                path=str(path),
+                format=path.suffix.lstrip(".") or "bin",
+                duration_s=result.duration_s,
+                metadata={"extractor": result.extractor, "webpage_url": result.webpage_url},
+            )
+        ],
+        job_fields={"video_title": result.title, "duration": result.duration_s},
+    )
+
+
+def _audio(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
+    source = _checkpoint_file(inp, "fetch")
+    opts = AudioOptions(
+        audio_format=inp.options.get("audio_format", "wav"),
+        audio_quality=inp.options.get("audio_quality", "medium"),
+    )
+    result = extract_audio(source, Path(inp.work_dir), opts, progress, cancel)
+    path = Path(result.path)
+    meta = {
+        "sample_rate_hz": result.sample_rate_hz,
+        "channels": result.channels,
+        "bitrate_kbps": result.bitrate_kbps,
+        "quality": opts.audio_quality,
+    }
+    return StageOutput(
+        checkpoint={"file": path.name, "duration_s": result.duration_s, **meta},
+        artifacts=[
+            ArtifactSpec(
+                kind="audio",
+                path=str(path),
+                format=result.audio_format,
+                duration_s=result.duration_s,
+                metadata=meta,
+            )
+        ],
+    )
+
+
+StageFn = Callable[[StageInput, ProgressCallback, CancelToken], StageOutput]
+
+STAGE_FUNCTIONS: dict[str, StageFn] = {"fetch": _fetch, "audio": _audio}
+
+
+def run_stage(
+    name: str, inp: StageInput, progress: ProgressCallback, cancel: CancelToken
+) -> StageOutput:
+    """Run one stage. Stages not in this build fail the job with a clear reason."""
+    fn = STAGE_FUNCTIONS.get(name)
+    if fn is None:
+        raise PipelineError(
+            f"the {name!r} stage is not available in this build of vpa",
+            code="stage_unavailable",
+        )
+    Path(inp.work_dir).mkdir(parents=True, exist_ok=True)
+    return fn(inp, progress, cancel)

@@ -1,0 +1,93 @@
+"""Engine construction for SQLite (embedded default) and PostgreSQL (production).
+
+There is no module-level engine: every Ray worker process imports modules anew, so whoever
+needs a database builds an engine from the settings it was handed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
+from sqlmodel import SQLModel
+
+import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+# Stable key for pg_advisory_xact_lock so concurrent init_db calls do not race create_all.
+_INIT_LOCK_KEY = 0x767061_494E4954  # "vpa" "INIT"
+
+_SQLITE_PRAGMAS = (
+    # WAL: readers (the ingress replicas) never block the single writer (the coordinator).
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA synchronous=NORMAL",
+)
+
+
+def normalise_url(url: str) -> str:
+    """Point PostgreSQL URLs at the psycopg 3 driver; leave every other URL alone."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def is_sqlite(engine_or_url: Engine | str) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
+    return url.get_backend_name() == "sqlite"
+
+
+def create_db_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for `url` ("sqlite:///path.db", "postgresql://...", ...) with our settings."""
+    sa_url = make_url(normalise_url(url))
+    if sa_url.get_backend_name() == "sqlite":
+        return _sqlite_engine(sa_url, echo)
+    return create_engine(
+        sa_url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_recycle=1800,
+    )
+
+
+def _sqlite_engine(url: URL, echo: bool) -> Engine:
+    database = url.database or ""
+    if database not in ("", ":memory:") and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in _SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    return engine
+
+
+def init_db(engine: Engine) -> None:
+    """Create any missing tables. Safe to call from several processes at once."""
+    try:
+        _create_all(engine)
+    except OperationalError:
+        if engine.dialect.name != "sqlite":
+            raise
+        # Another process created a table between our existence check and CREATE TABLE
+        # (PostgreSQL serialises on the advisory lock instead); the second pass sees it.
+        _create_all(engine)
+
+
+def _create_all(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK_KEY})
+        SQLModel.metadata.create_all(conn)

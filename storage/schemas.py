@@ -1,0 +1,290 @@
+"""API schemas: what clients send (`JobCreate`, `ProcessingOptions`, ...) and what they get
+back (`JobPublic`, `JobsPublic`, ...). Tables live in `storage.models`.
+
+Datetimes come back from SQLite naive; every public schema reads them as UTC and writes them
+as ISO 8601 with a "Z" suffix ("2024-01-01T12:00:00Z").
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+from pydantic import Field as PydanticField
+from sqlmodel import Field, SQLModel
+
+from storage.models import EventType, JobBase, JobStatus, JobType, as_utc
+
+
+def _iso_z(value: datetime) -> str:
+    return as_utc(value).isoformat().replace("+00:00", "Z")
+
+
+UTCDatetime = Annotated[
+    datetime,
+    AfterValidator(as_utc),
+    PlainSerializer(_iso_z, return_type=str, when_used="json"),
+]
+"""A datetime read as UTC (naive means UTC) and written to JSON as ISO 8601 with "Z"."""
+
+_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
+# "tiny.en", "large-v3", or a hub-style "org/name"; never absolute, never "..".
+_MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+class ProcessingOptions(BaseModel):
+    """Per-job processing options; unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio_format: Literal["wav", "mp3", "flac"] = "wav"
+    audio_quality: Literal["low", "medium", "high"] = "medium"
+    language: str | None = PydanticField(
+        default=None,
+        max_length=16,
+        description='ISO 639-1/639-3 code, optionally with a region ("en", "eng", "pt-BR"); '
+        "null lets the model detect it",
+    )
+    model_size: str | None = PydanticField(
+        default=None,
+        max_length=100,
+        description='Whisper model name ("tiny.en", "base", "large-v3"); null uses the default',
+    )
+    clip_duration: float = PydanticField(default=30.0, ge=1.0, le=600.0)
+    overlap_duration: float = PydanticField(default=2.0, ge=0.0, le=60.0)
+    max_clips: int = PydanticField(default=10, ge=1, le=100)
+    sentiment_analysis: bool = True
+    topic_modeling: bool = True
+    keyword_extraction: bool = True
+    output_format: Literal["mp4", "webm"] = "mp4"
+    resolution: Literal["360p", "480p", "720p", "1080p", "source"] = "source"
+    min_confidence: float = PydanticField(default=0.5, ge=0.0, le=1.0)
+
+    @field_validator("language")
+    @classmethod
+    def _check_language(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.strip().lower()
+        if not _LANGUAGE_RE.fullmatch(code):
+            raise ValueError('language must be an ISO 639 code such as "en", "eng" or "pt-BR"')
+        return code
+
+    @field_validator("model_size")
+    @classmethod
+    def _check_model_size(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = value.strip()
+        if not _MODEL_NAME_RE.fullmatch(name) or ".." in name:
+            raise ValueError(
+                'model_size must be a model name such as "base", "tiny.en" or "large-v3"'
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> ProcessingOptions:
+        if self.overlap_duration >= self.clip_duration:
+            raise ValueError(
+                f"overlap_duration ({self.overlap_duration:g}) must be less than "
+                f"clip_duration ({self.clip_duration:g})"
+            )
+        return self
+
+
+class JobCreate(JobBase):
+    """A job submission."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    youtube_url: str = Field(min_length=1, max_length=2048)
+    job_type: JobType
+    priority: int = Field(default=5, ge=0, le=10)
+    options: ProcessingOptions = Field(default_factory=ProcessingOptions)
+    max_retries: int | None = Field(
+        default=None, ge=0, le=10, description="null uses the server's MAX_RETRIES"
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Resubmitting a key returns the job first created with it",
+    )
+
+    @field_validator("youtube_url", mode="before")
+    @classmethod
+    def _strip_url(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("youtube_url")
+    @classmethod
+    def _check_scheme(cls, value: str) -> str:
+        if not value.lower().startswith(("http://", "https://")):
+            raise ValueError("youtube_url must be an http:// or https:// URL")
+        return value
+
+
+class JobPublic(JobBase):
+    """A job as the API shows it: every field, null where not known yet."""
+
+    id: uuid.UUID
+    status: JobStatus
+    progress: float
+    current_stage: str | None = None
+    status_message: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    video_title: str | None = None
+    duration: float | None = Field(default=None, description="Media duration in seconds")
+    transcript: str | None = None
+    segments: list[dict[str, Any]] | None = None
+    analysis_results: dict[str, Any] | None = None
+    generated_clips: list[dict[str, Any]] | None = None
+    error_message: str | None = None
+    error_code: str | None = None
+    retry_count: int = 0
+    max_retries: int = 0
+    idempotency_key: str | None = None
+    attempt: int = 0
+    stage_timings: dict[str, float] = Field(
+        default_factory=dict, description="Seconds spent in each finished stage"
+    )
+    created_at: UTCDatetime
+    queued_at: UTCDatetime | None = None
+    started_at: UTCDatetime | None = None
+    completed_at: UTCDatetime | None = None
+    updated_at: UTCDatetime
+
+
+class JobsPublic(SQLModel):
+    """One page of jobs; `count` is the total matching the filters."""
+
+    data: list[JobPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class JobEventPublic(SQLModel):
+    """One entry of a job's history."""
+
+    job_id: uuid.UUID
+    seq: int
+    type: EventType
+    stage: str | None = None
+    message: str | None = None
+    data: dict[str, Any] | None = None
+    created_at: UTCDatetime
+
+
+class ArtifactPublic(BaseModel):
+    """A file a job produced, with the URL to download it."""
+
+    # A plain pydantic model: SQLModel classes reserve the attribute name `metadata`.
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    kind: str
+    filename: str
+    format: str
+    content_type: str
+    size_bytes: int
+    duration_s: float | None = None
+    metadata: dict[str, Any] = PydanticField(
+        default_factory=dict, validation_alias=AliasChoices("meta", "metadata")
+    )
+    created_at: UTCDatetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def download_url(self) -> str:
+        return f"/api/v1/jobs/{self.job_id}/artifacts/{self.id}/download"
+
+
+class BulkJobCreate(BaseModel):
+    """Several submissions at once; each is accepted or refused on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[JobCreate] = PydanticField(min_length=1, max_length=100)
+
+
+class BulkJobIds(BaseModel):
+    """Several jobs to act on (cancel, retry, delete)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_ids: list[uuid.UUID] = PydanticField(min_length=1, max_length=500)
+
+
+class BulkItemResult(BaseModel):
+    """The outcome for one item of a bulk request, with the status code it would have had."""
+
+    index: int | None = None
+    job_id: uuid.UUID | None = None
+    ok: bool
+    status_code: int
+    detail: str | None = None
+    job: JobPublic | None = None
+
+
+class BulkResult(BaseModel):
+    results: list[BulkItemResult]
+    succeeded: int
+    failed: int
+
+
+SortField = Literal["created_at", "updated_at", "priority", "progress", "status", "completed_at"]
+
+
+class JobListQuery(BaseModel):
+    """Filters, order and page of `GET /jobs/`."""
+
+    status_filter: JobStatus | None = None
+    job_type: JobType | None = None
+    min_priority: int | None = PydanticField(default=None, ge=0, le=10)
+    created_after: UTCDatetime | None = None
+    created_before: UTCDatetime | None = None
+    sort_by: SortField = "created_at"
+    order: Literal["asc", "desc"] = "desc"
+    limit: int = PydanticField(default=20, ge=1, le=100)
+    offset: int = PydanticField(default=0, ge=0)
+
+
+class DurationStats(BaseModel):
+    """Duration summary in seconds over `count` samples (null when there are none)."""
+
+    count: int
+    mean_s: float | None
+    p95_s: float | None
+
+
+class StatisticsPublic(BaseModel):
+    """Counts, success rate, durations and throughput over all stored jobs."""
+
+    total_jobs: int
+    by_status: dict[JobStatus, int]
+    by_job_type: dict[JobType, int]
+    success_rate: float | None = PydanticField(
+        description="completed / (completed + failed); null before any job finished"
+    )
+    duration_by_job_type: dict[JobType, DurationStats] = PydanticField(
+        description="started_at to completed_at of completed jobs"
+    )
+    stage_durations: dict[str, DurationStats]
+    completed_last_hour: int
+    created_last_24h: int
+    created_per_hour_24h: float
+    generated_at: UTCDatetime

@@ -1,0 +1,158 @@
+"""One real Ray instance and Serve per test session; the vpa app deployed on top of it.
+
+`vpa_app(**overrides)` (re)deploys the application with settings for a test module: it
+kills the previous coordinator and hub so the new settings take effect, deploys, and waits
+for /health. Modules share one deployment through a module-scoped fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import ray
+from ray import serve
+
+from actors.job_coordinator import COORDINATOR_NAME, HUB_NAME
+from config.settings import Settings
+from serve_app import absolute_paths, app_from_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "vpa-test"
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def http_port() -> int:
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(http_port: int) -> Iterator[None]:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        num_cpus=8,
+        namespace=NAMESPACE,
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}},
+        logging_level="WARNING",
+    )
+    serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+    yield
+    serve.shutdown()
+    ray.shutdown()
+
+
+def kill_named(name: str) -> None:
+    try:
+        ray.kill(ray.get_actor(name, namespace=NAMESPACE))
+    except ValueError:
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            return
+        time.sleep(0.1)
+
+
+@dataclass
+class VpaApp:
+    base_url: str
+    settings: Settings
+    client: httpx.Client
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http://", "ws://")
+
+    def submit(self, url: str, job_type: str = "audio_extraction", **body: Any) -> dict[str, Any]:
+        r = self.client.post("/api/v1/jobs/", json={"youtube_url": url, "job_type": job_type, **body})
+        assert r.status_code in (200, 201), r.text
+        return dict(r.json())
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        r = self.client.get(f"/api/v1/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def wait(
+        self,
+        job_id: str,
+        statuses: set[str] | Callable[[dict[str, Any]], bool] = frozenset(TERMINAL),
+        timeout_s: float = 60.0,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        job: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            done = statuses(job) if callable(statuses) else job["status"] in statuses
+            if done:
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} did not reach {statuses}: {job}")
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        r = self.client.get(f"/api/v1/jobs/{job_id}/events")
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
+
+def deploy(http_port: int, settings: Settings) -> VpaApp:
+    kill_named(COORDINATOR_NAME)
+    kill_named(HUB_NAME)
+    serve.run(app_from_settings(settings), name="vpa", route_prefix="/")
+    base = f"http://127.0.0.1:{http_port}"
+    client = httpx.Client(base_url=base, timeout=60.0)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if client.get("/health").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("vpa did not become healthy")
+        time.sleep(0.2)
+    return VpaApp(base_url=base, settings=settings, client=client)
+
+
+def make_settings(tmp: Path, database_url: str | None = None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url or f"sqlite:///{tmp / 'vpa.db'}",
+        "artifact_dir": str(tmp / "artifacts"),
+        "log_file": str(tmp / "vpa.log"),
+        "allow_private_urls": True,
+        "max_concurrent_jobs": 2,
+        "retry_backoff_base_s": 0.2,
+        "progress_persist_interval_s": 0.1,
+        "ray_namespace": NAMESPACE,
+        "environment": "test",
+        **overrides,
+    }
+    return absolute_paths(Settings(_env_file=None, **values))  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def deploy_vpa(
+    ray_cluster: None, http_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., VpaApp]:
+    def _deploy(database_url: str | None = None, **overrides: Any) -> VpaApp:
+        tmp = tmp_path_factory.mktemp("vpa")
+        return deploy(http_port, make_settings(tmp, database_url, **overrides))
+
+    return _deploy

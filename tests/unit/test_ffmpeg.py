@@ -1,0 +1,174 @@
+"""probe and run_ffmpeg against the real ffmpeg binary and generated media."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pipeline.errors import MediaError, StageCancelled, StageTimeout
+from pipeline.ffmpeg import ffmpeg_exe, has_encoder, probe, run_ffmpeg
+from pipeline.types import CancelToken
+from tests.fixtures.media import SampleMedia, make_audio_only, make_video
+
+# 30 s of tone produced in real time (-re): an ffmpeg run that lasts as long as we want
+SLOW_ARGS = ["-re", "-f", "lavfi", "-i", "sine=duration=30", "-f", "null", "-"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str]] = []
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self.calls.append((fraction, message))
+
+    @property
+    def fractions(self) -> list[float]:
+        return [fraction for fraction, _ in self.calls]
+
+
+def test_ffmpeg_binary_has_what_the_pipeline_needs() -> None:
+    assert Path(ffmpeg_exe()).is_file()
+    for encoder in ("libmp3lame", "flac", "pcm_s16le", "libx264", "aac"):
+        assert has_encoder(encoder), encoder
+    assert not has_encoder("no_such_encoder")
+
+
+def test_probe_video_with_audio(sample_media: SampleMedia) -> None:
+    info = probe(sample_media.path("clip.mp4"))
+    assert info.has_video and info.has_audio
+    assert info.duration_s == pytest.approx(1.0, abs=0.1)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert (info.width, info.height, info.fps) == (160, 120, 25.0)
+    assert (info.audio_sample_rate_hz, info.audio_channels) == (44100, 2)
+    assert "mp4" in info.format_name
+    assert not info.is_still_image
+
+
+def test_probe_video_without_audio(sample_media: SampleMedia) -> None:
+    info = probe(sample_media.path("silent.mp4"))
+    assert info.has_video and not info.has_audio
+    assert info.audio_codec is None and info.audio_channels is None
+
+
+def test_probe_audio_only(tmp_path: Path) -> None:
+    info = probe(make_audio_only(tmp_path / "a.mp3", channels=1, sample_rate_hz=22050))
+    assert info.has_audio and not info.has_video
+    assert (info.audio_codec, info.audio_sample_rate_hz, info.audio_channels) == ("mp3", 22050, 1)
+
+
+def test_probe_other_containers(tmp_path: Path) -> None:
+    info = probe(make_video(tmp_path / "v.webm", container="webm"))
+    assert (info.video_codec, info.audio_codec, info.audio_channels) == ("vp8", "opus", 2)
+    assert probe(make_video(tmp_path / "v.mkv", container="mkv")).format_name == "matroska,webm"
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "words"),
+    [
+        ("notmedia.mp4", "not_media", "is not a video or audio file"),
+        ("page.html", "not_media", "is not a video or audio file"),
+        ("truncated.mp4", "corrupt_media", "truncated or corrupt"),
+        ("absent.mp4", "file_missing", "does not exist"),
+    ],
+)
+def test_probe_rejects(sample_media: SampleMedia, name: str, code: str, words: str) -> None:
+    with pytest.raises(MediaError, match=words) as caught:
+        probe(sample_media.path(name))
+    assert caught.value.code == code
+    assert not caught.value.retryable
+
+
+def test_probe_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "empty.mp4").touch()
+    with pytest.raises(MediaError, match="empty") as caught:
+        probe(tmp_path / "empty.mp4")
+    assert caught.value.code == "not_media"
+
+
+def test_run_reports_increasing_progress(tmp_path: Path) -> None:
+    progress = Progress()
+    out = tmp_path / "tone.wav"
+    args = ["-f", "lavfi", "-i", "sine=duration=3", str(out)]
+    assert run_ffmpeg(args, expected_duration_s=3.0, progress=progress, cancel=None) == []
+    assert out.is_file()
+    assert progress.fractions == sorted(progress.fractions)
+    assert progress.fractions[-1] == 1.0
+    assert all(0.0 <= f <= 1.0 for f in progress.fractions)
+    assert progress.calls[-1][1].endswith("/3.0 s processed")
+
+
+def test_run_failure_carries_stderr(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="ffmpeg failed") as caught:
+        run_ffmpeg(
+            ["-i", str(tmp_path / "missing.mp4"), str(tmp_path / "out.wav")],
+            expected_duration_s=None,
+            progress=None,
+            cancel=None,
+        )
+    assert caught.value.code == "ffmpeg_failed"
+    assert "No such file or directory" in caught.value.message
+    assert not caught.value.retryable
+
+
+def _ffmpeg_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children() if "ffmpeg" in p.name()]
+
+
+def test_cancel_kills_ffmpeg_promptly() -> None:
+    cancel = CancelToken()
+    threading.Timer(0.3, cancel.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(StageCancelled):
+        run_ffmpeg(SLOW_ARGS, expected_duration_s=30.0, progress=None, cancel=cancel)
+    assert time.monotonic() - started < 1.5
+    assert _ffmpeg_children() == []
+
+
+def test_timeout_kills_ffmpeg() -> None:
+    with pytest.raises(StageTimeout, match="0.3 s"):
+        run_ffmpeg(SLOW_ARGS, expected_duration_s=30.0, progress=None, cancel=None, timeout_s=0.3)
+    assert _ffmpeg_children() == []
+
+
+def test_keyboard_interrupt_kills_ffmpeg_and_propagates() -> None:
+    # Ray interrupts a cancelled task with KeyboardInterrupt in its thread
+    def interrupt(fraction: float, message: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_ffmpeg(SLOW_ARGS, expected_duration_s=30.0, progress=interrupt, cancel=None)
+    assert _ffmpeg_children() == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_ffmpeg_dies_with_its_parent_process() -> None:
+    script = (
+        "from pipeline.ffmpeg import run_ffmpeg\n"
+        f"run_ffmpeg({SLOW_ARGS!r}, expected_duration_s=None, progress=None, cancel=None)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 10
+        children: list[psutil.Process] = []
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.05)
+            children = [
+                p for p in psutil.Process(parent.pid).children() if "ffmpeg" in p.name()
+            ]
+        assert children, "ffmpeg never started"
+        os.kill(parent.pid, signal.SIGKILL)  # no chance to clean up, like an OOM kill
+        parent.wait(timeout=5)
+        gone, alive = psutil.wait_procs(children, timeout=3)
+        assert alive == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
