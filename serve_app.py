@@ -7,7 +7,7 @@ settings read from the environment / .env, e.g. `max_concurrent_jobs: 4`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ray import serve
 
@@ -40,12 +40,15 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     return app_from_settings(load_settings(args))
 
 
-def app_from_settings(settings: Settings) -> serve.Application:
+def app_from_settings(settings: Settings, ingress_replicas: int | None = None) -> serve.Application:
+    """The application for these settings; `ingress_replicas` overrides the replica count
+    (serve_config.yaml sets it for `serve run`)."""
     setup_logging(settings)
     # Create the schema once, up front, so replicas never race on CREATE TABLE.
     init_db(create_db_engine(settings.resolved_database_url()))
     settings.artifact_path.mkdir(parents=True, exist_ok=True)
-    return Ingress.bind(settings.model_dump_json())
-
-
-app = None  # `serve run serve_app:build_app` is the entry point; see serve_config.yaml
+    deployment = cast(Any, Ingress)  # a serve.Deployment; the decorator is untyped
+    if ingress_replicas is not None:
+        deployment = deployment.options(num_replicas=ingress_replicas)
+    application: serve.Application = deployment.bind(settings.model_dump_json())
+    return application

@@ -24,15 +24,15 @@ from uuid import UUID
 
 from actors.errors import JobConflict, JobNotFound, classify_failure
 from actors.job_queue import JobQueue
+from actors.messages import update_message
 from config.logging import job_logger
 from pipeline.errors import PipelineError, StageCancelled, StageTimeout
 from pipeline.stages import StageInput, StageOutput, chain_for, overall_progress
 from pipeline.types import FetchOptions
-from actors.messages import update_message
 from storage.artifacts import LocalArtifactStore, content_type_for
 from storage.models import Artifact, EventType, Job, JobStatus
-from storage.schemas import JobCreate
 from storage.repository import JobRepository
+from storage.schemas import JobCreate
 
 TERMINAL = {JobStatus.completed, JobStatus.failed, JobStatus.cancelled}
 
@@ -78,7 +78,9 @@ class _Running:
 
 def backoff_s(config: CoordinatorConfig, retry_number: int) -> float:
     """Delay before retry number `retry_number` (1-based): base * 2**(n-1), capped."""
-    return min(config.retry_backoff_base_s * (2 ** max(retry_number - 1, 0)), config.retry_backoff_max_s)
+    return min(
+        config.retry_backoff_base_s * (2 ** max(retry_number - 1, 0)), config.retry_backoff_max_s
+    )
 
 
 class CoordinatorCore:
@@ -144,7 +146,9 @@ class CoordinatorCore:
     def recover(self) -> int:
         """Rebuild the queue from the database after a start or a restart."""
         count = 0
-        jobs = self.repo.jobs_with_status([JobStatus.pending, JobStatus.queued, JobStatus.processing])
+        jobs = self.repo.jobs_with_status(
+            [JobStatus.pending, JobStatus.queued, JobStatus.processing]
+        )
         for job in jobs:
             job_id = str(job.id)
             if job_id in self.running or job_id in self.queue:
@@ -316,7 +320,9 @@ class CoordinatorCore:
         return count
 
     # ----------------------------------------------------------------- progress
-    def report_progress(self, job_id: str, attempt: int, stage: str, fraction: float, message: str) -> None:
+    def report_progress(
+        self, job_id: str, attempt: int, stage: str, fraction: float, message: str
+    ) -> None:
         run = self.running.get(job_id)
         if run is None or run.attempt != attempt or run.stage != stage or run.cancel_requested:
             return  # a late report from a stale attempt or a finished stage
@@ -512,7 +518,11 @@ class CoordinatorCore:
         self._write(
             run.job_id,
             EventType.cancelled,
-            {"status": JobStatus.cancelled, "completed_at": self._now(), "status_message": "cancelled"},
+            {
+                "status": JobStatus.cancelled,
+                "completed_at": self._now(),
+                "status_message": "cancelled",
+            },
             stage=run.stage,
             message=f"cancelled during {run.stage}" if run.stage else "cancelled",
             expected={JobStatus.processing},
@@ -526,7 +536,9 @@ class CoordinatorCore:
             number = job.retry_count + 1
             delay = backoff_s(self.config, number)
             due = self._now() + timedelta(seconds=delay)
-            log.warning("stage %s failed (%s); retry %d in %.1f s", run.stage, err.code, number, delay)
+            log.warning(
+                "stage %s failed (%s); retry %d in %.1f s", run.stage, err.code, number, delay
+            )
             written = self._write(
                 run.job_id,
                 EventType.retry_scheduled,
@@ -547,7 +559,9 @@ class CoordinatorCore:
             )
             if written is not None:
                 loop = asyncio.get_running_loop()
-                self._delayed[run.job_id] = loop.call_later(delay, self._release_delayed, run.job_id)
+                self._delayed[run.job_id] = loop.call_later(
+                    delay, self._release_delayed, run.job_id
+                )
             return
         log.warning("failed in stage %s: %s (%s)", run.stage, err.message, err.code)
         self._write(
@@ -592,7 +606,9 @@ class CoordinatorCore:
             "queue_running": self.queue_running,
             "max_concurrent_jobs": self.config.max_concurrent_jobs,
             "queued": len(self.queue) + len(self._delayed),
-            "queued_by_priority": {str(k): v for k, v in sorted(self.queue.by_priority().items(), reverse=True)},
+            "queued_by_priority": {
+                str(k): v for k, v in sorted(self.queue.by_priority().items(), reverse=True)
+            },
             "queued_order": self.queue.ordered(),
             "waiting_for_retry": sorted(self._delayed),
             "running": [
@@ -618,7 +634,9 @@ class CoordinatorCore:
                     "current_stage": run.stage if run else None,
                     "last_heartbeat": datetime.fromtimestamp(
                         run.last_heartbeat if run else (last[1] if last else time.time()), UTC
-                    ).isoformat().replace("+00:00", "Z"),
+                    )
+                    .isoformat()
+                    .replace("+00:00", "Z"),
                     "last_job": last[0] if last else None,
                 }
             )

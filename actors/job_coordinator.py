@@ -21,8 +21,8 @@ from pipeline.stages import StageInput, StageOutput
 from pipeline.types import FetchOptions
 from storage.artifacts import LocalArtifactStore
 from storage.db import create_db_engine, init_db
-from storage.schemas import JobCreate, JobPublic
 from storage.repository import JobRepository
+from storage.schemas import JobCreate, JobPublic
 
 COORDINATOR_NAME = "vpa-coordinator"
 HUB_NAME = "vpa-progress-hub"
@@ -61,8 +61,9 @@ def config_from_settings(settings: Settings) -> CoordinatorConfig:
     )
 
 
-@ray.remote(num_cpus=0, max_concurrency=1000, max_restarts=-1)
-class JobCoordinator:
+class JobCoordinatorActor:
+    """The actor's class; `JobCoordinator` is its Ray actor class."""
+
     def __init__(self, settings_json: str) -> None:
         self._settings = Settings.model_validate_json(settings_json)
         setup_logging(self._settings)
@@ -82,7 +83,9 @@ class JobCoordinator:
     def _run_stage(self, name: str, inp: StageInput, attempt: int) -> StageHandle:
         if self._self_handle is None:
             self._self_handle = ray.get_runtime_context().current_actor
-        ref = submit_stage(name, inp, self._self_handle, attempt, self._settings.effective_log_level)
+        ref = submit_stage(
+            name, inp, self._self_handle, attempt, self._settings.effective_log_level
+        )
         return _RayStageHandle(ref)
 
     def _publish(self, job_id: str, seq: int, message: dict[str, Any]) -> None:
@@ -139,6 +142,12 @@ class JobCoordinator:
 
     async def overhead_samples(self) -> list[float]:
         return list(self._core.dispatch_overhead_s)
+
+
+# num_cpus=0: the coordinator mostly waits; on a 2-core machine a reserved CPU would starve
+# the stage tasks. Restarted by Ray after a crash; it recovers its queue on first use.
+_COORDINATOR_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 1000, "max_restarts": -1}
+JobCoordinator: Any = ray.remote(**_COORDINATOR_OPTIONS)(JobCoordinatorActor)
 
 
 def get_hub(settings: Settings) -> Any:

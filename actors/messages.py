@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from storage.models import EventType, Job, JobEvent, JobStatus
-from storage.schemas import JobPublic
-from storage.schemas import _iso_z as iso_z
+from storage.schemas import JobPublic, iso_z
 
 TERMINAL_EVENTS = {EventType.completed.value, EventType.failed.value, EventType.cancelled.value}
 
@@ -41,7 +40,13 @@ def update_message(job_id: str, event: JobEvent, job: Job | None = None) -> dict
             retry_count=job.retry_count,
             video_title=job.video_title,
         )
-    return {"type": "job_update", "job_id": job_id, "seq": event.seq, "event": data["event"], "data": data}
+    return {
+        "type": "job_update",
+        "job_id": job_id,
+        "seq": event.seq,
+        "event": data["event"],
+        "data": data,
+    }
 
 
 def initial_message(job: Job) -> dict[str, Any]:

@@ -15,6 +15,7 @@ to reset its cursor).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -101,10 +102,8 @@ class ProgressHubCore:
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
                 return {"epoch": self.log.epoch, "channels": found, "heads": {}}
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     def report_connections(self, replica_id: str, counts: dict[str, Any]) -> None:
         self._reports[replica_id] = (time.monotonic(), counts)
@@ -134,9 +133,8 @@ class ProgressHubCore:
         }
 
 
-@ray.remote(num_cpus=0, max_concurrency=10_000, max_restarts=-1)
-class ProgressHub:
-    """Named actor wrapping `ProgressHubCore`."""
+class ProgressHubActor:
+    """Named actor wrapping `ProgressHubCore` (use `ProgressHub`, its Ray actor class)."""
 
     def __init__(self) -> None:
         self._core = ProgressHubCore()
@@ -155,3 +153,7 @@ class ProgressHub:
 
     async def ping(self) -> str:
         return self._core.log.epoch
+
+
+_HUB_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 10_000, "max_restarts": -1}
+ProgressHub: Any = ray.remote(**_HUB_OPTIONS)(ProgressHubActor)

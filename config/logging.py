@@ -43,7 +43,7 @@ def setup_logging(settings: Settings) -> None:
         root.addHandler(handler)
 
 
-class JobLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class JobLogger(logging.LoggerAdapter):  # type: ignore[type-arg,unused-ignore]
     """Prefixes every message with `job=<id>` so a job's lines can be grepped out."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:

@@ -97,9 +97,16 @@ def create_app(services: IngressServices) -> FastAPI:
             existing = await asyncio.to_thread(svc.repo.get_job_by_key, body.idempotency_key)
             if existing is not None:
                 return JobPublic.model_validate(existing).model_dump(mode="json"), False
-        url = await asyncio.to_thread(
-            check_url, body.youtube_url, allow_private=svc.settings.allow_private_urls
-        )
+        try:
+            url = await asyncio.to_thread(
+                check_url, body.youtube_url, allow_private=svc.settings.allow_private_urls
+            )
+        except PolicyError as exc:
+            if exc.code != "url_unresolvable":
+                raise
+            # DNS may be failing only for now: accept, and let the fetch stage (which checks
+            # the address again before downloading) fail or retry the job.
+            url = body.youtube_url
         data = body.model_dump(mode="json")
         data["youtube_url"] = url
         created: tuple[dict[str, Any], bool] = await svc.coordinator.call("submit", data)
@@ -140,7 +147,10 @@ def create_app(services: IngressServices) -> FastAPI:
         )
         rows, total = await asyncio.to_thread(_services(request).repo.list_jobs, q)
         return JobsPublic(
-            data=[JobPublic.model_validate(r) for r in rows], count=total, limit=limit, offset=offset
+            data=[JobPublic.model_validate(r) for r in rows],
+            count=total,
+            limit=limit,
+            offset=offset,
         )
 
     @jobs.get("/queue/status", summary="Queued jobs by priority, running jobs, the limit")
@@ -174,7 +184,9 @@ def create_app(services: IngressServices) -> FastAPI:
                     )
                 )
             except PolicyError as exc:
-                results.append(BulkItemResult(index=index, ok=False, status_code=422, detail=exc.message))
+                results.append(
+                    BulkItemResult(index=index, ok=False, status_code=422, detail=exc.message)
+                )
         return _bulk(results)
 
     async def _bulk_each(request: Request, ids: list[UUID], method: str) -> BulkResult:
@@ -285,7 +297,8 @@ def create_app(services: IngressServices) -> FastAPI:
     @app.get("/health", tags=["monitoring"], summary="Service health")
     async def health(request: Request) -> Any:
         svc = _services(request)
-        db_ok, coord = True, {"ok": False}
+        db_ok = True
+        coord: dict[str, Any] = {"ok": False}
         try:
             await asyncio.to_thread(svc.repo.count_by_status)
         except Exception as exc:

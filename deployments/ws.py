@@ -164,10 +164,12 @@ def build_ws_router(app: FastAPI, services: IngressServices) -> APIRouter:
             return
         sub = fanout.subscribe(str(jid), start_seq=job.last_event_seq)
         try:
-            await send(ws, initial_message(job))
+            await send(ws, {**initial_message(job), "replica": services.replica_id})
             last_sent = job.last_event_seq
             if after_seq is not None and after_seq < job.last_event_seq:
-                for event in await asyncio.to_thread(services.repo.list_events, jid, after_seq, None):
+                for event in await asyncio.to_thread(
+                    services.repo.list_events, jid, after_seq, None
+                ):
                     await send(ws, update_message(str(jid), event, job))
             if is_terminal_status(job.status):
                 await send(ws, finished_message(job))
@@ -201,12 +203,14 @@ async def _run_until_first(*coros: Any) -> None:
     """Run coroutines until the first ends; cancel the rest (a closed socket ends both)."""
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     for task in done:
         exc = task.exception()
-        if exc is not None and not isinstance(exc, WebSocketDisconnect | TimeoutError | RuntimeError):
+        if exc is not None and not isinstance(
+            exc, WebSocketDisconnect | TimeoutError | RuntimeError
+        ):
             raise exc

@@ -113,7 +113,14 @@ def fetch(
     MediaError (not_media, corrupt_media) or StageCancelled. Nothing is left in `dest_dir`
     when it raises.
     """
-    url = check_url(url, allow_private=options.allow_private_urls)
+    try:
+        url = check_url(url, allow_private=options.allow_private_urls)
+    except PolicyError as exc:
+        if exc.code != "url_unresolvable":
+            raise
+        # A name that does not resolve now may resolve later (DNS outage, no network yet):
+        # a network error, so the coordinator retries with backoff.
+        raise DownloadError(exc.message, code="network_error", retryable=True) from exc
     if cancel.cancelled:
         raise StageCancelled("Cancelled before the download started")
     dest_dir = Path(dest_dir)
@@ -168,10 +175,13 @@ def fetch(
         "continuedl": False,
         "updatetime": False,
         "cachedir": False,
-        "ffmpeg_location": ffmpeg_exe(),
     }
+    try:  # only needed to merge separate video and audio formats
+        params["ffmpeg_location"] = ffmpeg_exe()
+    except MediaError:
+        log.warning("no ffmpeg found: formats that need merging will fail")
     try:
-        with yt_dlp.YoutubeDL(params) as ydl:  # type: ignore[arg-type]
+        with yt_dlp.YoutubeDL(params) as ydl:
             try:
                 info = ydl.extract_info(url, download=True)
             except yt_dlp.utils.DownloadError as exc:
@@ -226,9 +236,10 @@ def _translate(exc: yt_dlp.utils.DownloadError, url: str) -> PipelineError:
         return DownloadError(
             f"No video or audio was found at {url}", code="unsupported_url", retryable=False
         )
-    if any(isinstance(e, TransportError | ContentTooShortError | ConnectionError | TimeoutError) for e in chain) or any(
-        hint.lower() in message.lower() for hint in _NETWORK_HINTS
-    ):
+    if any(
+        isinstance(e, TransportError | ContentTooShortError | ConnectionError | TimeoutError)
+        for e in chain
+    ) or any(hint.lower() in message.lower() for hint in _NETWORK_HINTS):
         hint = next((h for h in _NETWORK_HINTS if h.lower() in message.lower()), None)
         reason = hint.lower() if hint else str(chain[-1] if chain else message)[:300]
         return DownloadError(

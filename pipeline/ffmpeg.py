@@ -244,7 +244,7 @@ def _prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
 
@@ -346,14 +346,17 @@ def run_ffmpeg(
     parser = _ProgressParser(expected_duration_s, progress)
     stderr_tail: deque[str] = deque(maxlen=200)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    proc = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_die_with_parent(),
-        start_new_session=True,  # a Ctrl-C in a terminal reaches us, and we kill the child
-    )
+    try:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent(),
+            start_new_session=True,  # a Ctrl-C in a terminal reaches us, and we kill the child
+        )
+    except OSError as exc:
+        raise MediaError(f"ffmpeg could not be started: {exc}", code="ffmpeg_failed") from None
     assert proc.stdout is not None and proc.stderr is not None
     stderr_reader = threading.Thread(
         target=_drain_lines, args=(proc.stderr, stderr_tail), name="ffmpeg-stderr", daemon=True
@@ -385,12 +388,15 @@ def run_ffmpeg(
     finally:
         stderr_reader.join(timeout=5)
         proc.stdout.close()
+        proc.stderr.close()
     if proc.returncode != 0:
         tail = "\n".join(list(stderr_tail)[-STDERR_TAIL_LINES:]) or "(no output)"
         killed = proc.returncode < 0
         status = f"killed by signal {-proc.returncode}" if killed else f"exit {proc.returncode}"
         # a signal from outside (usually the OOM killer) may not happen again; a bad input will
-        raise MediaError(f"ffmpeg failed ({status}): {tail}", code="ffmpeg_failed", retryable=killed)
+        raise MediaError(
+            f"ffmpeg failed ({status}): {tail}", code="ffmpeg_failed", retryable=killed
+        )
     return list(stderr_tail)
 
 

@@ -66,7 +66,9 @@ def chain_for(job_type: str) -> tuple[str, ...]:
     return STAGE_CHAINS[job_type]
 
 
-def overall_progress(chain: tuple[str, ...], done: set[str], stage: str | None, fraction: float) -> float:
+def overall_progress(
+    chain: tuple[str, ...], done: set[str], stage: str | None, fraction: float
+) -> float:
     """The job's 0-100 progress from its completed stages and the running stage's fraction."""
     total = sum(STAGE_WEIGHTS[s] for s in chain)
     achieved = sum(STAGE_WEIGHTS[s] for s in chain if s in done)

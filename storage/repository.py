@@ -227,13 +227,16 @@ class JobRepository:
                 setattr(job, name, value)
             job.updated_at = now
             job.last_event_seq += 1
+            # Each event carries the job's status and progress as they were, so a replay of
+            # the log reads exactly as the live updates did.
+            snapshot = {"status": job.status.value, "progress": job.progress}
             job_event = JobEvent(
                 job_id=job.id,
                 seq=job.last_event_seq,
                 type=event,
                 stage=stage,
                 message=message,
-                data=data,
+                data={**snapshot, **(data or {})},
                 created_at=now,
             )
             session.add(job)

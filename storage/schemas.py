@@ -28,14 +28,15 @@ from sqlmodel import Field, SQLModel
 from storage.models import EventType, JobBase, JobStatus, JobType, as_utc
 
 
-def _iso_z(value: datetime) -> str:
+def iso_z(value: datetime) -> str:
+    """ISO 8601 in UTC with a trailing Z, as the seed's examples show."""
     return as_utc(value).isoformat().replace("+00:00", "Z")
 
 
 UTCDatetime = Annotated[
     datetime,
     AfterValidator(as_utc),
-    PlainSerializer(_iso_z, return_type=str, when_used="json"),
+    PlainSerializer(iso_z, return_type=str, when_used="json"),
 ]
 """A datetime read as UTC (naive means UTC) and written to JSON as ISO 8601 with "Z"."""
 

@@ -7,10 +7,11 @@ for /health. Modules share one deployment through a module-scoped fixture.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def ray_cluster(http_port: int) -> Iterator[None]:
         namespace=NAMESPACE,
         include_dashboard=False,
         runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}},
-        logging_level="WARNING",
+        logging_level=logging.WARNING,
     )
     serve.start(http_options={"host": "127.0.0.1", "port": http_port})
     yield
@@ -81,7 +82,9 @@ class VpaApp:
         return self.base_url.replace("http://", "ws://")
 
     def submit(self, url: str, job_type: str = "audio_extraction", **body: Any) -> dict[str, Any]:
-        r = self.client.post("/api/v1/jobs/", json={"youtube_url": url, "job_type": job_type, **body})
+        r = self.client.post(
+            "/api/v1/jobs/", json={"youtube_url": url, "job_type": job_type, **body}
+        )
         assert r.status_code in (200, 201), r.text
         return dict(r.json())
 
@@ -93,7 +96,7 @@ class VpaApp:
     def wait(
         self,
         job_id: str,
-        statuses: set[str] | Callable[[dict[str, Any]], bool] = frozenset(TERMINAL),
+        statuses: Collection[str] | Callable[[dict[str, Any]], bool] = frozenset(TERMINAL),
         timeout_s: float = 60.0,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -112,10 +115,10 @@ class VpaApp:
         return list(r.json())
 
 
-def deploy(http_port: int, settings: Settings) -> VpaApp:
+def deploy(http_port: int, settings: Settings, ingress_replicas: int = 1) -> VpaApp:
     kill_named(COORDINATOR_NAME)
     kill_named(HUB_NAME)
-    serve.run(app_from_settings(settings), name="vpa", route_prefix="/")
+    serve.run(app_from_settings(settings, ingress_replicas), name="vpa", route_prefix="/")
     base = f"http://127.0.0.1:{http_port}"
     client = httpx.Client(base_url=base, timeout=60.0)
     deadline = time.monotonic() + 60
@@ -144,15 +147,17 @@ def make_settings(tmp: Path, database_url: str | None = None, **overrides: Any) 
         "environment": "test",
         **overrides,
     }
-    return absolute_paths(Settings(_env_file=None, **values))  # type: ignore[call-arg]
+    return absolute_paths(Settings(_env_file=None, **values))
 
 
 @pytest.fixture(scope="session")
 def deploy_vpa(
     ray_cluster: None, http_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[..., VpaApp]:
-    def _deploy(database_url: str | None = None, **overrides: Any) -> VpaApp:
+    def _deploy(
+        database_url: str | None = None, ingress_replicas: int = 1, **overrides: Any
+    ) -> VpaApp:
         tmp = tmp_path_factory.mktemp("vpa")
-        return deploy(http_port, make_settings(tmp, database_url, **overrides))
+        return deploy(http_port, make_settings(tmp, database_url, **overrides), ingress_replicas)
 
     return _deploy

@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-import psutil
 import pytest
 
 from pipeline.errors import MediaError, StageCancelled, StageTimeout
@@ -119,56 +119,93 @@ def test_run_failure_carries_stderr(tmp_path: Path) -> None:
     assert not caught.value.retryable
 
 
-def _ffmpeg_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children() if "ffmpeg" in p.name()]
+@pytest.fixture
+def children(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    """The ffmpeg processes run_ffmpeg starts during the test."""
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    return started
 
 
-def test_cancel_kills_ffmpeg_promptly() -> None:
+def _all_dead(procs: list[subprocess.Popen[bytes]]) -> bool:
+    return bool(procs) and all(proc.poll() is not None for proc in procs)
+
+
+def test_cancel_kills_ffmpeg_promptly(children: list[subprocess.Popen[bytes]]) -> None:
     cancel = CancelToken()
     threading.Timer(0.3, cancel.cancel).start()
     started = time.monotonic()
     with pytest.raises(StageCancelled):
         run_ffmpeg(SLOW_ARGS, expected_duration_s=30.0, progress=None, cancel=cancel)
     assert time.monotonic() - started < 1.5
-    assert _ffmpeg_children() == []
+    assert _all_dead(children)
 
 
-def test_timeout_kills_ffmpeg() -> None:
-    with pytest.raises(StageTimeout, match="0.3 s"):
+def test_timeout_kills_ffmpeg(children: list[subprocess.Popen[bytes]]) -> None:
+    with pytest.raises(StageTimeout, match=r"0\.3 s"):
         run_ffmpeg(SLOW_ARGS, expected_duration_s=30.0, progress=None, cancel=None, timeout_s=0.3)
-    assert _ffmpeg_children() == []
+    assert _all_dead(children)
 
 
-def test_keyboard_interrupt_kills_ffmpeg_and_propagates() -> None:
+def test_keyboard_interrupt_kills_ffmpeg_and_propagates(
+    children: list[subprocess.Popen[bytes]],
+) -> None:
     # Ray interrupts a cancelled task with KeyboardInterrupt in its thread
     def interrupt(fraction: float, message: str) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         run_ffmpeg(SLOW_ARGS, expected_duration_s=30.0, progress=interrupt, cancel=None)
-    assert _ffmpeg_children() == []
+    assert _all_dead(children)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may wait a while for its reaper)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_ffmpeg_dies_with_its_parent_process() -> None:
+    # the parent prints the pid of the ffmpeg it runs for 30 s
     script = (
+        "import subprocess\n"
+        "real_popen = subprocess.Popen\n"
+        "def popen(*args, **kwargs):\n"
+        "    proc = real_popen(*args, **kwargs)\n"
+        "    if '-progress' in args[0]:\n"
+        "        print(proc.pid, flush=True)\n"
+        "    return proc\n"
+        "subprocess.Popen = popen\n"
         "from pipeline.ffmpeg import run_ffmpeg\n"
         f"run_ffmpeg({SLOW_ARGS!r}, expected_duration_s=None, progress=None, cancel=None)\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     try:
-        deadline = time.monotonic() + 10
-        children: list[psutil.Process] = []
-        while not children and time.monotonic() < deadline:
-            time.sleep(0.05)
-            children = [
-                p for p in psutil.Process(parent.pid).children() if "ffmpeg" in p.name()
-            ]
-        assert children, "ffmpeg never started"
+        assert parent.stdout is not None
+        ffmpeg_pid = int(parent.stdout.readline())
+        time.sleep(0.2)
+        assert _running(ffmpeg_pid)
         os.kill(parent.pid, signal.SIGKILL)  # no chance to clean up, like an OOM kill
         parent.wait(timeout=5)
-        gone, alive = psutil.wait_procs(children, timeout=3)
-        assert alive == []
+        deadline = time.monotonic() + 3
+        while _running(ffmpeg_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(ffmpeg_pid)
     finally:
         if parent.poll() is None:
             parent.kill()
+        if parent.stdout is not None:
+            parent.stdout.close()

@@ -16,6 +16,7 @@ from storage.models import (
     EventType,
     InvalidTransitionError,
     Job,
+    JobEvent,
     JobStatus,
     JobType,
     can_transition,
@@ -26,6 +27,7 @@ from storage.schemas import (
     BulkJobCreate,
     BulkJobIds,
     JobCreate,
+    JobEventPublic,
     JobListQuery,
     JobPublic,
     ProcessingOptions,
@@ -331,3 +333,17 @@ def test_artifact_public_exposes_metadata_and_download_url() -> None:
     assert "storage_path" not in body and "meta" not in body
     assert body["download_url"] == f"/api/v1/jobs/{job_id}/artifacts/{artifact.id}/download"
     assert body["created_at"] == "2024-01-01T12:00:00.500000Z"
+
+
+def test_job_event_public_serialises_type_and_utc_time() -> None:
+    event = JobEvent(
+        job_id=uuid.uuid4(),
+        seq=3,
+        type=EventType.stage_completed,
+        stage="fetch",
+        data={"size_bytes": 10},
+        created_at=datetime(2024, 1, 1, 12, 0, 0),
+    )
+    body = json.loads(JobEventPublic.model_validate(event).model_dump_json())
+    assert body["type"] == "stage_completed" and body["seq"] == 3
+    assert body["created_at"] == "2024-01-01T12:00:00Z"

@@ -227,7 +227,9 @@ def test_transition_writes_fields_and_numbered_events(repo: JobRepository) -> No
     assert result is not None
     job_now, progress = result
     assert job_now.status is S.processing and job_now.progress == 42.5
-    assert (progress.seq, progress.stage, progress.data) == (4, "transcribe", {"fraction": 0.425})
+    assert (progress.seq, progress.stage) == (4, "transcribe")
+    # every event carries a snapshot of the job's status and progress after the change
+    assert progress.data == {"status": "processing", "progress": 42.5, "fraction": 0.425}
 
     stored = repo.get_job(job.id)
     assert stored is not None

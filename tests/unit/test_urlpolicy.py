@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import socket
 from typing import Any
 
@@ -87,13 +89,14 @@ def test_non_public_addresses_are_refused(address: str, kind: str) -> None:
     with pytest.raises(PolicyError, match=kind) as caught:
         check_url(f"http://{literal}/v.mp4", allow_private=False, resolve=PUBLIC)
     assert caught.value.code == "url_refused"
-    with pytest.raises(PolicyError, match=f"resolves to {address}, which is an? {kind}"):
+    shown = re.escape(str(ipaddress.ip_address(address)))
+    with pytest.raises(PolicyError, match=f"resolves to {shown}, which is an? {kind}"):
         check_url("http://media.example/v.mp4", allow_private=False, resolve=resolver(address))
 
 
 def test_every_resolved_address_is_checked() -> None:
     mixed = resolver("93.184.216.34", "10.0.0.7")
-    with pytest.raises(PolicyError, match="10.0.0.7"):
+    with pytest.raises(PolicyError, match=r"10\.0\.0\.7"):
         check_url("http://media.example/v.mp4", allow_private=False, resolve=mixed)
 
 

@@ -1,0 +1,134 @@
+"""The progress log, the hub's long-poll, the per-replica fan-out and the job queue, no Ray."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from actors.coordinator_core import CoordinatorConfig, backoff_s
+from actors.job_queue import JobQueue
+from actors.progress import BROADCAST, ProgressHubCore, ProgressLog
+from deployments.fanout import Fanout
+
+
+def msg(job: str, seq: int) -> dict[str, Any]:
+    return {"type": "job_update", "job_id": job, "seq": seq, "data": {}}
+
+
+def test_log_is_bounded_ordered_and_drops_stale() -> None:
+    log = ProgressLog(per_job=3, broadcast=4)
+    for seq in range(1, 6):
+        assert log.publish("a", seq, msg("a", seq))
+    assert not log.publish("a", 5, msg("a", 5))  # not newer: dropped
+    assert [s for s, _ in log.read("a", 0)] == [3, 4, 5]
+    assert [s for s, _ in log.read("a", 4)] == [5]
+    assert log.read("a", 5) == []
+    assert [s for s, _ in log.read(BROADCAST, 0)] == [2, 3, 4, 5]
+    assert log.last_seq("a") == 5 and log.last_seq("missing") == 0
+
+
+def test_log_forgets_least_recent_channels() -> None:
+    log = ProgressLog(max_channels=2)
+    log.publish("a", 1, msg("a", 1))
+    log.publish("b", 1, msg("b", 1))
+    log.publish("a", 2, msg("a", 2))
+    log.publish("c", 1, msg("c", 1))
+    assert log.read("b", 0) == [] and log.last_seq("a") == 2 and log.last_seq("c") == 1
+
+
+async def test_listen_wakes_on_publish_and_times_out() -> None:
+    hub = ProgressHubCore()
+    waiter = asyncio.ensure_future(hub.listen({"a": 0}, 5.0))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    hub.publish("a", 1, msg("a", 1))
+    result = await asyncio.wait_for(waiter, 1.0)
+    assert result["channels"]["a"][0][0] == 1
+    empty = await hub.listen({"a": 1}, 0.05)
+    assert empty["channels"] == {}
+    heads = await hub.listen({BROADCAST: -1}, 5.0)  # negative cursor: answered at once
+    assert heads["heads"] == {BROADCAST: 1}
+
+
+def test_connection_counts_sum_over_replicas() -> None:
+    hub = ProgressHubCore(report_ttl_s=60)
+    hub.report_connections("r1", {"jobs": {"a": 2}, "broadcast": 1, "health": 0, "total": 3})
+    hub.report_connections(
+        "r2", {"jobs": {"a": 1, "b": 1}, "broadcast": 0, "health": 1, "total": 3}
+    )
+    status = hub.connection_status()
+    assert status["job_connections"] == {"a": 3, "b": 1}
+    assert status["total_connections"] == 6
+    assert status["replicas"] == {"r1": 3, "r2": 3}
+
+
+async def test_fanout_delivers_in_order_and_drops_only_the_slow_subscriber() -> None:
+    hub = ProgressHubCore()
+    reports: list[dict[str, Any]] = []
+    fan = Fanout(hub.listen, reports.append, queue_size=4, poll_timeout_s=1.0)
+    runner = asyncio.ensure_future(fan.run())
+    fast = fan.subscribe("a")
+    slow = fan.subscribe("a")
+    await asyncio.sleep(0.05)
+    received: list[int] = []
+    for seq in range(1, 11):
+        hub.publish("a", seq, msg("a", seq))
+        await asyncio.sleep(0.01)
+        while not fast.queue.empty():
+            item = fast.queue.get_nowait()
+            assert item is not None
+            received.append(item["seq"])
+    runner.cancel()
+    assert received == list(range(1, 11))
+    assert slow.dropped and not fast.dropped
+    drained = []
+    while not slow.queue.empty():
+        drained.append(slow.queue.get_nowait())
+    assert drained[-1] is None  # the sentinel tells its sender to close the socket
+    assert reports[-1]["jobs"] == {"a": 2}
+    fan.unsubscribe(fast)
+    fan.unsubscribe(slow)
+    assert fan.counts()["total"] == 0
+
+
+async def test_fanout_picks_up_new_channels_without_waiting_for_the_poll() -> None:
+    hub = ProgressHubCore()
+    fan = Fanout(hub.listen, lambda _: None, poll_timeout_s=30.0)
+    runner = asyncio.ensure_future(fan.run())
+    await asyncio.sleep(0.05)
+    sub = fan.subscribe("late", start_seq=0)
+    hub.publish("late", 1, msg("late", 1))
+    item = await asyncio.wait_for(sub.queue.get(), 2.0)
+    runner.cancel()
+    assert item is not None and item["seq"] == 1
+
+
+def test_job_queue_priority_then_fifo() -> None:
+    q = JobQueue()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    q.push("low", 1, t0)
+    q.push("high-late", 9, t0 + timedelta(seconds=2))
+    q.push("high-early", 9, t0 + timedelta(seconds=1))
+    q.push("mid", 5, t0)
+    assert q.ordered() == ["high-early", "high-late", "mid", "low"]
+    assert q.by_priority() == {9: ["high-early", "high-late"], 5: ["mid"], 1: ["low"]}
+    assert q.remove("mid") and not q.remove("mid")
+    assert "mid" not in q and len(q) == 3
+    assert [q.pop(), q.pop(), q.pop(), q.pop()] == ["high-early", "high-late", "low", None]
+
+
+def test_job_queue_push_again_moves_a_job() -> None:
+    q = JobQueue()
+    q.push("a", 1)
+    q.push("b", 2)
+    q.push("a", 3)
+    assert q.clear() == ["a", "b"] and len(q) == 0
+
+
+@pytest.mark.parametrize(("n", "expected"), [(1, 2.0), (2, 4.0), (3, 8.0), (10, 300.0)])
+def test_backoff_doubles_and_is_capped(n: int, expected: float) -> None:
+    config = CoordinatorConfig(retry_backoff_base_s=2.0, retry_backoff_max_s=300.0)
+    assert backoff_s(config, n) == expected
