@@ -6,6 +6,7 @@ settings read from the environment / .env, e.g. `max_concurrent_jobs: 4`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,5 +51,6 @@ def app_from_settings(settings: Settings, ingress_replicas: int | None = None) -
     deployment = cast(Any, Ingress)  # a serve.Deployment; the decorator is untyped
     if ingress_replicas is not None:
         deployment = deployment.options(num_replicas=ingress_replicas)
-    application: serve.Application = deployment.bind(settings.model_dump_json())
+    # The generation orders deployments: the coordinator adopts the newest one's settings.
+    application: serve.Application = deployment.bind(settings.model_dump_json(), time.time())
     return application

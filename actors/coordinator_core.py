@@ -142,6 +142,13 @@ class CoordinatorCore:
             raise JobNotFound(f"Job {job_id} not found")
         return job
 
+    def reconfigure(self, config: CoordinatorConfig) -> None:
+        """Apply new settings from a redeploy; running jobs keep their slots."""
+        self.config = config
+        busy = {r.slot for r in self.running.values()}
+        self._free_slots = [s for s in range(config.max_concurrent_jobs) if s not in busy]
+        self._dispatch()
+
     # ----------------------------------------------------------------- recovery
     def recover(self) -> int:
         """Rebuild the queue from the database after a start or a restart."""
@@ -399,8 +406,9 @@ class CoordinatorCore:
             run.flush_timer.cancel()
         self.running.pop(run.job_id, None)
         self._slot_last_job[run.slot] = (run.job_id, time.time())
-        self._free_slots.append(run.slot)
-        self._free_slots.sort()
+        if run.slot < self.config.max_concurrent_jobs:  # the limit may have shrunk meanwhile
+            self._free_slots.append(run.slot)
+            self._free_slots.sort()
         self._dispatch()
 
     async def _run(self, run: _Running, job: Job, freed_at: float) -> None:

@@ -38,11 +38,13 @@ def classify_failure(exc: BaseException) -> PipelineError:
     """Translate whatever a stage raised (through Ray) into a `PipelineError`."""
     import ray.exceptions as rex
 
-    if isinstance(exc, PipelineError):
-        return exc
+    # Ray raises a RayTaskError that also subclasses the stage's error class but carries
+    # only class-level attributes: the original, with its code, is in `.cause`.
     cause = getattr(exc, "cause", None)
     if isinstance(cause, PipelineError):
         return cause
+    if isinstance(exc, PipelineError):
+        return exc
     if isinstance(exc, rex.TaskCancelledError) or isinstance(cause, KeyboardInterrupt):
         return StageCancelled("the job was cancelled")
     crashed = (

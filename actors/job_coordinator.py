@@ -7,6 +7,7 @@ ingress watchdog after `ray.kill`, it rebuilds its queue from the database on fi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -24,7 +25,7 @@ from storage.db import create_db_engine, init_db
 from storage.repository import JobRepository
 from storage.schemas import JobCreate, JobPublic
 
-COORDINATOR_NAME = "vpa-coordinator"
+COORDINATOR_PREFIX = "vpa-coordinator-"
 HUB_NAME = "vpa-progress-hub"
 log = logging.getLogger("vpa.coordinator")
 
@@ -64,8 +65,9 @@ def config_from_settings(settings: Settings) -> CoordinatorConfig:
 class JobCoordinatorActor:
     """The actor's class; `JobCoordinator` is its Ray actor class."""
 
-    def __init__(self, settings_json: str) -> None:
+    def __init__(self, settings_json: str, generation: float = 0.0) -> None:
         self._settings = Settings.model_validate_json(settings_json)
+        self._generation = generation
         setup_logging(self._settings)
         engine = create_db_engine(self._settings.resolved_database_url())
         init_db(engine)
@@ -103,7 +105,24 @@ class JobCoordinatorActor:
 
     async def ping(self) -> dict[str, Any]:
         self._ensure_started()
-        return {"ok": True, "running": len(self._core.running), "queued": len(self._core.queue)}
+        return {
+            "ok": True,
+            "running": len(self._core.running),
+            "queued": len(self._core.queue),
+            "generation": self._generation,
+            "max_concurrent_jobs": self._core.config.max_concurrent_jobs,
+        }
+
+    async def adopt(self, settings_json: str, generation: float) -> dict[str, Any]:
+        """Take the settings of a newer deployment (its ingress replicas call this), so a
+        redeploy with, say, another MAX_CONCURRENT_JOBS takes effect without a restart."""
+        if generation > self._generation:
+            self._settings = Settings.model_validate_json(settings_json)
+            self._generation = generation
+            setup_logging(self._settings)
+            self._core.reconfigure(config_from_settings(self._settings))
+            log.info("coordinator adopted the settings of deployment %.3f", generation)
+        return await self.ping()
 
     async def submit(self, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         self._ensure_started()
@@ -156,11 +175,17 @@ def get_hub(settings: Settings) -> Any:
     ).remote()
 
 
-def get_coordinator(settings: Settings) -> Any:
+def coordinator_name(settings: Settings) -> str:
+    """One coordinator per database: it is the single writer of that database's jobs."""
+    digest = hashlib.sha1(settings.resolved_database_url().encode()).hexdigest()[:12]
+    return COORDINATOR_PREFIX + digest
+
+
+def get_coordinator(settings: Settings, generation: float = 0.0) -> Any:
     """The coordinator handle, creating the actor if none is alive."""
     return JobCoordinator.options(
-        name=COORDINATOR_NAME,
+        name=coordinator_name(settings),
         namespace=settings.ray_namespace,
         lifetime="detached",
         get_if_exists=True,
-    ).remote(settings.model_dump_json())
+    ).remote(settings.model_dump_json(), generation)

@@ -42,6 +42,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -55,6 +56,9 @@ if str(ROOT) not in sys.path:  # `python bench/control_plane.py` without PYTHONP
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+
+# Module level: FastAPI resolves the baseline's (string) annotations from module globals.
+from fastapi import WebSocket, WebSocketDisconnect  # noqa: E402
 
 from pipeline.stages import StageInput, run_stage  # noqa: E402
 from pipeline.types import CancelToken, FetchOptions  # noqa: E402
@@ -113,6 +117,55 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_snapshot() -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by every process of this user, with a short name (Ray sets
+    its workers' titles: "ray::JobCoordinator", "ray::ServeReplica:vpa:Ingress", ...)."""
+    out: dict[int, tuple[str, float]] = {}
+    uid = os.getuid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
+        out[int(entry.name)] = (_process_name(int(entry.name), cmd.strip()), seconds)
+    return out
+
+
+def _process_name(pid: int, cmd: str) -> str:
+    if pid == os.getpid():
+        return "bench driver + clients"
+    if cmd.startswith("ray::"):
+        name = cmd.split()[0]
+        return "ray::stage/idle workers" if name in {"ray::IDLE", "ray::run_stage_task"} else name
+    for key in ("raylet", "gcs_server", "--serve-baseline", "--serve-media", "ffmpeg"):
+        if key in cmd:
+            return {"--serve-baseline": "bare app (uvicorn)", "--serve-media": "media server"}.get(
+                key, key
+            )
+    return "other"
+
+
+def cpu_by_name(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> str:
+    """CPU seconds per process name between two snapshots, largest first."""
+    totals: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        used = seconds - before.get(pid, (name, 0.0))[1]
+        if used > 0:
+            totals[name] = totals.get(name, 0.0) + used
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{name} {sec:.1f}" for name, sec in ranked if sec >= 0.05)
+
+
 def job_body(url: str) -> dict[str, Any]:
     body = {"youtube_url": url, "job_type": "audio_extraction"}
     JobCreate.model_validate(body)  # the same body both servers accept
@@ -151,7 +204,7 @@ def serve_media(root: str) -> None:
 
 def create_baseline_app(database_url: str, default_max_retries: int) -> Any:
     """The bare FastAPI app: validate `JobCreate`, `create_job` one row, broadcast it."""
-    from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+    from fastapi import FastAPI
 
     from storage.db import create_db_engine, init_db
     from storage.repository import JobRepository
@@ -542,17 +595,23 @@ def baseline_job(url: str, work_dir: str, job_id: str) -> tuple[float, float]:
     return t0, time.time()
 
 
-def run_pool_baseline(url: str, work_root: Path, jobs: int, concurrency: int) -> dict[str, float]:
+def run_pool_baseline(
+    url: str, work_root: Path, jobs: int, concurrency: int, warm: threading.Event | None = None
+) -> dict[str, Any]:
+    """`jobs` jobs through a pool of `concurrency` warmed processes; sets `warm` when the
+    workers are warm and the timed jobs are about to be submitted."""
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         max_workers=concurrency, mp_context=ctx, initializer=_pool_init
     ) as pool:
-        warm = [
+        warm_jobs = [
             pool.submit(baseline_job, url, str(work_root / f"warm-{i}"), f"warm-{i}")
             for i in range(concurrency)
         ]
-        for f in warm:
+        for f in warm_jobs:
             f.result()
+        if warm is not None:
+            warm.set()
         futures = []
         for _ in range(jobs):
             jid = uuid.uuid4().hex
@@ -560,7 +619,12 @@ def run_pool_baseline(url: str, work_root: Path, jobs: int, concurrency: int) ->
         spans = [f.result() for f in futures]
     first = min(s for s, _ in spans)
     last = max(e for _, e in spans)
-    return {"jobs": float(jobs), "wall_s": last - first, "rate": jobs / (last - first)}
+    return {
+        "jobs": jobs,
+        "wall_s": last - first,
+        "rate": jobs / (last - first),
+        "job_s": [e - s for s, e in spans],
+    }
 
 
 # ============================================================================ figure 3: WS
@@ -625,9 +689,12 @@ class WsClients:
         waiter = asyncio.gather(*ready)
         watch: list[asyncio.Future[Any]] = [waiter, *self._tasks]
         done, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
-        for task in self._tasks:
-            if task in done and task.exception() is not None:
-                raise RuntimeError(f"a WebSocket client failed: {task.exception()!r}")
+        failed = [t for t in self._tasks if t in done and t.exception() is not None]
+        if failed:
+            await self.close()
+            waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
+            raise RuntimeError(f"a WebSocket client failed: {failed[0].exception()!r}")
         await waiter
 
     async def close(self) -> None:
@@ -696,12 +763,13 @@ class Report:
     notes: list[str] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
     insert_s: list[float] = dataclasses.field(default_factory=list)
+    ray_cpus: float | None = None
 
     def add(self, figure: str, vpa: str, bare: str, r: str) -> None:
         self.rows.append(Row(figure, vpa, bare, r))
 
 
-def machine_text(args: argparse.Namespace, service: Service | None) -> list[str]:
+def machine_text(args: argparse.Namespace, report: Report) -> list[str]:
     cpu = platform.processor() or ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -716,7 +784,7 @@ def machine_text(args: argparse.Namespace, service: Service | None) -> list[str]
     import ray
     import uvicorn
 
-    ray_cpus = f"{service.ray_cpus:g}" if service else "?"
+    ray_cpus = "?" if report.ray_cpus is None else f"{report.ray_cpus:g}"
     return [
         f"- machine: {os.cpu_count()} cores ({cpu}), {mem} memory, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
@@ -761,12 +829,13 @@ async def run(args: argparse.Namespace, tmp: Path, report: Report) -> Service | 
         service = Service(
             tmp / "vpa", args.max_concurrent_jobs, args.num_cpus, args.ingress_replicas
         )
+        report.ray_cpus = service.ray_cpus
         try:
             await wait_http(f"{service.base_url}/health", timeout_s=120)
             log(f"vpa healthy at {service.base_url} after {time.perf_counter() - t0:.1f} s")
             await figure_submit(args, service, baseline_url, submit_url, report)
             await figure_throughput(args, service, baseline_url, clip_url, tmp, report)
-            await figure_ws(args, service, baseline_url, clip_url, report)
+            await figure_ws(args, service, baseline_url, clip_url, tmp, report)
         except BaseException:
             with contextlib.suppress(Exception):
                 report.problems.append("diagnostics at failure:\n" + await service.diagnostics())
@@ -781,7 +850,12 @@ async def figure_submit(
     body = job_body(url)
     total = args.submit_clients * args.submit_requests
     log(f"figure 1: {args.submit_clients} clients x {args.submit_requests} POSTs to vpa ...")
+    cpu0, t0 = cpu_snapshot(), time.perf_counter()
     vpa = await submit_load(service.base_url, body, total, args.submit_clients, warmup_per_worker=2)
+    report.notes.append(
+        f"CPU seconds by process during figure 1 on vpa ({time.perf_counter() - t0:.1f} s "
+        f"wall, 2 cores): {cpu_by_name(cpu0, cpu_snapshot())}"
+    )
     log(f"  vpa: {len(vpa.latencies)} ok, {len(vpa.errors)} errors, {vpa.rate:.0f} req/s")
     if vpa.errors:
         report.problems.append(f"figure 1: vpa answered {len(vpa.errors)} errors: {vpa.errors[:5]}")
@@ -800,12 +874,20 @@ async def figure_submit(
         await client.post("/bench/reset")
     bare = await submit_load(baseline_url, body, total, args.submit_clients, warmup_per_worker=2)
     async with httpx.AsyncClient(base_url=baseline_url) as client:
-        insert_s = list((await client.get("/bench/insert-seconds")).json())
+        contended = list((await client.get("/bench/insert-seconds")).json())
+        await client.post("/bench/reset")
+    # The floor for the coordinator's overhead: create_job with no other writer, as the
+    # coordinator (the single writer) sees it.
+    seq = await submit_load(baseline_url, body, args.floor_requests, 1, warmup_per_worker=5)
+    async with httpx.AsyncClient(base_url=baseline_url) as client:
+        report.insert_s = list((await client.get("/bench/insert-seconds")).json())[5:]
     report.notes.append(
-        f"bare app create_job time (server side, {len(insert_s)} inserts incl. warm-up): "
-        f"p50 {ms(percentile(insert_s, 50))}, p99 {ms(percentile(insert_s, 99))}"
+        f"bare app `create_job` time, server side: with 16 concurrent clients "
+        f"({len(contended)} inserts) p50 {ms(percentile(contended, 50))}, p99 "
+        f"{ms(percentile(contended, 99))}; one client at a time ({len(report.insert_s)} inserts) "
+        f"p50 {ms(percentile(report.insert_s, 50))}, p99 {ms(percentile(report.insert_s, 99))} "
+        f"(its POST round trip p50 {ms(percentile(seq.latencies, 50))})"
     )
-    report.insert_s = insert_s
     log(f"  bare: {len(bare.latencies)} ok, {len(bare.errors)} errors, {bare.rate:.0f} req/s")
     if bare.errors:
         report.problems.append(f"figure 1: bare app errors: {bare.errors[:5]}")
@@ -836,6 +918,7 @@ async def figure_throughput(
     n_before = len(await asyncio.to_thread(service.overhead_samples))
 
     log(f"figure 2: submitting {args.jobs} audio_extraction jobs to vpa ...")
+    cpu0 = cpu_snapshot()
     t_submit = time.time()
     sub = await submit_load(service.base_url, body, args.jobs, args.submit_clients)
     log(f"  submitted {len(sub.ids)} in {time.time() - t_submit:.1f} s ({len(sub.errors)} errors)")
@@ -850,6 +933,10 @@ async def figure_throughput(
         stalled = exc
         counts = exc.counts
         report.problems.append(f"figure 2: {exc}\n{await service.diagnostics()}")
+    report.notes.append(
+        f"CPU seconds by process during figure 2 on vpa ({time.time() - t_submit:.0f} s wall, "
+        f"2 cores): {cpu_by_name(cpu0, cpu_snapshot())}"
+    )
     samples = (await asyncio.to_thread(service.overhead_samples))[n_before:]
     jobs = await asyncio.to_thread(service.jobs, sub.ids)
     completed = [j for j in jobs if str(getattr(j.status, "value", j.status)) == "completed"]
@@ -867,11 +954,18 @@ async def figure_throughput(
             f"  vpa: {len(completed)} completed, {vpa_rate:.2f} jobs/s (first start -> last "
             f"completion), {vpa_rate_submit:.2f} jobs/s from first submit; counts {counts}"
         )
-    timings = [float(sum((j.stage_timings or {}).values())) for j in completed]
-    if timings:
+    per_stage: dict[str, list[float]] = {}
+    for j in completed:
+        for stage, seconds in (j.stage_timings or {}).items():
+            per_stage.setdefault(stage, []).append(float(seconds))
+    if per_stage:
         report.notes.append(
-            f"vpa per-job time inside stage tasks (fetch+audio, coordinator's view): "
-            f"p50 {ms(percentile(timings, 50))}, p99 {ms(percentile(timings, 99))}"
+            "figure 2, vpa stage time (submit of the Ray task to its result, coordinator's "
+            "view): "
+            + "; ".join(
+                f"{st} p50 {ms(percentile(v, 50))}, p99 {ms(percentile(v, 99))}"
+                for st, v in per_stage.items()
+            )
         )
 
     log(f"figure 2: the same {args.jobs} jobs in a process pool of {args.max_concurrent_jobs} ...")
@@ -879,6 +973,10 @@ async def figure_throughput(
         run_pool_baseline, clip_url, tmp / "pool", args.jobs, args.max_concurrent_jobs
     )
     log(f"  pool: {pool['rate']:.2f} jobs/s over {pool['wall_s']:.1f} s")
+    report.notes.append(
+        f"figure 2, bare pool time per job (fetch+audio): p50 {ms(percentile(pool['job_s'], 50))}"
+        f", p99 {ms(percentile(pool['job_s'], 99))}"
+    )
     done_txt = "" if stalled is None and len(completed) == args.jobs else " (incomplete)"
     report.add(
         f"2. jobs/s, {args.jobs} queued, first start → last completion",
@@ -904,7 +1002,12 @@ async def figure_throughput(
 
 
 async def figure_ws(
-    args: argparse.Namespace, service: Service, baseline_url: str, clip_url: str, report: Report
+    args: argparse.Namespace,
+    service: Service,
+    baseline_url: str,
+    clip_url: str,
+    tmp: Path,
+    report: Report,
 ) -> None:
     body = job_body(clip_url)
     n = args.ws_clients
@@ -913,12 +1016,17 @@ async def figure_ws(
     await clients.connect()
     await asyncio.sleep(1.0)  # the replica's listener re-polls with the new subscribers
     log(f"  connected; submitting {args.ws_jobs} jobs one after another ...")
+    cpu0, t0 = cpu_snapshot(), time.perf_counter()
     sub = await submit_load(service.base_url, body, args.ws_jobs, 1)
     try:
         await service.wait_terminal(sub.ids, timeout_s=300, stall_s=90, label="figure 3")
     except Stalled as exc:
         report.problems.append(f"figure 3: {exc}\n{await service.diagnostics()}")
     await asyncio.sleep(2.0)  # trailing deliveries
+    report.notes.append(
+        f"CPU seconds by process during figure 3 on vpa ({time.perf_counter() - t0:.1f} s "
+        f"wall, 2 cores): {cpu_by_name(cpu0, cpu_snapshot())}"
+    )
     await clients.close()
     events = await asyncio.to_thread(service.events, sub.ids)
     per_job: dict[str, int] = {}
@@ -938,7 +1046,21 @@ async def figure_ws(
     bare_clients = WsClients(f"{baseline_url.replace('http://', 'ws://')}/ws/jobs/broadcast", n)
     await bare_clients.connect()
     await asyncio.sleep(1.0)
+    # The same media work beside it: the batch's jobs in the process pool of figure 2.
+    warm = threading.Event()
+    pool = asyncio.create_task(
+        asyncio.to_thread(
+            run_pool_baseline,
+            clip_url,
+            tmp / "pool-ws",
+            len(sub.ids),
+            args.max_concurrent_jobs,
+            warm,
+        )
+    )
+    await asyncio.to_thread(warm.wait, 120)
     bare_ids = await replay_posts(baseline_url, body, offsets)
+    await pool
     await asyncio.sleep(2.0)
     await bare_clients.close()
     bare = bare_clients.result(set(bare_ids), dict.fromkeys(bare_ids, 1))
@@ -999,25 +1121,27 @@ jobs/s below 1 means vpa completes fewer):
    seconds from a slot being taken by the dispatcher (after the previous job released it)
    to the job's first `stage_started` written (2 DB writes, 1 read, the publishes); the
    floor beside it is the bare app's server-side `create_job` time (one insert of a job
-   and its event) measured in figure 1.
+   and its event) with one client at a time, as the coordinator is the only writer.
 3. WebSocket latency: {ws} clients (`websockets`, one asyncio process) on
    `/ws/jobs/broadcast`; {ws_jobs} jobs submitted one after another; each `job_update` of
    those jobs is timed from its `data.updated_at` (the server's clock when the event was
    written) to its receipt. vpa's path: coordinator DB write → ProgressHub actor →
    the replica's long-poll listener → per-socket queues → Serve proxy → client. Bare: one
    POST (insert + in-process broadcast to every socket) at each of vpa's event times
-   (same count, same offsets), same clients and measurement.
+   (same count, same offsets), same clients and measurement, while the batch's jobs run
+   in the figure-2 process pool beside it (so both sides share the 2 cores with ffmpeg and
+   yt-dlp; the pool finishes its jobs sooner than vpa, so its load is more bunched).
 """
 
 
-def write_markdown(args: argparse.Namespace, service: Service | None, report: Report) -> str:
+def write_markdown(args: argparse.Namespace, report: Report) -> str:
     lines = [
         "# Control-plane figures (bench/control_plane.py)",
         "",
         f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
         f"`bench/control_plane.py {' '.join(sys.argv[1:])}`".rstrip(),
         "",
-        *machine_text(args, service),
+        *machine_text(args, report),
         "",
         "| figure | vpa (Ray Serve) | bare FastAPI + uvicorn | ratio vpa ÷ bare |",
         "|---|---|---|---|",
@@ -1045,6 +1169,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-concurrent-jobs", type=int, default=3)
     p.add_argument("--submit-clients", type=int, default=16)
     p.add_argument("--submit-requests", type=int, default=40, help="timed POSTs per client")
+    p.add_argument("--floor-requests", type=int, default=200, help="sequential bare POSTs")
     p.add_argument("--ws-clients", type=int, default=200)
     p.add_argument("--ws-jobs", type=int, default=20, help="jobs whose updates are timed")
     p.add_argument("--submit-url", choices=("hang", "clip"), default="hang")
@@ -1062,6 +1187,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.ws_clients = min(args.ws_clients, 50)
         args.submit_requests = min(args.submit_requests, 8)
         args.ws_jobs = min(args.ws_jobs, 8)
+        args.floor_requests = min(args.floor_requests, 50)
     args.max_retries_default = 3
     return args
 
@@ -1089,7 +1215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if service is not None:
             service.shutdown()
-    text = write_markdown(args, service, report)
+    text = write_markdown(args, report)
     print("\n" + text, flush=True)
     if not args.no_write:
         args.out.write_text(text, encoding="utf-8")

@@ -17,14 +17,16 @@ from storage.db import create_db_engine, init_db
 from storage.repository import JobRepository
 
 
-def build_services(settings: Settings, replica_id: str | None = None) -> IngressServices:
+def build_services(
+    settings: Settings, generation: float = 0.0, replica_id: str | None = None
+) -> IngressServices:
     engine = create_db_engine(settings.resolved_database_url())
     init_db(engine)
     return IngressServices(
         settings=settings,
         repo=JobRepository(engine),
         store=LocalArtifactStore(settings.artifact_path),
-        coordinator=CoordinatorClient(settings),
+        coordinator=CoordinatorClient(settings, generation),
         hub=get_hub(settings),
         replica_id=replica_id or uuid.uuid4().hex[:12],
     )
@@ -40,14 +42,14 @@ def build_services(settings: Settings, replica_id: str | None = None) -> Ingress
 class Ingress:
     """One replica: its own DB engine (reads), coordinator client, and progress fan-out."""
 
-    def __init__(self, settings_json: str) -> None:
+    def __init__(self, settings_json: str, generation: float = 0.0) -> None:
         self._settings = Settings.model_validate_json(settings_json)
         setup_logging(self._settings)
         try:
             replica_id = serve.get_replica_context().replica_tag
         except Exception:
             replica_id = None
-        self._services = build_services(self._settings, replica_id)
+        self._services = build_services(self._settings, generation, replica_id)
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_app(self._services)

@@ -30,17 +30,24 @@ class CoordinatorUnavailable(Exception):
 
 
 class CoordinatorClient:
-    def __init__(self, settings: Settings, attempts: int = 3, call_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        generation: float = 0.0,
+        attempts: int = 3,
+        call_timeout_s: float = 60.0,
+    ) -> None:
         self._settings = settings
+        self._settings_json = settings.model_dump_json()
+        self._generation = generation
         self._attempts = attempts
         self._call_timeout_s = call_timeout_s
         self._handle: Any = None
-        self._lock = asyncio.Lock()
         self.last_ok: bool = False
 
     def _get(self, refresh: bool = False) -> Any:
         if self._handle is None or refresh:
-            self._handle = get_coordinator(self._settings)
+            self._handle = get_coordinator(self._settings, self._generation)
         return self._handle
 
     async def call(self, method: str, *args: Any) -> Any:
@@ -64,10 +71,11 @@ class CoordinatorClient:
         raise CoordinatorUnavailable(f"the job coordinator is unavailable: {last}")
 
     async def watchdog(self, interval_s: float = 1.0) -> None:
-        """Keep the coordinator alive (recreated after a kill) and started."""
+        """Keep the coordinator alive (recreated after a kill), started, and on the settings
+        of the newest deployment."""
         while True:
             try:
-                await self.call("ping")
+                await self.call("adopt", self._settings_json, self._generation)
             except Exception:
                 log.exception("coordinator watchdog: ping failed")
             await asyncio.sleep(interval_s)

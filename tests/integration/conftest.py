@@ -21,7 +21,7 @@ import pytest
 import ray
 from ray import serve
 
-from actors.job_coordinator import COORDINATOR_NAME, HUB_NAME
+from actors.job_coordinator import COORDINATOR_PREFIX, HUB_NAME
 from config.settings import Settings
 from serve_app import absolute_paths, app_from_settings
 
@@ -115,9 +115,17 @@ class VpaApp:
         return list(r.json())
 
 
-def deploy(http_port: int, settings: Settings, ingress_replicas: int = 1) -> VpaApp:
-    kill_named(COORDINATOR_NAME)
+def kill_vpa_actors() -> None:
+    """Stop the app and its detached actors: what a whole-application restart looks like."""
+    serve.delete("vpa")
+    for name in ray.util.list_named_actors():
+        if isinstance(name, str) and name.startswith(COORDINATOR_PREFIX):
+            kill_named(name)
     kill_named(HUB_NAME)
+
+
+def deploy(http_port: int, settings: Settings, ingress_replicas: int = 1) -> VpaApp:
+    kill_vpa_actors()
     serve.run(app_from_settings(settings, ingress_replicas), name="vpa", route_prefix="/")
     base = f"http://127.0.0.1:{http_port}"
     client = httpx.Client(base_url=base, timeout=60.0)
