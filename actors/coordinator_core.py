@@ -25,7 +25,7 @@ from uuid import UUID
 from actors.errors import JobConflict, JobNotFound, classify_failure
 from actors.job_queue import JobQueue
 from actors.messages import update_message
-from config.logging import job_logger
+from config.logging import bind_job, job_logger
 from pipeline.errors import PipelineError, StageCancelled, StageTimeout
 from pipeline.stages import StageInput, StageOutput, chain_for, overall_progress
 from pipeline.types import FetchOptions
@@ -412,6 +412,7 @@ class CoordinatorCore:
         self._dispatch()
 
     async def _run(self, run: _Running, job: Job, freed_at: float) -> None:
+        bind_job(run.job_id)  # this asyncio task's log lines carry the job id
         log = job_logger(run.job_id)
         log.info("attempt %d started (stages: %s)", run.attempt, " -> ".join(run.chain))
         deadline = run.started_at + self.config.job_timeout_s

@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from config.logging import bind_job, configure_logging
 from pipeline.stages import StageInput, StageOutput, run_stage
 from pipeline.types import CancelToken
 
@@ -47,8 +48,9 @@ class _ThrottledReporter:
 def run_stage_task(
     name: str, inp: StageInput, coordinator: Any, attempt: int, log_level: str = "INFO"
 ) -> StageOutput:
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    log.info("job %s: stage %s starting (attempt %d)", inp.job_id, name, attempt)
+    configure_logging(log_level)  # console only: Ray keeps each worker's output in its logs
+    bind_job(inp.job_id)
+    log.info("stage %s starting (attempt %d)", name, attempt)
     reporter = _ThrottledReporter(coordinator, inp.job_id, attempt, name)
     return run_stage(name, inp, reporter, CancelToken())
 

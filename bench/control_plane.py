@@ -121,24 +121,31 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def cpu_snapshot() -> dict[int, tuple[str, float]]:
-    """CPU seconds used so far by every process of this user, with a short name (Ray sets
-    its workers' titles: "ray::JobCoordinator", "ray::ServeReplica:vpa:Ingress", ...)."""
-    out: dict[int, tuple[str, float]] = {}
-    uid = os.getuid()
+    """CPU seconds used so far by every process on the machine, named: this benchmark's own
+    processes by role (Ray sets its workers' titles: "ray::JobCoordinatorActor", ...),
+    everything else (other users of the machine) as "outside this benchmark"."""
+    procs: dict[int, tuple[int, str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if entry.stat().st_uid != uid:
-                continue
             stat = (entry / "stat").read_text()
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
         seconds = (int(fields[11]) + int(fields[12])) / _TICKS
-        out[int(entry.name)] = (_process_name(int(entry.name), cmd.strip()), seconds)
-    return out
+        procs[int(entry.name)] = (int(fields[1]), cmd.strip(), seconds)
+    mine = {os.getpid()}
+    grew = True
+    while grew:
+        new = {pid for pid, (ppid, _, _) in procs.items() if ppid in mine and pid not in mine}
+        mine |= new
+        grew = bool(new)
+    return {
+        pid: (_process_name(pid, cmd) if pid in mine else "outside this benchmark", seconds)
+        for pid, (_, cmd, seconds) in procs.items()
+    }
 
 
 def _process_name(pid: int, cmd: str) -> str:
@@ -146,13 +153,18 @@ def _process_name(pid: int, cmd: str) -> str:
         return "bench driver + clients"
     if cmd.startswith("ray::"):
         name = cmd.split()[0]
-        return "ray::stage/idle workers" if name in {"ray::IDLE", "ray::run_stage_task"} else name
-    for key in ("raylet", "gcs_server", "--serve-baseline", "--serve-media", "ffmpeg"):
-        if key in cmd:
-            return {"--serve-baseline": "bare app (uvicorn)", "--serve-media": "media server"}.get(
-                key, key
-            )
-    return "other"
+        if name.startswith("ray::vpa-") or name in {"ray::IDLE", "ray::run_stage_task"}:
+            return "Ray stage workers (incl. start-up)"
+        return name
+    roles = {
+        "--serve-baseline": "bare app (uvicorn)",
+        "--serve-media": "media server",
+        "ffmpeg": "ffmpeg",
+        "raylet": "raylet",
+        "gcs_server": "gcs_server",
+        "multiprocessing": "process pool workers",
+    }
+    return next((role for key, role in roles.items() if key in cmd), "other Ray daemons")
 
 
 def cpu_by_name(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> str:
@@ -450,9 +462,12 @@ class Service:
     def coordinator(self) -> Any:
         import ray
 
-        from actors.job_coordinator import COORDINATOR_NAME
+        from actors import job_coordinator
 
-        return ray.get_actor(COORDINATOR_NAME, namespace=NAMESPACE)
+        # One coordinator per database (coordinator_name), or one fixed name in older trees.
+        name_of = getattr(job_coordinator, "coordinator_name", None)
+        name = name_of(self.settings) if name_of else "vpa-coordinator"
+        return ray.get_actor(name, namespace=NAMESPACE)
 
     def overhead_samples(self) -> list[float]:
         import ray
@@ -524,7 +539,7 @@ class Service:
             if now > deadline or now - last_change > stall_s:
                 why = "timed out" if now > deadline else f"no job finished for {stall_s:.0f} s"
                 raise Stalled(f"{label}: {why}; {done}/{len(ids)} terminal; {counts}", counts)
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.5)
 
     async def diagnostics(self) -> str:
         parts: list[str] = []
@@ -785,9 +800,12 @@ def machine_text(args: argparse.Namespace, report: Report) -> list[str]:
     import uvicorn
 
     ray_cpus = "?" if report.ray_cpus is None else f"{report.ray_cpus:g}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return [
         f"- machine: {os.cpu_count()} cores ({cpu}), {mem} memory, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
+        f"load average at the end {load} (other work on the machine shows in the CPU notes "
+        "as 'outside this benchmark')",
         f"- versions: ray {ray.__version__}, fastapi {fastapi.__version__}, "
         f"uvicorn {uvicorn.__version__}",
         f"- vpa settings: MAX_CONCURRENT_JOBS={args.max_concurrent_jobs}, SQLite (WAL) in a temp "

@@ -1,4 +1,4 @@
-"""URL policy at submission (ALLOW_PRIVATE_URLS off) and the download limits at fetch time."""
+"""URL policy at submission (ALLOW_PRIVATE_URLS off); download limits and JOB_TIMEOUT."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_bulk_create_reports_refused_items(strict: VpaApp) -> None:
 
 @pytest.fixture(scope="module")
 def limited(deploy_vpa: Any, sample_media: Any) -> VpaApp:
-    return deploy_vpa(max_download_bytes=300_000, max_media_duration_s=10.0)
+    return deploy_vpa(max_download_bytes=300_000, max_media_duration_s=10.0, job_timeout=6.0)
 
 
 def test_download_size_limit(limited: VpaApp, sample_media: Any) -> None:
@@ -65,3 +65,12 @@ def test_media_duration_limit(limited: VpaApp, media_server: Any, sample_media: 
     assert job["error_code"] == "too_long"
     ok = limited.wait(limited.submit(sample_media.clip)["id"])
     assert ok["status"] == "completed"
+
+
+def test_job_timeout(limited: VpaApp, media_server: Any) -> None:
+    job = limited.submit(media_server.url("slow/clip.mp4?rate=2000"), max_retries=2)
+    done = limited.wait(job["id"], timeout_s=60)
+    assert done["status"] == "failed"
+    assert done["error_code"] == "timeout"
+    assert "JOB_TIMEOUT" in done["error_message"]
+    assert done["retry_count"] == 0

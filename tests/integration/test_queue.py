@@ -1,5 +1,5 @@
 """Queue behaviour on real Ray: priority order, the concurrency limit, retries with backoff,
-resuming from a checkpoint, cancelling a running job, the job timeout."""
+resuming from a checkpoint, cancelling a running job."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.integration.conftest import VpaApp
 
 @pytest.fixture(scope="module")
 def app(deploy_vpa: Any, sample_media: Any) -> VpaApp:
-    return deploy_vpa(max_concurrent_jobs=2, job_timeout=8.0)
+    return deploy_vpa(max_concurrent_jobs=2)
 
 
 def _ts(value: str) -> datetime:
@@ -135,12 +135,3 @@ def test_cancel_running_ffmpeg_kills_it(app: VpaApp, media_server: Any, sample_m
     assert _ffmpeg_children(job["id"]) == []
     job_dir = app.settings.artifact_path / job["id"]
     assert not [p for p in job_dir.iterdir() if p.name.startswith("audio")]
-
-
-def test_job_timeout(app: VpaApp, media_server: Any) -> None:
-    job = app.submit(media_server.url("slow/long.mp4?rate=20000"), max_retries=2)
-    done = app.wait(job["id"], timeout_s=60)
-    assert done["status"] == "failed"
-    assert done["error_code"] == "timeout"
-    assert "JOB_TIMEOUT" in done["error_message"]
-    assert done["retry_count"] == 0

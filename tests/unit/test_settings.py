@@ -1,0 +1,99 @@
+"""Settings: every variable documented, parsed and validated; logging carries job ids."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from config.logging import bind_job, job_logger, setup_logging
+from config.settings import Settings
+from serve_app import absolute_paths
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert {name.upper() for name in Settings.model_fields} == documented
+
+
+def test_env_example_parses_to_the_defaults() -> None:
+    parsed = Settings(_env_file=ROOT / ".env.example")
+    assert parsed == Settings(_env_file=None)
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {
+        "MAX_CONCURRENT_JOBS": "7",
+        "JOB_TIMEOUT": "12.5",
+        "LOG_LEVEL": "warning",
+        "ALLOW_PRIVATE_URLS": "true",
+        "MAX_DOWNLOAD_BYTES": "1000",
+        "MAX_MEDIA_DURATION_S": "",
+        "DATABASE_URL": "postgresql://u:p@db/vpa",
+        "QUEUE_POLL_INTERVAL": "5",
+    }.items():
+        monkeypatch.setenv(key, value)
+    s = Settings(_env_file=None)
+    assert (s.max_concurrent_jobs, s.job_timeout, s.log_level) == (7, 12.5, "WARNING")
+    assert s.allow_private_urls and s.max_download_bytes == 1000
+    assert s.max_media_duration_s is None
+    assert s.resolved_database_url() == "postgresql://u:p@db/vpa"
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("MAX_CONCURRENT_JOBS", "0"),
+        ("LOG_LEVEL", "chatty"),
+        ("API_PORT", "70000"),
+        ("ENABLE_GPU", "maybe"),
+    ],
+)
+def test_bad_values_are_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str
+) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)
+
+
+def test_debug_forces_debug_logging_and_paths_become_absolute(tmp_path: Path) -> None:
+    s = Settings(_env_file=None, debug=True, log_level="ERROR")
+    assert s.effective_log_level == "DEBUG"
+    rel = absolute_paths(Settings(_env_file=None, database_url="sqlite:///./x/vpa.db"))
+    assert rel.database_url.startswith("sqlite:////") and rel.database_url.endswith("/x/vpa.db")
+    assert Path(rel.artifact_dir).is_absolute()
+
+
+def test_log_file_rotates_and_job_lines_carry_the_job_id(tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "vpa.log"
+    setup_logging(Settings(_env_file=None, log_file=str(log_file), log_file_max_bytes=2048))
+    try:
+        log = job_logger("1234-abcd")
+        for i in range(100):
+            log.info("stage fetch progress %d", i)
+        logging.getLogger("vpa.other").warning("plain line")
+
+        def in_job() -> None:
+            bind_job("5678-ef")
+            logging.getLogger("pipeline.fetch").warning("library line")
+
+        contextvars.copy_context().run(in_job)
+        for handler in logging.getLogger("vpa").handlers:
+            handler.flush()
+        lines = log_file.read_text().splitlines()
+        assert any("plain line" in line for line in lines)
+        job_lines = [line for line in lines if "stage fetch" in line]
+        assert job_lines and all("job=1234-abcd" in line for line in job_lines)
+        assert (tmp_path / "logs" / "vpa.log.1").exists()  # rotated
+        library = [line for line in lines if "library line" in line]
+        assert library and "job=5678-ef" in library[0]
+        assert "job=" not in next(line for line in lines if "plain line" in line)
+    finally:
+        setup_logging(Settings(_env_file=None, log_file=None))
