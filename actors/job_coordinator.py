@@ -7,6 +7,7 @@ ingress watchdog after `ray.kill`, it rebuilds its queue from the database on fi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from typing import Any
@@ -97,6 +98,14 @@ class JobCoordinatorActor:
             log.warning("progress hub unreachable; update %s/%d not broadcast", job_id, seq)
             self._hub = get_hub(self._settings)
 
+    async def _check_hub(self) -> None:
+        """Replace a hub handle whose actor is gone (killed for good, or its node lost)."""
+        try:
+            await asyncio.wait_for(self._hub.ping.remote(), 5.0)
+        except (ray.exceptions.RayActorError, TimeoutError):
+            log.warning("progress hub unreachable; getting a new one")
+            self._hub = get_hub(self._settings)
+
     def _ensure_started(self) -> None:
         if not self._started:
             self._started = True
@@ -116,6 +125,7 @@ class JobCoordinatorActor:
     async def adopt(self, settings_json: str, generation: float) -> dict[str, Any]:
         """Take the settings of a newer deployment (its ingress replicas call this), so a
         redeploy with, say, another MAX_CONCURRENT_JOBS takes effect without a restart."""
+        await self._check_hub()
         if generation > self._generation:
             self._settings = Settings.model_validate_json(settings_json)
             self._generation = generation

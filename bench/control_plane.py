@@ -653,6 +653,7 @@ class WsResult:
     duplicates: int
     out_of_order: int
     closed_early: list[str]
+    missing: list[str]  # "job seq (event) missed by N clients", most missed first
 
 
 class WsClients:
@@ -717,14 +718,34 @@ class WsClients:
         await asyncio.gather(*(ws.close() for ws in self._sockets), return_exceptions=True)
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def result(self, job_ids: set[str], events_per_job: dict[str, int]) -> WsResult:
+    def delivered(self, job_ids: set[str]) -> int:
+        return sum(1 for sink in self.records for job_id, _, _ in sink if job_id in job_ids)
+
+    async def settle(self, job_ids: set[str], expected: int, quiet_s: float, max_s: float) -> None:
+        """Wait for trailing deliveries: until all `expected` arrived, nothing new came for
+        `quiet_s`, or `max_s` passed."""
+        deadline = time.monotonic() + max_s
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now_count = self.delivered(job_ids)
+            if now_count >= expected:
+                return
+            if now_count != last:
+                last, last_change = now_count, time.monotonic()
+            elif time.monotonic() - last_change > quiet_s:
+                return
+            await asyncio.sleep(0.25)
+
+    def result(self, expected: dict[str, dict[int, str]]) -> WsResult:
+        """`expected`: job id -> {seq: event type} every client should have received."""
         latencies: list[float] = []
         received = duplicates = out_of_order = 0
+        missing: dict[tuple[str, int], int] = {}
         for sink in self.records:
             seen: set[tuple[str, int]] = set()
             last_seq: dict[str, int] = {}
             for job_id, seq, latency in sink:
-                if job_id not in job_ids:
+                if job_id not in expected:
                     continue
                 if (job_id, seq) in seen:
                     duplicates += 1
@@ -735,8 +756,18 @@ class WsClients:
                 last_seq[job_id] = seq
                 received += 1
                 latencies.append(latency)
-        expected = self.n * sum(events_per_job.get(j, 0) for j in job_ids)
-        return WsResult(latencies, received, expected, duplicates, out_of_order, self.closed_early)
+            for job_id, events in expected.items():
+                for seq in events:
+                    if (job_id, seq) not in seen:
+                        missing[(job_id, seq)] = missing.get((job_id, seq), 0) + 1
+        total = self.n * sum(len(events) for events in expected.values())
+        described = [
+            f"{job_id[:8]} seq {seq} ({expected[job_id][seq]}) missed by {n} clients"
+            for (job_id, seq), n in sorted(missing.items(), key=lambda kv: -kv[1])
+        ]
+        return WsResult(
+            latencies, received, total, duplicates, out_of_order, self.closed_early, described
+        )
 
 
 async def replay_posts(base_url: str, body: dict[str, Any], offsets: Sequence[float]) -> list[str]:
@@ -851,9 +882,12 @@ async def run(args: argparse.Namespace, tmp: Path, report: Report) -> Service | 
         try:
             await wait_http(f"{service.base_url}/health", timeout_s=120)
             log(f"vpa healthy at {service.base_url} after {time.perf_counter() - t0:.1f} s")
-            await figure_submit(args, service, baseline_url, submit_url, report)
-            await figure_throughput(args, service, baseline_url, clip_url, tmp, report)
-            await figure_ws(args, service, baseline_url, clip_url, tmp, report)
+            if "1" in args.figures:
+                await figure_submit(args, service, baseline_url, submit_url, report)
+            if "2" in args.figures:
+                await figure_throughput(args, service, baseline_url, clip_url, tmp, report)
+            if "3" in args.figures:
+                await figure_ws(args, service, baseline_url, clip_url, tmp, report)
         except BaseException:
             with contextlib.suppress(Exception):
                 report.problems.append("diagnostics at failure:\n" + await service.diagnostics())
@@ -987,8 +1021,13 @@ async def figure_throughput(
         )
 
     log(f"figure 2: the same {args.jobs} jobs in a process pool of {args.max_concurrent_jobs} ...")
+    cpu0 = cpu_snapshot()
     pool = await asyncio.to_thread(
         run_pool_baseline, clip_url, tmp / "pool", args.jobs, args.max_concurrent_jobs
+    )
+    report.notes.append(
+        f"CPU seconds by process during figure 2 on the pool ({pool['wall_s']:.0f} s of jobs): "
+        f"{cpu_by_name(cpu0, cpu_snapshot())}"
     )
     log(f"  pool: {pool['rate']:.2f} jobs/s over {pool['wall_s']:.1f} s")
     report.notes.append(
@@ -1040,17 +1079,17 @@ async def figure_ws(
         await service.wait_terminal(sub.ids, timeout_s=300, stall_s=90, label="figure 3")
     except Stalled as exc:
         report.problems.append(f"figure 3: {exc}\n{await service.diagnostics()}")
-    await asyncio.sleep(2.0)  # trailing deliveries
+    events = await asyncio.to_thread(service.events, sub.ids)
+    expected: dict[str, dict[int, str]] = {job_id: {} for job_id in sub.ids}
+    for ev in events:
+        expected[str(ev.job_id)][int(ev.seq)] = str(getattr(ev.type, "value", ev.type))
+    await clients.settle(set(sub.ids), n * len(events), quiet_s=5.0, max_s=30.0)
     report.notes.append(
         f"CPU seconds by process during figure 3 on vpa ({time.perf_counter() - t0:.1f} s "
         f"wall, 2 cores): {cpu_by_name(cpu0, cpu_snapshot())}"
     )
     await clients.close()
-    events = await asyncio.to_thread(service.events, sub.ids)
-    per_job: dict[str, int] = {}
-    for ev in events:
-        per_job[str(ev.job_id)] = per_job.get(str(ev.job_id), 0) + 1
-    vpa = clients.result(set(sub.ids), per_job)
+    vpa = clients.result(expected)
     log(
         f"  vpa: {vpa.received}/{vpa.expected} deliveries, {len(events)} events; "
         f"p50 {ms(percentile(vpa.latencies, 50))} p99 {ms(percentile(vpa.latencies, 99))}"
@@ -1079,9 +1118,9 @@ async def figure_ws(
     await asyncio.to_thread(warm.wait, 120)
     bare_ids = await replay_posts(baseline_url, body, offsets)
     await pool
-    await asyncio.sleep(2.0)
+    await bare_clients.settle(set(bare_ids), n * len(bare_ids), quiet_s=5.0, max_s=30.0)
     await bare_clients.close()
-    bare = bare_clients.result(set(bare_ids), dict.fromkeys(bare_ids, 1))
+    bare = bare_clients.result({job_id: {1: "created"} for job_id in bare_ids})
     log(
         f"  bare: {bare.received}/{bare.expected} deliveries; p50 "
         f"{ms(percentile(bare.latencies, 50))} p99 {ms(percentile(bare.latencies, 99))}"
@@ -1102,7 +1141,8 @@ def check_ws(name: str, res: WsResult, report: Report) -> None:
     if res.received != res.expected:
         report.problems.append(
             f"figure 3 ({name}): {res.expected - res.received} of {res.expected} expected "
-            "job_update deliveries never arrived"
+            f"job_update deliveries never arrived (waited until 5 s without a new one): "
+            f"{'; '.join(res.missing[:6])}"
         )
     if res.duplicates or res.out_of_order:
         report.problems.append(
@@ -1184,6 +1224,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--jobs", type=int, default=1000, help="jobs queued for figure 2")
     p.add_argument("--quick", action="store_true", help="smoke run: 50 jobs, 50 WS clients")
+    p.add_argument("--figures", default="123", help="which figures to run, e.g. 13")
     p.add_argument("--max-concurrent-jobs", type=int, default=3)
     p.add_argument("--submit-clients", type=int, default=16)
     p.add_argument("--submit-requests", type=int, default=40, help="timed POSTs per client")

@@ -135,3 +135,20 @@ def test_cancel_running_ffmpeg_kills_it(app: VpaApp, media_server: Any, sample_m
     assert _ffmpeg_children(job["id"]) == []
     job_dir = app.settings.artifact_path / job["id"]
     assert not [p for p in job_dir.iterdir() if p.name.startswith("audio")]
+
+
+def test_crashed_worker_is_retried(app: VpaApp, media_server: Any) -> None:
+    job = app.submit(media_server.url("slow/long.mp4?rate=100000"), max_retries=2)
+    app.wait(job["id"], lambda j: j["status"] == "processing" and j["progress"] > 0)
+    title = f"vpa-fetch-{job['id'][:8]}"
+    pids: list[str] = []
+    deadline = time.monotonic() + 10
+    while not pids and time.monotonic() < deadline:
+        pids = subprocess.run(["pgrep", "-f", title], capture_output=True, text=True).stdout.split()
+        time.sleep(0.05)
+    assert pids, f"no process titled {title}"
+    subprocess.run(["kill", "-9", *pids], check=True)
+    done = app.wait(job["id"], timeout_s=90)
+    assert done["status"] == "completed", done
+    retries = [e for e in app.events(job["id"]) if e["type"] == "retry_scheduled"]
+    assert [e["data"]["error_code"] for e in retries] == ["worker_crashed"]

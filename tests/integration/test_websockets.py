@@ -162,3 +162,15 @@ def test_a_client_that_never_reads_does_not_stall_others(app: VpaApp, sample_med
             assert completed == set(ids)
     finally:
         stalled.close()
+
+
+def test_updates_survive_a_progress_hub_restart(app: VpaApp, media_server: Any) -> None:
+    from actors.job_coordinator import HUB_NAME
+    from tests.integration.conftest import kill_named
+
+    job = app.submit(media_server.url("slow/long.mp4?rate=150000"), priority=10)
+    with ws(app, f"/ws/{job['id']}") as conn:
+        first = [json.loads(conn.recv(timeout=30)) for _ in range(2)]
+        kill_named(HUB_NAME)
+        messages = first + read_all(conn)
+    check_stream(messages)
