@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -39,7 +40,11 @@ class ProgressLog:
         self.epoch = uuid.uuid4().hex
 
     def publish(self, job_id: str, seq: int, message: Message) -> bool:
-        """Append a job's message (dropped if not newer than what the channel holds)."""
+        """Add a job's message; False if the channel already holds that sequence number.
+
+        Calls can arrive out of order (an async actor does not promise execution order), so
+        an older message is inserted in its place rather than dropped.
+        """
         log = self._jobs.get(job_id)
         if log is None:
             log = deque(maxlen=self._per_job)
@@ -48,9 +53,16 @@ class ProgressLog:
                 self._jobs.popitem(last=False)  # least recently published channel goes
         else:
             self._jobs.move_to_end(job_id)
-        if log and log[-1][0] >= seq:
-            return False
-        log.append((seq, message))
+        if not log or log[-1][0] < seq:
+            log.append((seq, message))
+        else:
+            if log[0][0] > seq and len(log) == log.maxlen:
+                return False  # older than anything kept: the database has it
+            if any(item[0] == seq for item in log):
+                return False
+            items = sorted([*log, (seq, message)], key=lambda item: item[0])
+            log.clear()
+            log.extend(items[-self._per_job :])
         self._broadcast_seq += 1
         self._broadcast.append((self._broadcast_seq, message))
         return True
@@ -63,6 +75,10 @@ class ProgressLog:
         log = self._broadcast if channel == BROADCAST else self._jobs.get(channel)
         if not log or log[-1][0] <= after_seq:
             return []
+        if channel == BROADCAST:
+            # broadcast numbers are contiguous: skip straight to the first unread one
+            skip = max(after_seq - log[0][0] + 1, 0)
+            return list(itertools.islice(log, skip, None))
         return [item for item in log if item[0] > after_seq]
 
     def read_many(self, cursors: dict[str, int]) -> dict[str, list[tuple[int, Message]]]:

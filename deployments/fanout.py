@@ -53,7 +53,7 @@ class Fanout:
         self._queue_size = queue_size
         self._poll_timeout_s = poll_timeout_s
         self._subs: dict[str, set[Subscriber]] = {}
-        self._cursors: dict[str, int] = {BROADCAST: -1}
+        self._cursors: dict[str, int] = {}
         self._epoch: str | None = None
         self._changed = asyncio.Event()
         self.health_sockets = 0
@@ -66,7 +66,10 @@ class Fanout:
         sub = Subscriber(channel, self._queue_size)
         subs = self._subs.setdefault(channel, set())
         subs.add(sub)
-        if channel != BROADCAST and channel not in self._cursors:
+        if channel == BROADCAST and len(subs) == 1:
+            self._cursors[BROADCAST] = -1  # follow the broadcast from "now"
+            self._changed.set()
+        elif channel != BROADCAST and channel not in self._cursors:
             self._cursors[channel] = start_seq
             self._changed.set()
         self.report()
@@ -78,8 +81,7 @@ class Fanout:
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.channel]
-                if sub.channel != BROADCAST:
-                    self._cursors.pop(sub.channel, None)
+                self._cursors.pop(sub.channel, None)
         self.report()
 
     def counts(self) -> dict[str, Any]:
@@ -112,6 +114,9 @@ class Fanout:
         while True:
             self._changed.clear()
             cursors = dict(self._cursors)
+            if not cursors:  # no socket follows anything: no polling at all
+                await self._changed.wait()
+                continue
             poll = asyncio.ensure_future(self._listen(cursors, self._poll_timeout_s))
             changed = asyncio.ensure_future(self._changed.wait())
             try:
@@ -131,11 +136,12 @@ class Fanout:
                 await asyncio.sleep(0.5)
                 continue
             epoch = result.get("epoch")
-            if self._epoch is not None and epoch != self._epoch:
+            if self._epoch is not None and epoch != self._epoch and BROADCAST in self._cursors:
                 self._cursors[BROADCAST] = 0  # the hub restarted: its broadcast seq restarted
             self._epoch = epoch
             for channel, head in result.get("heads", {}).items():
-                self._cursors[channel] = head  # the broadcast starts at "now", not history
+                if channel in self._cursors:
+                    self._cursors[channel] = head  # the broadcast starts at "now", not history
             for channel, items in result["channels"].items():
                 if channel in self._cursors:
                     self._deliver(channel, items)

@@ -22,12 +22,23 @@ def test_log_is_bounded_ordered_and_drops_stale() -> None:
     log = ProgressLog(per_job=3, broadcast=4)
     for seq in range(1, 6):
         assert log.publish("a", seq, msg("a", seq))
-    assert not log.publish("a", 5, msg("a", 5))  # not newer: dropped
+    assert not log.publish("a", 5, msg("a", 5))  # already held: dropped
+    assert not log.publish("a", 1, msg("a", 1))  # older than all kept: the DB has it
     assert [s for s, _ in log.read("a", 0)] == [3, 4, 5]
     assert [s for s, _ in log.read("a", 4)] == [5]
     assert log.read("a", 5) == []
     assert [s for s, _ in log.read(BROADCAST, 0)] == [2, 3, 4, 5]
     assert log.last_seq("a") == 5 and log.last_seq("missing") == 0
+
+
+def test_log_keeps_messages_that_arrive_out_of_order() -> None:
+    log = ProgressLog(per_job=8)
+    assert log.publish("a", 2, msg("a", 2))
+    assert log.publish("a", 1, msg("a", 1))  # late, but not lost
+    assert not log.publish("a", 2, msg("a", 2))  # a duplicate is
+    assert [s for s, _ in log.read("a", 0)] == [1, 2]
+    assert [m["seq"] for _, m in log.read(BROADCAST, 0)] == [2, 1]
+    assert [s for s, _ in log.read(BROADCAST, 1)] == [2]
 
 
 def test_log_forgets_least_recent_channels() -> None:
