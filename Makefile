@@ -29,8 +29,9 @@ $(RUNTIME_STAMP): requirements.txt | $(BIN)/python
 	$(BIN)/python -c "import imageio_ffmpeg; print('ffmpeg:', imageio_ffmpeg.get_ffmpeg_exe())"
 	touch $@
 
-$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt requirements-openai-whisper.txt
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-openai-whisper.txt
 	touch $@
 
 lint: setup-dev

@@ -14,7 +14,9 @@ from ray import serve
 
 from config.logging import setup_logging
 from config.settings import Settings
+from deployments.analyzer import Analyzer
 from deployments.ingress import Ingress
+from deployments.transcriber import Transcriber
 from storage.db import create_db_engine, init_db
 
 
@@ -41,9 +43,31 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     return app_from_settings(load_settings(args))
 
 
-def app_from_settings(settings: Settings, ingress_replicas: int | None = None) -> serve.Application:
+def model_deployments(settings: Settings) -> tuple[serve.Application, serve.Application]:
+    """The Transcriber and Analyzer, on a GPU each when ENABLE_GPU is on."""
+    gpus = 1 if settings.enable_gpu else 0
+    device = "auto" if settings.enable_gpu else "cpu"
+    transcriber = cast(Any, Transcriber).options(
+        ray_actor_options={"num_cpus": 0.5, "num_gpus": gpus}
+    )
+    analyzer = cast(Any, Analyzer).options(ray_actor_options={"num_cpus": 0.25, "num_gpus": gpus})
+    return (
+        transcriber.bind(
+            settings.whisper_engine,
+            settings.whisper_model,
+            device,
+            settings.whisper_max_loaded_models,
+        ),
+        analyzer.bind(settings.spacy_model, settings.sentiment_model, device),
+    )
+
+
+def app_from_settings(
+    settings: Settings, ingress_replicas: int | None = None, with_models: bool = True
+) -> serve.Application:
     """The application for these settings; `ingress_replicas` overrides the replica count
-    (serve_config.yaml sets it for `serve run`)."""
+    (serve_config.yaml sets it for `serve run`). Without models, jobs that need them fail
+    their model stage with a clear error (used by control-plane tests and benchmarks)."""
     setup_logging(settings)
     # Create the schema once, up front, so replicas never race on CREATE TABLE.
     init_db(create_db_engine(settings.resolved_database_url()))
@@ -52,5 +76,8 @@ def app_from_settings(settings: Settings, ingress_replicas: int | None = None) -
     if ingress_replicas is not None:
         deployment = deployment.options(num_replicas=ingress_replicas)
     # The generation orders deployments: the coordinator adopts the newest one's settings.
-    application: serve.Application = deployment.bind(settings.model_dump_json(), time.time())
+    models = model_deployments(settings) if with_models else (None, None)
+    application: serve.Application = deployment.bind(
+        settings.model_dump_json(), time.time(), *models
+    )
     return application

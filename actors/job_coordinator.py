@@ -16,7 +16,7 @@ import ray
 
 from actors.coordinator_core import CoordinatorConfig, CoordinatorCore, StageHandle
 from actors.progress import ProgressHub
-from actors.stage_task import submit_stage
+from actors.stage_task import ServeModels, submit_stage
 from config.logging import setup_logging
 from config.settings import Settings
 from pipeline.stages import StageInput, StageOutput
@@ -74,6 +74,7 @@ class JobCoordinatorActor:
         init_db(engine)
         self._hub = get_hub(self._settings)
         self._self_handle: Any = None
+        self._models: ServeModels | None = None
         self._core = CoordinatorCore(
             repo=JobRepository(engine),
             store=LocalArtifactStore(self._settings.artifact_path),
@@ -87,7 +88,7 @@ class JobCoordinatorActor:
         if self._self_handle is None:
             self._self_handle = ray.get_runtime_context().current_actor
         ref = submit_stage(
-            name, inp, self._self_handle, attempt, self._settings.effective_log_level
+            name, inp, self._self_handle, attempt, self._settings.effective_log_level, self._models
         )
         return _RayStageHandle(ref)
 
@@ -120,12 +121,18 @@ class JobCoordinatorActor:
             "queued": len(self._core.queue),
             "generation": self._generation,
             "max_concurrent_jobs": self._core.config.max_concurrent_jobs,
+            "models_connected": self._models is not None,
         }
 
-    async def adopt(self, settings_json: str, generation: float) -> dict[str, Any]:
-        """Take the settings of a newer deployment (its ingress replicas call this), so a
-        redeploy with, say, another MAX_CONCURRENT_JOBS takes effect without a restart."""
+    async def adopt(
+        self, settings_json: str, generation: float, models: ServeModels | None = None
+    ) -> dict[str, Any]:
+        """Take the settings and model handles of a newer deployment (its ingress replicas
+        call this every second), so a redeploy with, say, another MAX_CONCURRENT_JOBS takes
+        effect without a restart."""
         await self._check_hub()
+        if models is not None and (self._models is None or generation >= self._generation):
+            self._models = models
         if generation > self._generation:
             self._settings = Settings.model_validate_json(settings_json)
             self._generation = generation

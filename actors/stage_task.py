@@ -15,13 +15,16 @@ from typing import Any
 import ray
 
 from config.logging import bind_job, configure_logging
+from deployments.model_calls import raise_error
+from pipeline.errors import PipelineError
 from pipeline.stages import StageInput, StageOutput, run_stage
-from pipeline.types import CancelToken
+from pipeline.types import CancelToken, ProgressCallback
 
 log = logging.getLogger("vpa.stage")
 
-# CPU reserved per stage task: I/O-bound fetches take little, ffmpeg takes more.
-STAGE_NUM_CPUS: dict[str, float] = {"fetch": 0.25, "audio": 0.5}
+# CPU reserved per stage task: I/O-bound fetches take little, ffmpeg takes more, and the
+# model stages only wait for the model deployments (which hold their own CPUs or GPUs).
+STAGE_NUM_CPUS: dict[str, float] = {"fetch": 0.25, "audio": 0.5, "transcribe": 0, "analyze": 0}
 DEFAULT_STAGE_NUM_CPUS = 0.5
 PROGRESS_INTERVAL_S = 0.25
 
@@ -44,19 +47,83 @@ class _ThrottledReporter:
         self._coordinator.report_progress.remote(job_id, attempt, stage, fraction, message)
 
 
+class ServeModels:
+    """`ModelServices` over the Transcriber and Analyzer deployment handles.
+
+    Both stream progress items and then one result or error item (deployments/model_calls).
+    If this task is interrupted (the job was cancelled), the request is cancelled too, which
+    stops the model work in the replica.
+    """
+
+    def __init__(self, transcriber: Any, analyzer: Any) -> None:
+        self._transcriber = transcriber
+        self._analyzer = analyzer
+
+    @staticmethod
+    def _consume(stream: Any, progress: ProgressCallback) -> dict[str, Any]:
+        try:
+            for item in stream:
+                if item["type"] == "progress":
+                    progress(item["fraction"], item["message"])
+                elif item["type"] == "error":
+                    raise_error(item["error"])
+                else:
+                    result: dict[str, Any] = item["result"]
+                    return result
+        except BaseException:
+            stream.cancel()
+            raise
+        raise PipelineError("the model deployment ended without a result", code="model_error")
+
+    def transcribe(
+        self,
+        audio_path: str,
+        options: dict[str, Any],
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> dict[str, Any]:
+        handle = self._transcriber.options(stream=True)
+        stream = handle.transcribe.remote(audio_path, options, options.get("model_size"))
+        return self._consume(stream, progress)
+
+    def analyze(
+        self,
+        text: str,
+        segments: list[dict[str, Any]],
+        options: dict[str, Any],
+        language: str | None,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> dict[str, Any]:
+        handle = self._analyzer.options(stream=True)
+        return self._consume(handle.analyze.remote(text, segments, options, language), progress)
+
+
 @ray.remote(max_retries=0)
 def run_stage_task(
-    name: str, inp: StageInput, coordinator: Any, attempt: int, log_level: str = "INFO"
+    name: str,
+    inp: StageInput,
+    coordinator: Any,
+    attempt: int,
+    log_level: str = "INFO",
+    models: ServeModels | None = None,
 ) -> StageOutput:
     configure_logging(log_level)  # console only: Ray keeps each worker's output in its logs
     bind_job(inp.job_id)
     log.info("stage %s starting (attempt %d)", name, attempt)
     reporter = _ThrottledReporter(coordinator, inp.job_id, attempt, name)
-    return run_stage(name, inp, reporter, CancelToken())
+    return run_stage(name, inp, reporter, CancelToken(), models)
 
 
-def submit_stage(name: str, inp: StageInput, coordinator: Any, attempt: int, log_level: str) -> Any:
+def submit_stage(
+    name: str,
+    inp: StageInput,
+    coordinator: Any,
+    attempt: int,
+    log_level: str,
+    models: ServeModels | None = None,
+) -> Any:
     num_cpus = STAGE_NUM_CPUS.get(name, DEFAULT_STAGE_NUM_CPUS)
     return run_stage_task.options(num_cpus=num_cpus, name=f"vpa-{name}-{inp.job_id[:8]}").remote(
-        name, inp, coordinator, attempt, log_level
+        name, inp, coordinator, attempt, log_level, models
     )

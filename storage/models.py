@@ -195,6 +195,8 @@ class Job(JobBase, table=True):
     video_title: str | None = Field(default=None, sa_type=sa.Text)
     duration: float | None = Field(default=None, description="Media duration in seconds")
     transcript: str | None = Field(default=None, sa_type=sa.Text)
+    language: str | None = Field(default=None, max_length=16, description="Spoken language")
+    language_probability: float | None = None
     segments: list[dict[str, Any]] | None = Field(default=None, sa_column=_json(nullable=True))
     analysis_results: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True))
     generated_clips: list[dict[str, Any]] | None = Field(

@@ -149,6 +149,8 @@ class JobPublic(JobBase):
     video_title: str | None = None
     duration: float | None = Field(default=None, description="Media duration in seconds")
     transcript: str | None = None
+    language: str | None = None
+    language_probability: float | None = None
     segments: list[dict[str, Any]] | None = None
     analysis_results: dict[str, Any] | None = None
     generated_clips: list[dict[str, Any]] | None = None

@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.media",
     "tests.fixtures.databases",
+    "tests.fixtures.speech",
 ]

@@ -46,6 +46,7 @@ def ray_cluster(http_port: int) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(
         num_cpus=8,
+        num_gpus=4,  # declared, not real: GPU placement is testable on a CPU machine
         namespace=NAMESPACE,
         include_dashboard=False,
         runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}},
@@ -124,9 +125,13 @@ def kill_vpa_actors() -> None:
     kill_named(HUB_NAME)
 
 
-def deploy(http_port: int, settings: Settings, ingress_replicas: int = 1) -> VpaApp:
+def deploy(
+    http_port: int, settings: Settings, ingress_replicas: int = 1, with_models: bool = False
+) -> VpaApp:
+    """Deploy vpa; the model deployments only for the tests that run model stages."""
     kill_vpa_actors()
-    serve.run(app_from_settings(settings, ingress_replicas), name="vpa", route_prefix="/")
+    application = app_from_settings(settings, ingress_replicas, with_models=with_models)
+    serve.run(application, name="vpa", route_prefix="/")
     base = f"http://127.0.0.1:{http_port}"
     client = httpx.Client(base_url=base, timeout=60.0)
     deadline = time.monotonic() + 60
@@ -163,9 +168,13 @@ def deploy_vpa(
     ray_cluster: None, http_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[..., VpaApp]:
     def _deploy(
-        database_url: str | None = None, ingress_replicas: int = 1, **overrides: Any
+        database_url: str | None = None,
+        ingress_replicas: int = 1,
+        with_models: bool = False,
+        **overrides: Any,
     ) -> VpaApp:
         tmp = tmp_path_factory.mktemp("vpa")
-        return deploy(http_port, make_settings(tmp, database_url, **overrides), ingress_replicas)
+        settings = make_settings(tmp, database_url, **overrides)
+        return deploy(http_port, settings, ingress_replicas, with_models)
 
     return _deploy

@@ -94,7 +94,7 @@ def test_redeploy_with_new_settings_reconfigures_the_live_coordinator(app: VpaAp
 
     before = ray.get_actor(coordinator_name(app.settings), namespace=NAMESPACE)
     changed = app.settings.model_copy(update={"max_concurrent_jobs": 3})
-    serve.run(app_from_settings(changed), name="vpa", route_prefix="/")
+    serve.run(app_from_settings(changed, with_models=False), name="vpa", route_prefix="/")
     deadline = time.monotonic() + 30
     limit = 0
     while time.monotonic() < deadline:

@@ -1,0 +1,151 @@
+"""Analysis stage timing: model load once, then transcripts of 1,000 and 10,000 words.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.analyze [--repeat 3] [--sentiment-model PATH]
+
+The transcripts are synthetic speech-like text that changes subject every 12-30 sentences
+(cooking, football, software, finance, travel, health), with one timed segment per sentence,
+so every part of the analysis (chapters, keywords, timeline) has real work to do. The target
+on the 2-core development machine is 10,000 words in at most 5 s after the models are loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from typing import get_args
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pipeline.analyze import AnalyzeOptions, analyze
+from pipeline.nlp_models import Precision, load_models
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+_SUBJECTS: dict[str, tuple[list[str], list[str], list[str]]] = {
+    # subject: (nouns, adjectives, verbs)
+    "cooking": (
+        _words(
+            "sauce garlic onion pan oven recipe dough butter flour pasta tomato basil chicken "
+            "soup spice knife kitchen salt pepper cheese"
+        ),
+        _words("fresh crispy golden creamy spicy tender hot sweet savory delicious"),
+        _words("chop stir bake simmer season fry whisk taste pour slice"),
+    ),
+    "football": (
+        _words(
+            "match goal striker keeper referee penalty league coach stadium midfield defender "
+            "season fans tactics corner header transfer captain pitch club"
+        ),
+        _words("late brilliant sloppy decisive physical fast defensive crucial young tired"),
+        _words("score defend pass tackle shoot press concede attack celebrate substitute"),
+    ),
+    "software": (
+        _words(
+            "server database query function module test release bug deployment api cache "
+            "container pipeline commit branch compiler library framework endpoint config"
+        ),
+        _words("slow stable flaky async remote legacy typed distributed cached small"),
+        _words("deploy refactor compile merge debug profile test release configure install"),
+    ),
+    "finance": (
+        _words(
+            "portfolio stock bond dividend interest inflation budget savings loan mortgage tax "
+            "fund market bank return fee credit debt index pension"
+        ),
+        _words("volatile safe expensive diversified monthly annual risky cheap steady global"),
+        _words("invest save borrow lend spend budget hedge allocate withdraw compound"),
+    ),
+    "travel": (
+        _words(
+            "flight hotel passport beach museum train ticket luggage island city tour guide "
+            "airport map hostel visa coast mountain village border"
+        ),
+        _words("crowded quiet cheap scenic remote historic long overnight sunny busy"),
+        _words("fly book pack explore visit wander hike cross reserve arrive"),
+    ),
+    "health": (
+        _words(
+            "doctor patient symptom vaccine hospital nurse diagnosis treatment medicine sleep "
+            "heart blood pressure diet exercise therapy clinic pain infection dose"
+        ),
+        _words("chronic mild severe healthy regular early clinical daily gentle rare"),
+        _words("treat diagnose prescribe recover examine prevent monitor rest heal measure"),
+    ),
+}
+_OPENERS = ["So", "And then", "Honestly,", "Now", "I think", "You know,", "Basically", "Well,"]
+_TEMPLATES = [
+    "{o} the {a} {n1} is what makes the {n2} work.",
+    "{o} we {v} the {n1} before we {v2} the {a} {n2}.",
+    "{o} a {a} {n1} can {v} the whole {n2} if you are not careful.",
+    "{o} my {n1} was {a} today, so I had to {v} the {n2} again.",
+    "{o} people ask me how to {v} a {a} {n1} without a {n2}.",
+    "{o} the {n1} and the {n2} were both {a} this week, which surprised everyone.",
+    "{o} if the {n1} looks {a}, just {v} it and check the {n2} and the {n3}.",
+]
+
+
+def synthetic_transcript(words: int, seed: int = 0) -> tuple[str, list[dict[str, object]]]:
+    """Return (text, segments) of about `words` words, one segment per sentence."""
+    rng = random.Random(seed)
+    sentences: list[str] = []
+    count = 0
+    while count < words:
+        nouns, adjectives, verbs = _SUBJECTS[rng.choice(sorted(_SUBJECTS))]
+        for _ in range(rng.randint(12, 30)):
+            n1, n2, n3 = rng.sample(nouns, 3)
+            v1, v2 = rng.sample(verbs, 2)
+            sentence = rng.choice(_TEMPLATES).format(
+                o=rng.choice(_OPENERS), a=rng.choice(adjectives), n1=n1, n2=n2, n3=n3, v=v1, v2=v2
+            )
+            sentences.append(sentence)
+            count += len(sentence.split())
+            if count >= words:
+                break
+    segments: list[dict[str, object]] = []
+    t = 0.0
+    for sentence in sentences:
+        duration = len(sentence.split()) / 2.6  # about 156 words per minute
+        segments.append({"start": round(t, 2), "end": round(t + duration, 2), "text": sentence})
+        t += duration + 0.4
+    return " ".join(sentences), segments
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sentiment-model", default=None)
+    parser.add_argument("--precision", default="auto", choices=get_args(Precision))
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    models = load_models(sentiment_model=args.sentiment_model, precision=args.precision)
+    print(
+        f"model load: {time.perf_counter() - t0:.2f} s (spaCy, MiniLM in "
+        f"{models.embedder.dtype}, {models.sentiment.name}, taxonomy embeddings)"
+    )
+    options = AnalyzeOptions()
+    analyze("A short warm-up sentence about cooking pasta.", [], options, models)
+
+    for words in (1_000, 10_000):
+        text, segments = synthetic_transcript(words, seed=words)
+        timings = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            result = analyze(text, segments, options, models)
+            timings.append(time.perf_counter() - t0)
+        print(
+            f"{result.word_count:>6} words, {len(segments)} segments: "
+            f"median {statistics.median(timings):.2f} s, best {min(timings):.2f} s "
+            f"over {args.repeat} runs; {len(result.chapters)} chapters, "
+            f"topics {result.topics}, sentiment {result.sentiment}"
+        )
+
+
+if __name__ == "__main__":
+    main()

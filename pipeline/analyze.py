@@ -1,0 +1,383 @@
+"""Stage 4: analyse a transcript: sentiment, topics, keywords, entities, summary, chapters.
+
+Plain code, no Ray: `analyze(text, segments, options, models)` with models from
+`pipeline.nlp_models.load_models`, loaded once per process. How each part works:
+
+- Sentences come from spaCy's parser, or a punctuation regex for a language without a
+  spaCy pipeline (see `pipeline.transcript_text`).
+- Every sentence is embedded once (MiniLM, mean pooling, unit length); the document vector is
+  the word-weighted mean of its sentence vectors, a chapter's the same over its sentences.
+- Sentiment: each sentence gets a compound polarity in [-1, 1] (VADER or a transformers
+  model); `sentiment_score` is their word-weighted mean and `sentiment_label` gives the
+  label, "mixed" included. The timeline scores each transcript segment on its own.
+- Topics: `pipeline.taxonomy` scores a vector against every label. A label's confidence is
+  the document's, or, when higher, that of the chapters it tops, scaled down while those
+  cover under 15% of the words: a video that spends a third of its time on each of three
+  subjects gets all three.
+- Keywords: the 200 most frequent noun phrases are candidates, ranked by Maximal Marginal
+  Relevance (`mmr`): similarity to the document minus similarity to keywords already chosen.
+  `keyword_scores` hold each keyword's similarity to the document.
+- Summary: the sentences nearest the document vector (near-duplicates skipped), in order.
+- Chapters: `chapter_starts` (TextTiling over sentence embeddings). A chapter's title is its
+  most central keyword candidate, else its best topic, else its opening words; its summary is
+  its most central sentence.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline import transcript_text as tt
+from pipeline.nlp_models import NlpModels
+from pipeline.taxonomy import calibrate
+from pipeline.types import ProgressCallback
+
+SentimentLabel = Literal["positive", "negative", "neutral", "mixed"]
+
+# A sentence is "clearly" positive or negative past this compound.
+CLEAR_POLARITY = 0.3
+# The document leans one way when its mean compound is past this. VADER's own +-0.05 is for
+# a single text; on a mean it would call a neutral explainer with one upbeat word positive.
+DOCUMENT_POLARITY = 0.15
+SEGMENT_POLARITY = 0.05  # a segment is one short text: VADER's threshold
+# "mixed": this share of sentences clearly each way, and a mean within MIXED_MAX_SCORE.
+MIXED_MIN_SHARE = 0.2
+MIXED_MAX_SCORE = 0.3
+
+MAX_CANDIDATES = 200
+MMR_RELEVANCE_WEIGHT = 0.6
+MAX_ENTITIES = 50
+CHAPTER_TOPIC_MIN_SHARE = 0.15
+# A change of subject gives depths of 0.9-1.3 with MiniLM; new wording on one subject < 0.5.
+CHAPTER_MIN_DEPTH = 0.5
+SUMMARY_MIN_WORDS = 5
+SUMMARY_MAX_OVERLAP = 0.9
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    sentiment_analysis: bool = True
+    topic_modeling: bool = True
+    keyword_extraction: bool = True
+    min_confidence: float = 0.5  # topics below this calibrated confidence are dropped
+    max_keywords: int = 10
+    max_topics: int = 5
+    summary_sentences: int = 3
+    language: str | None = None  # "en", "de", ...; None: the detected language, else a guess
+
+
+@dataclass(frozen=True)
+class SentimentPoint:
+    start: float
+    end: float
+    score: float
+    label: SentimentLabel
+
+
+@dataclass(frozen=True)
+class Entity:
+    text: str
+    label: str  # spaCy's entity label: PERSON, ORG, GPE, DATE, MONEY, ...
+    count: int
+
+
+@dataclass(frozen=True)
+class Chapter:
+    start: float | None  # seconds; None when the transcript came without segments
+    end: float | None
+    title: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """`to_dict()` is what the job stores as `analysis_results`. A part switched off or
+    skipped keeps its keys with empty values (None, [], {}) and says why in `notes`."""
+
+    sentiment: SentimentLabel | None = None
+    topics: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    sentiment_score: float | None = None
+    sentiment_timeline: list[SentimentPoint] = field(default_factory=list)
+    topic_scores: dict[str, float] = field(default_factory=dict)
+    keyword_scores: dict[str, float] = field(default_factory=dict)
+    entities: list[Entity] = field(default_factory=list)
+    summary: str = ""
+    chapters: list[Chapter] = field(default_factory=list)
+    word_count: int = 0
+    speaking_rate_wpm: float | None = None
+    language: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def analyze(
+    text: str,
+    segments: Sequence[Mapping[str, Any]],
+    options: AnalyzeOptions,
+    models: NlpModels,
+    *,
+    detected_language: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> AnalysisResult:
+    """Analyse a transcript. `segments` are the transcription's {start, end, text} dicts;
+    they give the sentiment timeline, chapter times and the speaking rate.
+    `options.language` wins over `detected_language` (the transcriber's)."""
+    report = progress or (lambda _f, _m: None)
+    if not text.strip():
+        text = " ".join(str(s.get("text") or "").strip() for s in segments).strip()
+    words = len(text.split())
+    language, note = tt.resolve_language(options.language or detected_language, text)
+    notes = [note] if note else []
+    rate = tt.speaking_rate_wpm(words, segments)
+    if rate is None and words:
+        notes.append("speaking rate unknown: no timed segments")
+    if not words:
+        notes.append("nothing to analyse: the transcript is empty")
+        return AnalysisResult(speaking_rate_wpm=rate, language=language, notes=notes)
+
+    nlp = models.spacy_for(language)
+    if nlp is None:
+        parsed = tt.ParsedText(tt.split_sentences(text))
+        notes.append(
+            f"no spaCy pipeline for language {language!r}: sentences split on punctuation; "
+            "entities and keywords skipped"
+        )
+    else:
+        parsed = tt.parse(nlp, text)
+    sentences = [text[a:b] for a, b in parsed.spans]
+    weights = np.array([len(s.split()) for s in sentences], np.float32)
+    report(0.3, f"parsed {len(sentences)} sentences")
+
+    vectors = models.embedder.embed(sentences)
+    doc_vec = _unit(weights @ vectors)
+    bounds = [*chapter_starts(vectors), len(sentences)]
+    ranges = list(itertools.pairwise(bounds))
+    chapter_vecs = np.stack([_unit(weights[a:b] @ vectors[a:b]) for a, b in ranges])
+    shares = np.array([weights[a:b].sum() for a, b in ranges]) / weights.sum()
+    topic_conf, chapter_conf = _topic_confidences(models, doc_vec, chapter_vecs, shares)
+    report(0.6, "embedded sentences")
+
+    result: dict[str, Any] = {}
+    if options.topic_modeling:
+        result.update(_pick_topics(models, topic_conf, options, notes))
+    else:
+        notes.append("topic modeling switched off (options.topic_modeling=false)")
+
+    cand_texts: list[str] = []
+    cand_sentences: list[set[int]] = []
+    cand_vecs = np.zeros((0, vectors.shape[1]), np.float32)
+    if not options.keyword_extraction:
+        notes.append("keyword extraction switched off (options.keyword_extraction=false)")
+    else:
+        cand_texts, cand_sentences = tt.keyword_candidates(parsed, MAX_CANDIDATES)
+        cand_vecs = models.embedder.embed(cand_texts)
+        relevance = cand_vecs @ doc_vec
+        chosen = mmr(cand_vecs, relevance, options.max_keywords, MMR_RELEVANCE_WEIGHT)
+        result["keywords"] = [cand_texts[i] for i in chosen]
+        result["keyword_scores"] = {cand_texts[i]: round(float(relevance[i]), 4) for i in chosen}
+    report(0.8, "topics and keywords")
+
+    if options.sentiment_analysis:
+        result.update(_sentiment(models, language, sentences, weights, segments, notes))
+    else:
+        notes.append("sentiment analysis switched off (options.sentiment_analysis=false)")
+
+    times = tt.TimeMap(text, segments)
+    chapters = []
+    for c, (a, b) in enumerate(ranges):
+        central = a + int(np.argmax(vectors[a:b] @ chapter_vecs[c]))
+        inside = [i for i, sents in enumerate(cand_sentences) if any(a <= s < b for s in sents)]
+        if inside:
+            best = cand_texts[inside[int(np.argmax(cand_vecs[inside] @ chapter_vecs[c]))]]
+            title = best[:1].upper() + best[1:]
+        elif chapter_conf[c].max() >= options.min_confidence:
+            title = models.topics[int(np.argmax(chapter_conf[c]))].label.capitalize()
+        else:
+            title = _opening(sentences[a])
+        start, end = times.at(parsed.spans[a][0]), times.at(parsed.spans[b - 1][1])
+        chapters.append(Chapter(start, end, title, sentences[central]))
+
+    return AnalysisResult(
+        entities=_entities(parsed.entities),
+        summary=" ".join(sentences[i] for i in _summary(vectors, weights, doc_vec, options)),
+        chapters=chapters,
+        word_count=words,
+        speaking_rate_wpm=rate,
+        language=language,
+        notes=notes,
+        **result,
+    )
+
+
+def sentiment_label(
+    compounds: npt.ArrayLike, weights: npt.ArrayLike
+) -> tuple[SentimentLabel, float]:
+    """Label a document from its sentences' compounds; return (label, word-weighted mean).
+
+    mixed: at least 20% of the sentences are clearly positive (compound >= 0.3) and at least
+    20% clearly negative (<= -0.3), while the mean stays within +-0.3 (neither side wins).
+    Otherwise positive when the mean is >= 0.15, negative when <= -0.15, else neutral.
+    """
+    c, w = np.asarray(compounds, np.float64), np.asarray(weights, np.float64)
+    if not len(c):
+        return "neutral", 0.0
+    score = float(np.clip((c * w).sum() / max(w.sum(), 1e-9), -1.0, 1.0))
+    positive, negative = float((c >= CLEAR_POLARITY).mean()), float((c <= -CLEAR_POLARITY).mean())
+    if min(positive, negative) >= MIXED_MIN_SHARE and abs(score) < MIXED_MAX_SCORE:
+        return "mixed", score
+    if score >= DOCUMENT_POLARITY:
+        return "positive", score
+    if score <= -DOCUMENT_POLARITY:
+        return "negative", score
+    return "neutral", score
+
+
+def chapter_starts(vectors: np.ndarray) -> list[int]:
+    """Indices of the sentences that open a chapter (0 always).
+
+    TextTiling on embeddings: at each gap between sentences, the cosine between the mean
+    vectors of the `w` sentences before and after it; a gap's depth is how far that
+    similarity dips below the nearest peaks on both sides. Gaps deeper than both
+    CHAPTER_MIN_DEPTH and the mean depth plus one standard deviation become boundaries,
+    deepest first, at least `min_len` sentences from each other and from the ends.
+    """
+    n = len(vectors)
+    min_len = max(3, n // 30)
+    if n < 2 * min_len:
+        return [0]
+    w = min(max(3, n // 25), 10)
+    cum = np.vstack([np.zeros((1, vectors.shape[1])), np.cumsum(vectors, 0, dtype=np.float64)])
+    sims = np.empty(n - 1)
+    for g in range(1, n):
+        left, right = cum[g] - cum[max(0, g - w)], cum[min(n, g + w)] - cum[g]
+        sims[g - 1] = left @ right / max(np.linalg.norm(left) * np.linalg.norm(right), 1e-9)
+    depth = np.zeros(n - 1)
+    for i in range(n - 1):
+        lo = hi = i
+        while lo > 0 and sims[lo - 1] >= sims[lo]:
+            lo -= 1
+        while hi < n - 2 and sims[hi + 1] >= sims[hi]:
+            hi += 1
+        depth[i] = sims[lo] + sims[hi] - 2 * sims[i]
+    cutoff = max(CHAPTER_MIN_DEPTH, float(depth.mean() + depth.std()))
+    starts = [0]
+    for i in np.argsort(-depth, kind="stable"):
+        if depth[i] < cutoff:
+            break
+        g = int(i) + 1
+        if min_len <= g <= n - min_len and all(abs(g - s) >= min_len for s in starts[1:]):
+            starts.append(g)
+    return sorted(starts)
+
+
+def mmr(vectors: np.ndarray, relevance: np.ndarray, k: int, weight: float) -> list[int]:
+    """Maximal Marginal Relevance: pick up to k rows, each maximising
+    weight * relevance - (1 - weight) * (its highest similarity to a row already picked)."""
+    if k <= 0 or not len(relevance):
+        return []
+    chosen = [int(np.argmax(relevance))]
+    while len(chosen) < min(k, len(relevance)):
+        redundancy = (vectors @ vectors[chosen].T).max(axis=1)
+        gain = weight * relevance - (1 - weight) * redundancy
+        gain[chosen] = -np.inf
+        chosen.append(int(np.argmax(gain)))
+    return chosen
+
+
+def _topic_confidences(
+    models: NlpModels, doc_vec: np.ndarray, chapter_vecs: np.ndarray, shares: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence per label, confidence per chapter and label); see the module docstring."""
+    conf = calibrate(models.topic_embeddings @ doc_vec)
+    chapter_conf = calibrate(chapter_vecs @ models.topic_embeddings.T)
+    tops = chapter_conf.argmax(axis=1)
+    for label in set(tops.tolist()):
+        mine = tops == label
+        coverage = float(shares[mine].sum())
+        support = float((chapter_conf[mine, label] * shares[mine]).sum()) / coverage
+        scaled = support * min(1.0, coverage / CHAPTER_TOPIC_MIN_SHARE)
+        conf[label] = max(conf[label], scaled)
+    return conf, chapter_conf
+
+
+def _pick_topics(
+    models: NlpModels, conf: np.ndarray, options: AnalyzeOptions, notes: list[str]
+) -> dict[str, Any]:
+    order = [int(i) for i in np.argsort(-conf, kind="stable")]
+    picked = [i for i in order if conf[i] >= options.min_confidence][: options.max_topics]
+    if not picked:
+        notes.append(
+            f"no topic reached min_confidence {options.min_confidence} "
+            f"(best: {models.topics[order[0]].label} at {conf[order[0]]:.2f})"
+        )
+    return {
+        "topics": [models.topics[i].label for i in picked],
+        "topic_scores": {models.topics[i].label: round(float(conf[i]), 4) for i in picked},
+    }
+
+
+def _sentiment(
+    models: NlpModels,
+    language: str | None,
+    sentences: list[str],
+    weights: np.ndarray,
+    segments: Sequence[Mapping[str, Any]],
+    notes: list[str],
+) -> dict[str, Any]:
+    scorer = models.sentiment
+    if scorer.languages is not None and language not in scorer.languages:
+        notes.append(
+            f"sentiment skipped: {scorer.name} handles only {', '.join(sorted(scorer.languages))}"
+            f", not {language!r}"
+        )
+        return {}
+    timed = [s for s in segments if str(s.get("text") or "").strip()]
+    scores = scorer.score(sentences + [str(s["text"]).strip() for s in timed])
+    label, score = sentiment_label(scores[: len(sentences)], weights)
+    timeline = []
+    for seg, value in zip(timed, scores[len(sentences) :], strict=True):
+        seg_label: SentimentLabel = "neutral"
+        if abs(value) >= SEGMENT_POLARITY:
+            seg_label = "positive" if value > 0 else "negative"
+        start, end = float(seg.get("start", 0.0)), float(seg.get("end", 0.0))
+        timeline.append(SentimentPoint(start, end, round(value, 4), seg_label))
+    return {"sentiment": label, "sentiment_score": round(score, 4), "sentiment_timeline": timeline}
+
+
+def _summary(
+    vectors: np.ndarray, weights: np.ndarray, doc_vec: np.ndarray, options: AnalyzeOptions
+) -> list[int]:
+    eligible = np.flatnonzero(weights >= SUMMARY_MIN_WORDS)
+    if not len(eligible):
+        eligible = np.arange(len(vectors))
+    picked: list[int] = []
+    for i in eligible[np.argsort(-(vectors[eligible] @ doc_vec), kind="stable")]:
+        if len(picked) >= options.summary_sentences:
+            break
+        if not picked or (vectors[picked] @ vectors[i]).max() < SUMMARY_MAX_OVERLAP:
+            picked.append(int(i))
+    return sorted(picked)
+
+
+def _entities(found: list[tuple[str, str]]) -> list[Entity]:
+    ranked = sorted(Counter(found).items(), key=lambda item: (-item[1], item[0][0].lower()))
+    return [Entity(text, label, n) for (text, label), n in ranked[:MAX_ENTITIES]]
+
+
+def _opening(sentence: str, words: int = 6) -> str:
+    head = sentence.split()
+    return " ".join(head[:words]) + (" ..." if len(head) > words else "")
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return np.asarray(vector / max(float(np.linalg.norm(vector)), 1e-9), np.float32)

@@ -1,0 +1,208 @@
+"""Transcript artifacts: SRT, WebVTT, plain text and JSON.
+
+Cue text is wrapped at word boundaries to `max_line_chars`; a segment that needs more than
+`max_lines` lines becomes several consecutive cues, split at word timestamps when the
+segment has them and in proportion to the text length otherwise. The cues of a segment
+span exactly its start and end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.transcribe import Segment, TranscriptResult
+
+MAX_LINE_CHARS = 42
+MAX_LINES = 2
+ARTIFACT_STEM = "transcript"
+
+
+@dataclass(frozen=True)
+class Cue:
+    start_s: float
+    end_s: float
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    start_s: float | None  # None without word timestamps
+
+
+def format_timestamp(seconds: float, decimal_marker: str = ",") -> str:
+    """HH:MM:SS,mmm (SRT) or, with ".", HH:MM:SS.mmm (WebVTT)."""
+    total_ms = max(0, round(seconds * 1000))
+    hours, rest = divmod(total_ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_marker}{millis:03d}"
+
+
+def _tokens(segment: Segment) -> list[_Token]:
+    if segment.words:
+        tokens: list[_Token] = []
+        for word in segment.words:
+            text = word.word.strip()
+            if not text:
+                continue
+            # Whisper marks a new word with a leading space; anything else (CJK, split
+            # punctuation) continues the previous token
+            if tokens and not word.word[:1].isspace():
+                tokens[-1] = _Token(tokens[-1].text + text, tokens[-1].start_s)
+            else:
+                tokens.append(_Token(text, word.start_s))
+        if tokens:
+            return tokens
+    return [_Token(text, None) for text in segment.text.split()]
+
+
+def _split_long(text: str, max_chars: int) -> list[str]:
+    return [text[i : i + max_chars] for i in range(0, len(text), max_chars)]
+
+
+def _wrap(tokens: Sequence[_Token], max_chars: int) -> list[list[_Token]]:
+    """Greedy wrap at word boundaries; a word longer than a line is cut into pieces."""
+    lines: list[list[_Token]] = []
+    current: list[_Token] = []
+    width = 0
+    for token in tokens:
+        pieces = (
+            [
+                _Token(piece, token.start_s if i == 0 else None)
+                for i, piece in enumerate(_split_long(token.text, max_chars))
+            ]
+            if len(token.text) > max_chars
+            else [token]
+        )
+        for piece in pieces:
+            needed = len(piece.text) + (1 if current else 0)
+            if current and width + needed > max_chars:
+                lines.append(current)
+                current, width = [], 0
+                needed = len(piece.text)
+            current.append(piece)
+            width += needed
+    if current:
+        lines.append(current)
+    return lines
+
+
+def segment_cues(
+    segment: Segment, max_line_chars: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES
+) -> list[Cue]:
+    """The cues showing one segment, in order, together spanning start_s..end_s."""
+    if max_line_chars < 1 or max_lines < 1:
+        raise ValueError("max_line_chars and max_lines must be at least 1")
+    lines = _wrap(_tokens(segment), max_line_chars)
+    if not lines:
+        return []
+    groups = [lines[i : i + max_lines] for i in range(0, len(lines), max_lines)]
+    start_s, end_s = segment.start_s, max(segment.end_s, segment.start_s)
+    boundaries = [start_s]
+    total_chars = sum(len(token.text) for group in groups for line in group for token in line)
+    chars_before = 0
+    for previous, group in itertools.pairwise(groups):
+        chars_before += sum(len(token.text) for line in previous for token in line)
+        first_word_start_s = group[0][0].start_s
+        if first_word_start_s is not None:
+            boundary = first_word_start_s
+        else:
+            boundary = start_s + (end_s - start_s) * chars_before / max(total_chars, 1)
+        boundaries.append(min(max(boundary, boundaries[-1]), end_s))
+    boundaries.append(end_s)
+    return [
+        Cue(
+            start_s=boundaries[i],
+            end_s=boundaries[i + 1],
+            lines=tuple(" ".join(token.text for token in line) for line in group),
+        )
+        for i, group in enumerate(groups)
+    ]
+
+
+def cues(
+    segments: Iterable[Segment], max_line_chars: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES
+) -> list[Cue]:
+    return [cue for segment in segments for cue in segment_cues(segment, max_line_chars, max_lines)]
+
+
+def _srt_text(line: str) -> str:
+    return line.replace("-->", "->")  # the one sequence an SRT parser cannot take in text
+
+
+def _vtt_text(line: str) -> str:
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_srt(
+    segments: Iterable[Segment], max_line_chars: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES
+) -> str:
+    """SubRip: numbered cues from 1, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, a blank line after each."""
+    blocks = []
+    for number, cue in enumerate(cues(segments, max_line_chars, max_lines), start=1):
+        timing = f"{format_timestamp(cue.start_s)} --> {format_timestamp(cue.end_s)}"
+        text = "\n".join(_srt_text(line) for line in cue.lines)
+        blocks.append(f"{number}\n{timing}\n{text}\n")
+    return "\n".join(blocks)
+
+
+def to_vtt(
+    segments: Iterable[Segment], max_line_chars: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES
+) -> str:
+    """WebVTT: the `WEBVTT` header, then cues timed `HH:MM:SS.mmm --> HH:MM:SS.mmm`."""
+    blocks = ["WEBVTT\n"]
+    for cue in cues(segments, max_line_chars, max_lines):
+        timing = f"{format_timestamp(cue.start_s, '.')} --> {format_timestamp(cue.end_s, '.')}"
+        text = "\n".join(_vtt_text(line) for line in cue.lines)
+        blocks.append(f"{timing}\n{text}\n")
+    return "\n".join(blocks)
+
+
+def to_txt(result: TranscriptResult) -> str:
+    """The transcript, one segment per line."""
+    lines = [segment.text.strip() for segment in result.segments if segment.text.strip()]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def to_json(result: TranscriptResult) -> str:
+    return json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+def write_subtitles(
+    result: TranscriptResult,
+    dest_dir: str | os.PathLike[str],
+    max_line_chars: int = MAX_LINE_CHARS,
+    max_lines: int = MAX_LINES,
+) -> dict[str, Path]:
+    """Write transcript.json/.srt/.vtt/.txt into dest_dir; returns {"json": path, ...}.
+
+    Each file is written under a temporary name and renamed, so a reader never sees half of
+    one.
+    """
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    contents = {
+        "json": to_json(result),
+        "srt": to_srt(result.segments, max_line_chars, max_lines),
+        "vtt": to_vtt(result.segments, max_line_chars, max_lines),
+        "txt": to_txt(result),
+    }
+    paths: dict[str, Path] = {}
+    for suffix, text in contents.items():
+        final = dest / f"{ARTIFACT_STEM}.{suffix}"
+        partial = dest / f".{ARTIFACT_STEM}-{uuid.uuid4().hex[:8]}.{suffix}.part"
+        try:
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(final)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        paths[suffix] = final
+    return paths

@@ -1,0 +1,109 @@
+"""The transcription and analysis job types end to end, with the real bundled models behind
+the Transcriber and Analyzer deployments."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Any
+
+import pytest
+
+from pipeline.ffmpeg import ffmpeg_exe
+from tests.fixtures.speech import word_error_rate
+from tests.integration.conftest import VpaApp
+
+
+@pytest.fixture(scope="module")
+def speech_video(media_server: Any, speech_sample: Any, tmp_path_factory: Any) -> str:
+    """A small video whose audio track is the committed speech sample."""
+    out = tmp_path_factory.mktemp("speech") / "speech.mp4"
+    subprocess.run(
+        [
+            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=s=160x120:r=10:d={speech_sample.duration_s}",
+            "-i", str(speech_sample.path),
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(out),
+        ],
+        check=True,
+    )  # fmt: skip
+    media_server.add_file(out, "speech.mp4")
+    return str(media_server.url("speech.mp4"))
+
+
+@pytest.fixture(scope="module")
+def app(deploy_vpa: Any, sample_media: Any) -> VpaApp:
+    return deploy_vpa(with_models=True, max_concurrent_jobs=2)
+
+
+def _srt_times(text: str) -> list[tuple[float, float]]:
+    def secs(stamp: str) -> float:
+        h, m, rest = stamp.split(":")
+        s, ms = rest.split(",")
+        return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+    return [
+        (secs(a), secs(b))
+        for a, b in re.findall(r"(\d\d:\d\d:\d\d,\d\d\d) --> (\d\d:\d\d:\d\d,\d\d\d)", text)
+    ]
+
+
+def test_transcription_job(app: VpaApp, speech_video: str, speech_sample: Any) -> None:
+    job = app.submit(speech_video, job_type="transcription", options={"audio_format": "flac"})
+    done = app.wait(job["id"], timeout_s=180)
+    assert done["status"] == "completed", done
+    assert word_error_rate(speech_sample.text, done["transcript"]) < 0.15
+    assert done["language"] == "en" and done["language_probability"] > 0.5
+    segments = done["segments"]
+    assert segments and all(s["start"] < s["end"] for s in segments)
+    assert all(
+        {"id", "start", "end", "text", "avg_logprob", "no_speech_prob", "words"} <= set(s)
+        for s in segments
+    )
+    events = app.events(job["id"])
+    assert [e["stage"] for e in events if e["type"] == "stage_completed"] == [
+        "fetch",
+        "audio",
+        "transcribe",
+    ]
+    assert any(e["type"] == "progress" and e["stage"] == "transcribe" for e in events)
+    arts = {a["kind"]: a for a in app.client.get(f"/api/v1/jobs/{job['id']}/artifacts").json()}
+    assert {"transcript_json", "subtitles_srt", "subtitles_vtt", "transcript_txt"} <= set(arts)
+    srt = app.client.get(arts["subtitles_srt"]["download_url"]).text
+    times = _srt_times(srt)
+    assert times[0][0] == pytest.approx(segments[0]["start"], abs=0.001)
+    assert times[-1][1] == pytest.approx(segments[-1]["end"], abs=0.001)
+    vtt = app.client.get(arts["subtitles_vtt"]["download_url"])
+    assert vtt.text.startswith("WEBVTT") and vtt.headers["content-type"].startswith("text/vtt")
+
+
+def test_analysis_job(app: VpaApp, speech_video: str) -> None:
+    job = app.submit(speech_video, job_type="analysis", options={"min_confidence": 0.3})
+    done = app.wait(job["id"], timeout_s=180)
+    assert done["status"] == "completed", done
+    results = done["analysis_results"]
+    assert results["sentiment"] in {"positive", "negative", "neutral", "mixed"}
+    assert isinstance(results["topics"], list) and isinstance(results["keywords"], list)
+    assert results["keywords"], results
+    for key in (
+        "sentiment_score",
+        "sentiment_timeline",
+        "entities",
+        "summary",
+        "chapters",
+        "word_count",
+    ):
+        assert key in results
+    stages = [e["stage"] for e in app.events(job["id"]) if e["type"] == "stage_completed"]
+    assert stages == ["fetch", "audio", "transcribe", "analyze"]
+
+
+def test_missing_model_fails_the_job_clearly(app: VpaApp, speech_video: str) -> None:
+    job = app.submit(
+        speech_video, job_type="transcription", options={"model_size": "large-v3"}, max_retries=0
+    )
+    done = app.wait(job["id"], timeout_s=120)
+    assert done["status"] == "failed"
+    assert done["error_code"] == "model_unavailable", done
+    assert "large-v3" in done["error_message"]
+    assert app.client.get("/health").status_code == 200
