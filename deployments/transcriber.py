@@ -34,6 +34,8 @@ def transcribe_options(options: dict[str, Any]) -> TranscribeOptions:
     for key in ("word_timestamps", "vad_filter", "beam_size"):
         if options.get(key) is not None:
             kwargs[key] = options[key]
+    if options.get("temperature_fallback") is False:
+        kwargs["temperature"] = (0.0,)
     return TranscribeOptions(**kwargs)
 
 

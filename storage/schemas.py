@@ -72,6 +72,11 @@ class ProcessingOptions(BaseModel):
     output_format: Literal["mp4", "webm"] = "mp4"
     resolution: Literal["360p", "480p", "720p", "1080p", "source"] = "source"
     min_confidence: float = PydanticField(default=0.5, ge=0.0, le=1.0)
+    # Transcription controls (beyond the seed)
+    word_timestamps: bool = True
+    vad_filter: bool = True
+    beam_size: int = PydanticField(default=1, ge=1, le=10)
+    temperature_fallback: bool = True
 
     @field_validator("language")
     @classmethod

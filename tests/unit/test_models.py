@@ -121,6 +121,10 @@ def test_options_defaults() -> None:
         "output_format": "mp4",
         "resolution": "source",
         "min_confidence": 0.5,
+        "word_timestamps": True,
+        "vad_filter": True,
+        "beam_size": 1,
+        "temperature_fallback": True,
     }
 
 
