@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -107,3 +108,36 @@ def test_missing_model_fails_the_job_clearly(app: VpaApp, speech_video: str) -> 
     assert done["error_code"] == "model_unavailable", done
     assert "large-v3" in done["error_message"]
     assert app.client.get("/health").status_code == 200
+
+
+def test_cancel_during_transcription(
+    app: VpaApp, media_server: Any, speech_sample: Any, tmp_path_factory: Any
+) -> None:
+    """A long transcription is interrupted: the job ends cancelled in the transcribe stage
+    and the model stops reporting progress for it."""
+    out = tmp_path_factory.mktemp("long") / "long_speech.mp4"
+    subprocess.run(
+        [
+            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+            "-stream_loop", "11", "-i", str(speech_sample.path),
+            "-f", "lavfi", "-i", "color=c=black:s=64x48:r=5",
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(out),
+        ],
+        check=True,
+    )  # fmt: skip
+    media_server.add_file(out, "long_speech.mp4")
+    job = app.submit(media_server.url("long_speech.mp4"), job_type="transcription")
+    app.wait(
+        job["id"],
+        lambda j: (
+            j["current_stage"] == "transcribe" and j["status_message"] != "transcribe started"
+        ),
+        timeout_s=120,
+    )
+    r = app.client.post(f"/api/v1/jobs/{job['id']}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    events = app.events(job["id"])
+    assert events[-1]["type"] == "cancelled" and events[-1]["stage"] == "transcribe"
+    assert "transcribe" not in [e["stage"] for e in events if e["type"] == "stage_completed"]
+    time.sleep(2)
+    assert len(app.events(job["id"])) == len(events)  # nothing more was written for it
