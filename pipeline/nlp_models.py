@@ -9,7 +9,7 @@ the local Hugging Face cache. A model that is missing fails fast with
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -88,6 +88,24 @@ def label_valences(id2label: dict[int, str]) -> list[float]:
     )
 
 
+def tokenized_batches(
+    tokenizer: Any, texts: Sequence[str], batch_size: int, max_length: int, device: str
+) -> Iterator[tuple[list[int], Any]]:
+    """(indices, tokenized batch) over `texts` in length-sorted batches, which keep padding
+    (wasted compute) small; callers write results back by index."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        batch = tokenizer(
+            [texts[i] for i in idx],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        ).to(device)
+        yield idx, batch
+
+
 class TransformersScorer:
     """A transformers sequence-classification sentiment model; compound = sum(p_i * valence_i)."""
 
@@ -112,16 +130,9 @@ class TransformersScorer:
         import torch
 
         out = np.zeros(len(texts), np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for lo in range(0, len(order), self._batch_size):
-            idx = order[lo : lo + self._batch_size]
-            batch = self._tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=self._max_length,
-                return_tensors="pt",
-            ).to(self._device)
+        for idx, batch in tokenized_batches(
+            self._tokenizer, texts, self._batch_size, self._max_length, self._device
+        ):
             with torch.inference_mode():
                 logits = self._model(**batch).logits.float()
             probs = torch.softmax(logits, dim=-1).cpu().numpy()
@@ -148,17 +159,9 @@ class TextEmbedder:
         import torch
 
         out = np.zeros((len(texts), self.dim), np.float32)
-        # Length-sorted batches keep padding (wasted compute) small.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for lo in range(0, len(order), self._batch_size):
-            idx = order[lo : lo + self._batch_size]
-            batch = self._tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=self._max_length,
-                return_tensors="pt",
-            ).to(self._device)
+        for idx, batch in tokenized_batches(
+            self._tokenizer, texts, self._batch_size, self._max_length, self._device
+        ):
             with torch.inference_mode():
                 hidden = self._model(**batch).last_hidden_state.float()
                 mask = batch["attention_mask"].unsqueeze(-1).float()
