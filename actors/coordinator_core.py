@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from actors.errors import JobConflict, JobNotFound, classify_failure
 from actors.job_queue import JobQueue
@@ -449,6 +449,7 @@ class CoordinatorCore:
                     work_dir=str(self.store.job_dir(UUID(run.job_id))),
                     checkpoints=checkpoints,
                     fetch_options=self.config.fetch_options,
+                    job_type=str(job.job_type),
                 )
                 t0 = time.monotonic()
                 run.handle = self._run_stage(stage, stage_input, run.attempt)
@@ -489,7 +490,8 @@ class CoordinatorCore:
                     },
                     stage=stage,
                     message=f"{stage} completed in {elapsed:.2f} s",
-                    data={"elapsed_s": round(elapsed, 4)},
+                    # which job fields now hold this stage's results, for clients to fetch
+                    data={"elapsed_s": round(elapsed, 4), "results": sorted(output.job_fields)},
                     expected={JobStatus.processing},
                 )
                 log.info("stage %s completed in %.2f s", stage, elapsed)
@@ -597,6 +599,7 @@ class CoordinatorCore:
             path = Path(spec.path)
             self.repo.add_artifact(
                 Artifact(
+                    id=UUID(spec.id) if spec.id else uuid4(),
                     job_id=UUID(job_id),
                     kind=spec.kind,
                     filename=path.name,

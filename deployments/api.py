@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response,
 from fastapi.responses import FileResponse, JSONResponse
 
 from actors.errors import CoordinatorError
+from deployments.downloads import build_download_router
 from deployments.services import CoordinatorUnavailable, IngressServices
 from deployments.ws import build_ws_router
 from pipeline.errors import PolicyError
@@ -292,6 +293,7 @@ def create_app(services: IngressServices) -> FastAPI:
     api.add_api_route("/statistics", statistics, methods=["GET"], include_in_schema=False)
 
     app.include_router(api)
+    app.include_router(build_download_router())
     app.include_router(build_ws_router(app, services))
 
     @app.get("/health", tags=["monitoring"], summary="Service health")

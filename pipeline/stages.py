@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 from pipeline.audio import extract_audio
+from pipeline.clip_stage import CLIP_JOB_TYPES, check_clip_options, run_clips
 from pipeline.errors import MediaError, PipelineError
 from pipeline.fetch import fetch
+from pipeline.ffmpeg import probe
+from pipeline.soft_subtitles import mux_subtitles
+from pipeline.stage_io import (
+    ArtifactSpec,
+    ModelServices,
+    StageInput,
+    StageOutput,
+    checkpoint_file,
+)
 from pipeline.subtitles import write_subtitles
 from pipeline.transcribe import TranscriptResult
-from pipeline.types import AudioOptions, CancelToken, FetchOptions, ProgressCallback
+from pipeline.types import AudioOptions, CancelToken, ProgressCallback
 
 STAGE_CHAINS: dict[str, tuple[str, ...]] = {
     "audio_extraction": ("fetch", "audio"),
@@ -39,54 +47,6 @@ STAGE_WEIGHTS: dict[str, float] = {
 }
 
 
-@dataclass(frozen=True)
-class StageInput:
-    job_id: str
-    url: str
-    options: dict[str, Any]
-    work_dir: str
-    checkpoints: dict[str, dict[str, Any]]
-    fetch_options: FetchOptions = field(default_factory=FetchOptions)
-
-
-@dataclass(frozen=True)
-class ArtifactSpec:
-    kind: str
-    path: str  # absolute path of the file inside the job's work dir
-    format: str
-    duration_s: float | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StageOutput:
-    checkpoint: dict[str, Any]
-    artifacts: list[ArtifactSpec] = field(default_factory=list)
-    job_fields: dict[str, Any] = field(default_factory=dict)
-
-
-class ModelServices(Protocol):
-    """The model deployments, as the stages see them (Serve handles in production)."""
-
-    def transcribe(
-        self,
-        audio_path: str,
-        options: dict[str, Any],
-        progress: ProgressCallback,
-        cancel: CancelToken,
-    ) -> dict[str, Any]: ...
-
-    def analyze(
-        self,
-        text: str,
-        segments: list[dict[str, Any]],
-        options: dict[str, Any],
-        language: str | None,
-        progress: ProgressCallback,
-        cancel: CancelToken,
-    ) -> dict[str, Any]: ...
-
-
 def chain_for(job_type: str) -> tuple[str, ...]:
     return STAGE_CHAINS[job_type]
 
@@ -102,20 +62,10 @@ def overall_progress(
     return round(100.0 * achieved / total, 2)
 
 
-def _checkpoint_file(inp: StageInput, stage: str) -> Path:
-    try:
-        name = inp.checkpoints[stage]["file"]
-    except KeyError as exc:
-        raise PipelineError(f"stage {stage!r} has no checkpoint to resume from") from exc
-    path = Path(inp.work_dir) / name
-    if not path.is_file():
-        raise MediaError(f"the {stage} output {name!r} is missing from the artifact store")
-    return path
-
-
 def _fetch(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
     result = fetch(inp.url, Path(inp.work_dir), inp.fetch_options, progress, cancel)
     path = Path(result.path)
+    _check_clip_source(inp, path)
     return StageOutput(
         checkpoint={"file": path.name, "title": result.title, "duration_s": result.duration_s},
         artifacts=[
@@ -131,8 +81,44 @@ def _fetch(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> 
     )
 
 
+def _check_clip_source(inp: StageInput, path: Path) -> None:
+    """Clip jobs fail here, before transcribing, when the video cannot give the clips asked."""
+    if inp.job_type not in CLIP_JOB_TYPES:
+        return
+    info = probe(path)
+    if not info.has_video:
+        raise MediaError(
+            "clips need a video track, and this source has none (audio only)",
+            code="no_video_stream",
+        )
+    check_clip_options(inp.options, info.duration_s)
+
+
+def _subtitles(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
+    source = checkpoint_file(inp, "fetch")
+    srt = Path(inp.work_dir) / "transcript.srt"
+    if not srt.is_file():
+        raise MediaError("the transcript's SRT file is missing from the artifact store")
+    if not srt.read_text(encoding="utf-8").strip():
+        return StageOutput(checkpoint={"note": "no speech was found: nothing to subtitle"})
+    language = inp.checkpoints.get("transcribe", {}).get("language")
+    result = mux_subtitles(source, srt, Path(inp.work_dir), language, progress, cancel)
+    return StageOutput(
+        checkpoint={"file": Path(result.path).name},
+        artifacts=[
+            ArtifactSpec(
+                kind="video_subtitled",
+                path=result.path,
+                format=result.container,
+                duration_s=result.duration_s,
+                metadata={"subtitle_language": language},
+            )
+        ],
+    )
+
+
 def _audio(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
-    source = _checkpoint_file(inp, "fetch")
+    source = checkpoint_file(inp, "fetch")
     opts = AudioOptions(
         audio_format=inp.options.get("audio_format", "wav"),
         audio_quality=inp.options.get("audio_quality", "medium"),
@@ -162,7 +148,7 @@ def _audio(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> 
 def _transcribe(
     inp: StageInput, progress: ProgressCallback, cancel: CancelToken, models: ModelServices
 ) -> StageOutput:
-    audio = _checkpoint_file(inp, "audio")
+    audio = checkpoint_file(inp, "audio")
     result = models.transcribe(str(audio), inp.options, progress, cancel)
     transcript = TranscriptResult.from_dict(result)
     files = write_subtitles(transcript, Path(inp.work_dir))
@@ -196,7 +182,7 @@ def _transcribe(
 def _analyze(
     inp: StageInput, progress: ProgressCallback, cancel: CancelToken, models: ModelServices
 ) -> StageOutput:
-    transcript = json.loads(_checkpoint_file(inp, "transcribe").read_text(encoding="utf-8"))
+    transcript = json.loads(checkpoint_file(inp, "transcribe").read_text(encoding="utf-8"))
     language = inp.checkpoints.get("transcribe", {}).get("language")
     result = models.analyze(
         transcript.get("text", ""),
@@ -218,7 +204,12 @@ def _analyze(
 StageFn = Callable[[StageInput, ProgressCallback, CancelToken], StageOutput]
 ModelStageFn = Callable[[StageInput, ProgressCallback, CancelToken, ModelServices], StageOutput]
 
-STAGE_FUNCTIONS: dict[str, StageFn] = {"fetch": _fetch, "audio": _audio}
+STAGE_FUNCTIONS: dict[str, StageFn] = {
+    "fetch": _fetch,
+    "audio": _audio,
+    "clips": run_clips,
+    "subtitles": _subtitles,
+}
 MODEL_STAGE_FUNCTIONS: dict[str, ModelStageFn] = {"transcribe": _transcribe, "analyze": _analyze}
 
 

@@ -45,6 +45,25 @@ _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 _MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
+CLIP_JOB_TYPES = frozenset({JobType.clip_generation, JobType.full_processing})
+
+
+class ClipSegment(BaseModel):
+    """A range of the video to cut as a clip exactly (snapped to frames)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: float = PydanticField(ge=0.0, description="Seconds from the start of the video")
+    end: float = PydanticField(gt=0.0, description="Seconds; after start")
+    title: str | None = PydanticField(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> ClipSegment:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end:g}) must be after start ({self.start:g})")
+        return self
+
+
 class ProcessingOptions(BaseModel):
     """Per-job processing options; unknown keys are rejected."""
 
@@ -77,6 +96,23 @@ class ProcessingOptions(BaseModel):
     vad_filter: bool = True
     beam_size: int = PydanticField(default=1, ge=1, le=10)
     temperature_fallback: bool = True
+    # Clip controls (beyond the seed)
+    segments: list[ClipSegment] | None = PydanticField(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Cut exactly these ranges instead of choosing highlights",
+    )
+    aspect_ratio: Literal["source", "16:9", "9:16", "1:1"] = PydanticField(
+        default="source", description="Frame of the clips; 9:16 and 1:1 suit short-form apps"
+    )
+    aspect_mode: Literal["crop", "blur"] = PydanticField(
+        default="crop",
+        description="crop: a centre crop; blur: the whole frame on a blurred copy of itself",
+    )
+    burn_captions: bool = PydanticField(
+        default=False, description="Draw each clip's subtitles into its picture"
+    )
 
     @field_validator("language")
     @classmethod
@@ -128,6 +164,15 @@ class JobCreate(JobBase):
         max_length=200,
         description="Resubmitting a key returns the job first created with it",
     )
+
+    @model_validator(mode="after")
+    def _check_clip_options(self) -> JobCreate:
+        if self.options.segments is not None and self.job_type not in CLIP_JOB_TYPES:
+            raise ValueError(
+                "options.segments applies only to clip_generation and full_processing jobs, "
+                f"not {self.job_type.value}"
+            )
+        return self
 
     @field_validator("youtube_url", mode="before")
     @classmethod

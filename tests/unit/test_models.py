@@ -125,6 +125,10 @@ def test_options_defaults() -> None:
         "vad_filter": True,
         "beam_size": 1,
         "temperature_fallback": True,
+        "segments": None,
+        "aspect_ratio": "source",
+        "aspect_mode": "crop",
+        "burn_captions": False,
     }
 
 
@@ -351,3 +355,53 @@ def test_job_event_public_serialises_type_and_utc_time() -> None:
     body = json.loads(JobEventPublic.model_validate(event).model_dump_json())
     assert body["type"] == "stage_completed" and body["seq"] == 3
     assert body["created_at"] == "2024-01-01T12:00:00Z"
+
+
+def test_clip_options_defaults_and_values() -> None:
+    opts = ProcessingOptions()
+    assert (opts.segments, opts.aspect_ratio, opts.aspect_mode, opts.burn_captions) == (
+        None,
+        "source",
+        "crop",
+        False,
+    )
+    opts = ProcessingOptions(
+        segments=[{"start": 1, "end": 4.5, "title": "Intro"}, {"start": 10, "end": 12}],
+        aspect_ratio="9:16",
+        aspect_mode="blur",
+        burn_captions=True,
+    )
+    assert opts.segments is not None and opts.segments[0].title == "Intro"
+    assert opts.segments[1].end == 12.0
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"segments": []}, "segments"),
+        ({"segments": [{"start": 5, "end": 5}]}, "segments"),
+        ({"segments": [{"start": -1, "end": 5}]}, "segments"),
+        ({"segments": [{"start": 1, "end": 5, "colour": "red"}]}, "segments"),
+        ({"segments": [{"start": 0, "end": 1}] * 101}, "segments"),
+        ({"aspect_ratio": "4:3"}, "aspect_ratio"),
+        ({"aspect_mode": "stretch"}, "aspect_mode"),
+        ({"resolution": "4k"}, "resolution"),
+        ({"output_format": "avi"}, "output_format"),
+        ({"max_clips": 0}, "max_clips"),
+    ],
+)
+def test_clip_options_rejected(options: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        ProcessingOptions(**options)
+    assert field in str(info.value)
+
+
+def test_segments_only_for_clip_jobs() -> None:
+    body = {
+        "youtube_url": "https://example.com/v",
+        "options": {"segments": [{"start": 0, "end": 2}]},
+    }
+    JobCreate.model_validate({**body, "job_type": "clip_generation"})
+    JobCreate.model_validate({**body, "job_type": "full_processing"})
+    with pytest.raises(ValidationError, match=r"options\.segments applies only"):
+        JobCreate.model_validate({**body, "job_type": "transcription"})

@@ -1,0 +1,287 @@
+"""Clip cutting benchmark: the smart cut against a full re-encode, moviepy and stream copy.
+
+Run: `PYTHONPATH=. .venv/bin/python bench/clips.py [--minutes 10] [--clips 5]
+[--clip-seconds 20]`. A script, never a test; moviepy comes from requirements-dev.txt.
+
+The source is a generated `--minutes` 1280x720 25 fps H.264 video (x264 ultrafast plus two
+B-frames, a keyframe every 2-5 s at pseudo-random times like a real upload) with AAC audio
+that beeps every second. It is cached in the system temp directory
+(vpa-bench-clips/), so a second run skips the generation.
+
+`--clips` clips of `--clip-seconds` are spread evenly through it, each starting and ending
+between keyframes. Each method cuts them one after another and the wall time is taken
+around each cut:
+- smart: `cut_clip` (auto, which picks smart) with the keyframes listed once beforehand;
+  that scan is timed separately and included in the total;
+- reencode: `cut_clip(method="reencode")`, libx264 veryfast CRF 21 at the same size;
+- moviepy: `VideoFileClip(src).subclipped(a, b).write_videofile(...)` (moviepy 2), libx264
+  veryfast CRF 21, AAC 128k, the same as reencode;
+- copy: `cut_clip(method="copy")`, a plain `-ss -t -c copy`.
+
+Frame accuracy per clip: decoded frame count minus round(length * fps), and how many frames
+the clip's first frame sits from the source frame at the requested start (found by nearest
+match among the source's frames around it, decoded small and gray).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.cutting import CutOptions, cut_clip, keyframe_times, snap_to_frames
+from pipeline.ffmpeg import ffmpeg_exe, probe
+from pipeline.types import CancelToken
+
+CACHE = Path(tempfile.gettempdir()) / "vpa-bench-clips"
+SIZE = "1280x720"
+FPS = 25
+GRAY_W, GRAY_H = 96, 54
+SEARCH_BEFORE_S = 6.0  # a copy starts at the keyframe before: up to 5 s early
+SEED = 20261124
+
+
+# ----------------------------------------------------------------------------- media
+
+
+def _ffmpeg(*args: str, capture: bool = False) -> bytes:
+    done = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+        check=True,
+        capture_output=capture,
+        timeout=3600,
+    )
+    return done.stdout if capture else b""
+
+
+def keyframe_schedule(duration_s: float, rng: random.Random) -> list[float]:
+    """Keyframe times 2-5 s apart, on frame boundaries."""
+    times, t = [0.0], 0.0
+    while True:
+        t += rng.uniform(2.0, 5.0)
+        if t >= duration_s - 1:
+            return times
+        times.append(round(t * FPS) / FPS)
+
+
+def make_source(minutes: float) -> Path:
+    """The cached benchmark video, generated on first use."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"source_{minutes:g}min_{SIZE}.mp4"
+    if path.exists():
+        return path
+    duration = minutes * 60
+    keyframes = keyframe_schedule(duration, random.Random(SEED))
+    partial = path.with_suffix(".part.mp4")
+    print(f"generating {path} ({minutes:g} min, {len(keyframes)} keyframes) ...", flush=True)
+    started = time.perf_counter()
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size={SIZE}:rate={FPS}:duration={duration}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:beep_factor=4:sample_rate=48000:d={duration}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-pix_fmt", "yuv420p",
+        "-g", "1000", "-sc_threshold", "0",
+        "-force_key_frames", ",".join(f"{t:.2f}" for t in keyframes),
+        "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-movflags", "+faststart", str(partial),
+    )  # fmt: skip
+    partial.replace(path)
+    print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
+    return path
+
+
+def clip_ranges(duration_s: float, clips: int, clip_s: float) -> list[tuple[float, float]]:
+    """`clips` ranges spread evenly, nudged off the round seconds so both ends fall mid-GOP."""
+    ranges = []
+    for index in range(clips):
+        centre = (index + 0.5) * duration_s / clips
+        start = min(max(centre - clip_s / 2 + 0.52, 0.0), duration_s - clip_s - 0.1)
+        ranges.append(snap_to_frames(start, start + clip_s, FPS, duration_s))
+    return ranges
+
+
+def gray_frames(
+    path: Path, seek_s: float | None = None, length_s: float | None = None
+) -> np.ndarray:
+    args = [] if seek_s is None else ["-ss", f"{seek_s:.6f}"]
+    args += [] if length_s is None else ["-t", f"{length_s:.6f}"]
+    raw = _ffmpeg(
+        *args, "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+        "-vf", f"scale={GRAY_W}:{GRAY_H}", "-f", "rawvideo", "-pix_fmt", "gray", "-",
+        capture=True,
+    )  # fmt: skip
+    return np.frombuffer(raw, np.uint8).reshape(-1, GRAY_H, GRAY_W).astype(np.float32)
+
+
+def decode_errors(path: Path) -> int:
+    stderr = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
+         "-f", "null", "-"],
+        capture_output=True, text=True, timeout=600, check=False,
+    ).stderr  # fmt: skip
+    return len([line for line in stderr.splitlines() if line.strip()])
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+@dataclass
+class Outcome:
+    name: str
+    seconds: list[float] = field(default_factory=list)
+    extra_s: float = 0.0  # work done once per source (the keyframe scan)
+    frame_errors: list[int] = field(default_factory=list)
+    start_offsets: list[int] = field(default_factory=list)
+    decode_errors: int = 0
+    methods: set[str] = field(default_factory=set)
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.seconds) + self.extra_s
+
+
+Cutter = Callable[[Path, float, float, Path], str]
+
+
+def cutter(options: CutOptions, keyframes: list[float] | None = None) -> Cutter:
+    def cut(source: Path, start: float, end: float, out: Path) -> str:
+        result = cut_clip(
+            source, start, end, out, options, lambda *_: None, CancelToken(), keyframes=keyframes
+        )
+        return result.method
+
+    return cut
+
+
+def moviepy_cut(source: Path, start: float, end: float, out: Path) -> str:
+    from moviepy import VideoFileClip
+
+    with VideoFileClip(str(source)) as video:
+        clip = video.subclipped(start, end)
+        clip.write_videofile(
+            str(out),
+            codec="libx264",
+            preset="veryfast",
+            audio_codec="aac",
+            audio_bitrate="128k",
+            ffmpeg_params=["-crf", "21"],
+            temp_audiofile_path=str(out.parent),
+            logger=None,
+        )
+    return "moviepy"
+
+
+def run_method(
+    outcome: Outcome,
+    cut: Cutter,
+    source: Path,
+    ranges: list[tuple[float, float]],
+    work: Path,
+) -> list[Path]:
+    outputs = []
+    for index, (start, end) in enumerate(ranges):
+        out = work / f"{outcome.name}_{index}.mp4"
+        started = time.perf_counter()
+        outcome.methods.add(cut(source, start, end, out))
+        outcome.seconds.append(time.perf_counter() - started)
+        outputs.append(out)
+    return outputs
+
+
+def check_accuracy(
+    outcome: Outcome, source: Path, ranges: list[tuple[float, float]], outputs: list[Path]
+) -> None:
+    for (start, end), out in zip(ranges, outputs, strict=True):
+        frames = gray_frames(out)
+        outcome.frame_errors.append(len(frames) - round((end - start) * FPS))
+        seek = max(start - SEARCH_BEFORE_S, 0.0)
+        around = gray_frames(source, seek, start - seek + 1.0)
+        nearest = int(np.abs(around - frames[0]).mean(axis=(1, 2)).argmin())
+        outcome.start_offsets.append(nearest - round((start - seek) * FPS))
+        outcome.decode_errors += decode_errors(out)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _worst(values: list[int]) -> str:
+    worst = max(values, key=abs)
+    return f"{worst:+d}" if worst else "0"
+
+
+def print_table(outcomes: list[Outcome], clips: int, clip_s: float) -> None:
+    smart = outcomes[0].total_s
+    print()
+    print(f"{clips} clips of {clip_s:g} s, cut one after another")
+    print()
+    header = (
+        "| method | wall total (s) | per clip (s) | time vs smart | frame count error "
+        "(worst, per clip) | first frame vs requested start (worst) | decode errors |"
+    )
+    print(header)
+    print("|---|---|---|---|---|---|---|")
+    for outcome in outcomes:
+        per_clip = outcome.total_s / len(outcome.seconds)
+        errors = ", ".join(f"{e:+d}" if e else "0" for e in outcome.frame_errors)
+        print(
+            f"| {outcome.name} | {outcome.total_s:.2f} | {per_clip:.2f} | "
+            f"{outcome.total_s / smart:.2f}x | {_worst(outcome.frame_errors)} ({errors}) | "
+            f"{_worst(outcome.start_offsets)} frames | {outcome.decode_errors} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--clips", type=int, default=5)
+    parser.add_argument("--clip-seconds", type=float, default=20.0)
+    parser.add_argument("--skip-moviepy", action="store_true")
+    args = parser.parse_args()
+
+    source = make_source(args.minutes)
+    info = probe(source)
+    ranges = clip_ranges(info.duration_s or args.minutes * 60, args.clips, args.clip_seconds)
+    print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+          f"Python {platform.python_version()}, ffmpeg {ffmpeg_exe()}")  # fmt: skip
+    print(f"source: {source.name}, {info.duration_s:.0f} s, {info.width}x{info.height}, "
+          f"{info.fps:g} fps, {source.stat().st_size / 2**20:.0f} MiB")  # fmt: skip
+    print("clips: " + ", ".join(f"{a:.2f}-{b:.2f}" for a, b in ranges))
+
+    smart = Outcome("smart (cut_clip auto)")
+    started = time.perf_counter()
+    keyframes = keyframe_times(source)
+    smart.extra_s = time.perf_counter() - started
+    print(f"keyframe scan: {len(keyframes)} keyframes in {smart.extra_s:.2f} s (once per source)")
+    plan: list[tuple[Outcome, Cutter]] = [
+        (smart, cutter(CutOptions(), keyframes)),
+        (Outcome("reencode (libx264 veryfast)"), cutter(CutOptions(method="reencode"))),
+    ]
+    if not args.skip_moviepy:
+        plan.append((Outcome("moviepy 2 (libx264 veryfast)"), moviepy_cut))
+    plan.append((Outcome("stream copy (-c copy)"), cutter(CutOptions(method="copy"))))
+
+    work = Path(tempfile.mkdtemp(prefix="vpa-bench-clips-"))
+    try:
+        for outcome, cut in plan:
+            print(f"cutting: {outcome.name} ...", flush=True)
+            outputs = run_method(outcome, cut, source, ranges, work)
+            check_accuracy(outcome, source, ranges, outputs)
+            print(f"  {outcome.total_s:.2f} s, methods used: {sorted(outcome.methods)}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print_table([outcome for outcome, _ in plan], args.clips, args.clip_seconds)
+
+
+if __name__ == "__main__":
+    main()

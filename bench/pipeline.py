@@ -1,0 +1,854 @@
+"""Pipeline benchmark: one full_processing job through vpa beside its stages run alone.
+
+Run: `PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python bench/pipeline.py [--minutes 10]
+[--size 1280x720] [--quick]` (`--quick`: a 2-minute video, for a smoke run). A script,
+never a test. It prints a markdown report; `--write` also puts it in
+bench/README-figures.md (replacing this script's earlier section there).
+
+The video: a testsrc2 picture at `--size`, 25 fps, a keyframe every 2 s (`-g 50`), h264
+`-preset ultrafast` + AAC, whose sound is the speech clip tests/assets/speech_en.ogg looped
+to `--minutes` (so transcription and analysis get real words). It is made once and cached
+under tmp/bench-cache/ (gitignored), and served over HTTP by the tests' loopback media
+server (tests/fixtures/media.py, in a subprocess), so both runs download it with yt-dlp.
+
+What it measures, with the same job options (`OPTIONS`: 5 clips of 30 s) on both sides:
+1. stages alone: each stage of the full_processing chain (fetch, audio, transcribe, analyze,
+   clips, subtitles) called in this process with `pipeline.stages.run_stage`, in order,
+   each consuming the previous one's checkpoint; the model stages use an in-process
+   `ModelServices` that does what the Transcriber and Analyzer deployments do per request,
+   with the models loaded once before timing;
+2. through the service: Ray (num_cpus = this machine's cores), Serve and the vpa app with
+   its model deployments (temp SQLite database and artifact directory); one
+   full_processing job submitted over HTTP and polled every 0.2 s until completed; the wall
+   time from the POST to the first poll that sees it completed, and the job's
+   `stage_timings` (the coordinator's seconds per stage: Ray task submit to result).
+
+The table gives, per stage, alone vs in the service; the sums; the service job's wall time
+as a multiple of real time (wall / video duration); and the orchestration overhead =
+service wall / sum of the stages alone - 1 (target: at most 10%). Under it: where the
+service's extra time went (queueing, gaps between stages, inside the stage tasks) and the
+CPU seconds used on the machine during each run, this benchmark's and everyone else's.
+
+Other Ray instances on the machine (other engineers' integration tests) would compete for
+the 2 cores: the script waits (up to `--wait-other-ray` seconds) until none is running
+before each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import gc
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run as `python bench/pipeline.py`, Python puts bench/ first on sys.path, where this very
+# file would shadow the `pipeline` package: put the repository root there instead.
+_HERE = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_HERE)]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import httpx  # noqa: E402
+
+SPEECH = ROOT / "tests" / "assets" / "speech_en.ogg"
+CACHE_DIR = ROOT / "tmp" / "bench-cache"  # "/tmp/" is in .gitignore
+FIGURES_FILE = ROOT / "bench" / "README-figures.md"
+SECTION_BEGIN = "<!-- bench/pipeline.py: begin -->"
+SECTION_END = "<!-- bench/pipeline.py: end -->"
+JOB_TYPE = "full_processing"
+OPTIONS: dict[str, Any] = {"clip_duration": 30, "max_clips": 5, "min_confidence": 0.0}
+FPS = 25
+GOP = 50  # a keyframe every 2 s
+NAMESPACE = "vpa-bench-pipeline"
+POLL_S = 0.2
+TARGET_OVERHEAD = 0.10
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+# ============================================================================ helpers
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def parse_ts(value: str) -> float:
+    """ISO 8601 (with "Z") to epoch seconds."""
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def fmt_s(seconds: float | None) -> str:
+    return "n/a" if seconds is None or math.isnan(seconds) else f"{seconds:.2f}"
+
+
+def fmt_pct(fraction: float | None) -> str:
+    return "n/a" if fraction is None or math.isnan(fraction) else f"{fraction:+.1%}"
+
+
+def load_text() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine_text() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB memory"
+    return (
+        f"{os.cpu_count()} cores ({model}){memory}, Linux {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def tree_text() -> str:
+    """The commit measured, and whether the working tree differed from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"{ROOT} (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
+
+
+# ============================================================================ CPU accounting
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, name, CPU seconds of it and its reaped children)."""
+    table: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+        f = stat[stat.rfind(")") + 2 :].split()
+        cpu = sum(int(x) for x in f[11:15]) / _TICKS
+        table[int(entry.name)] = (int(f[1]), _process_name(comm, cmd.strip()), cpu)
+    return table
+
+
+def _process_name(comm: str, cmd: str) -> str:
+    if cmd.startswith("ray::"):
+        name = cmd.split()[0]
+        if name.startswith("ray::vpa-") or name in {"ray::IDLE", "ray::run_stage_task"}:
+            return "Ray stage tasks (incl. their ffmpeg)"
+        return name
+    if "--serve-media" in cmd:
+        return "media server"
+    if comm in {"raylet", "gcs_server", "ffmpeg"}:
+        return comm
+    return "other Ray daemons"
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent not idle, since boot."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(x) for x in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / _TICKS
+
+
+@dataclasses.dataclass
+class CpuSnapshot:
+    busy_s: float
+    mine: dict[tuple[int, str], float]  # (pid, name) -> CPU s of this benchmark's processes
+
+    @classmethod
+    def take(cls) -> CpuSnapshot:
+        table = _proc_table()
+        me = os.getpid()
+        tree = {me}
+        grew = True
+        while grew:
+            new = {pid for pid, (ppid, _, _) in table.items() if ppid in tree and pid not in tree}
+            tree |= new
+            grew = bool(new)
+        mine: dict[tuple[int, str], float] = {}
+        for pid in tree:
+            if pid in table:
+                _, name, cpu = table[pid]
+                mine[(pid, "bench driver (this process)" if pid == me else name)] = cpu
+        return cls(busy_s=_machine_busy_s(), mine=mine)
+
+
+def cpu_report(before: CpuSnapshot, after: CpuSnapshot, wall_s: float) -> str:
+    """CPU seconds used between two snapshots: this benchmark's by process, and the rest."""
+    by_name: dict[str, float] = {}
+    for key, cpu in after.mine.items():
+        used = cpu - before.mine.get(key, 0.0)
+        if used > 0:
+            by_name[key[1]] = by_name.get(key[1], 0.0) + used
+    mine = sum(by_name.values())
+    machine = after.busy_s - before.busy_s
+    outside = max(machine - mine, 0.0)
+    ranked = ", ".join(
+        f"{name} {sec:.1f}" for name, sec in sorted(by_name.items(), key=lambda kv: -kv[1])
+    )
+    cores = os.cpu_count() or 1
+    return (
+        f"{machine:.1f} CPU s on the machine in {wall_s:.1f} s wall "
+        f"({machine / max(wall_s * cores, 1e-9):.0%} of {cores} cores): this benchmark "
+        f"{mine:.1f} ({ranked}); outside this benchmark {outside:.1f}"
+    )
+
+
+# ============================================================================ other Ray
+
+
+def other_raylets() -> list[int]:
+    """Raylet processes running on this machine that this process did not start."""
+    table = _proc_table()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm != "raylet":
+            continue
+        pid, parent = int(entry.name), table.get(int(entry.name), (0, "", 0.0))[0]
+        while parent > 1 and parent != os.getpid():
+            parent = table.get(parent, (0, "", 0.0))[0]
+        if parent != os.getpid():
+            found.append(pid)
+    return found
+
+
+def wait_for_other_ray(max_wait_s: float, notes: list[str]) -> None:
+    """Wait until no other Ray instance runs here, polling every 30 s, at most max_wait_s."""
+    deadline = time.monotonic() + max_wait_s
+    waited = False
+    while pids := other_raylets():
+        if time.monotonic() >= deadline:
+            notes.append(
+                f"another Ray instance (raylet pid {pids}) was still running after waiting "
+                f"{max_wait_s:.0f} s: it shared the cores with this run"
+            )
+            log(f"another raylet {pids} is still running; going on anyway")
+            return
+        if not waited:
+            log(f"another Ray instance is running (raylet pid {pids}); waiting for it to end")
+            waited = True
+        time.sleep(min(30.0, max(deadline - time.monotonic(), 0.1)))
+    if waited:
+        log("no other Ray instance is running now")
+
+
+# ============================================================================ the video
+
+
+def ffmpeg(*args: str) -> None:
+    from pipeline.ffmpeg import ffmpeg_exe
+
+    subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def make_video(minutes: float, size: str) -> Path:
+    """The benchmark video (cached): testsrc2 + the speech clip looped, h264/AAC in MP4."""
+    from pipeline.ffmpeg import probe
+
+    duration_s = round(minutes * 60.0, 3)
+    speech_tag = hashlib.sha256(SPEECH.read_bytes()).hexdigest()[:8]
+    name = f"testsrc2-{size}-{FPS}fps-g{GOP}-{duration_s:g}s-speech{speech_tag}.mp4"
+    path = CACHE_DIR / name
+    if path.is_file():
+        with contextlib.suppress(Exception):
+            info = probe(path)
+            if info.duration_s and abs(info.duration_s - duration_s) < 1.0:
+                return path
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.stem + ".part.mp4")
+    log(f"making the {duration_s:g} s {size} video {path} (once; it is cached) ...")
+    t0 = time.perf_counter()
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}",
+        "-stream_loop", "-1", "-i", str(SPEECH),
+        "-map", "0:v:0", "-map", "1:a:0", "-t", f"{duration_s:g}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        "-g", str(GOP), "-keyint_min", str(GOP), "-sc_threshold", "0",
+        "-c:a", "aac", "-b:a", "96k", "-ar", "44100", "-ac", "2",
+        str(part),
+    )  # fmt: skip
+    part.replace(path)
+    log(f"  made in {time.perf_counter() - t0:.0f} s, {path.stat().st_size / 2**20:.0f} MiB")
+    return path
+
+
+# ============================================================================ media server
+
+
+def serve_media(root: str) -> None:
+    """Child process: the tests' loopback media server; prints its base URL, runs forever."""
+    from tests.fixtures.media import MediaServer
+
+    server = MediaServer(Path(root))
+    print(server.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.close()
+
+
+@contextlib.contextmanager
+def media_server(root: Path) -> Iterator[str]:
+    """A media server subprocess serving `root`; yields its base URL."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-media", str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().strip()
+        if not base_url.startswith("http://"):
+            raise RuntimeError(f"the media server did not start (said {base_url!r})")
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+# ============================================================================ stages alone
+
+
+class LocalModels:
+    """`ModelServices` in this process, doing per call what the Transcriber and Analyzer
+    deployments do per request (same option mapping, same engine settings), with the
+    models loaded once, here, before anything is timed."""
+
+    def __init__(self, settings: Any) -> None:
+        from pipeline.nlp_models import load_models
+        from pipeline.transcribe import load_engine
+
+        t0 = time.perf_counter()
+        # As deployments.transcriber.Transcriber: its ModelCache loader, 4 workers per model.
+        self.engine = load_engine(
+            settings.whisper_engine, settings.whisper_model, "cpu", None, num_workers=4
+        )
+        self.whisper_load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.nlp = load_models(
+            spacy_model=settings.spacy_model,
+            sentiment_model=settings.sentiment_model,
+            device="cpu",
+        )
+        self.nlp_load_s = time.perf_counter() - t0
+
+    def transcribe(
+        self, audio_path: str, options: dict[str, Any], progress: Any, cancel: Any
+    ) -> dict[str, Any]:
+        from deployments.transcriber import transcribe_options
+        from pipeline.transcribe import transcribe_audio
+
+        result = transcribe_audio(
+            audio_path, self.engine, transcribe_options(options), progress, cancel
+        )
+        return result.to_dict()
+
+    def analyze(
+        self,
+        text: str,
+        segments: list[dict[str, Any]],
+        options: dict[str, Any],
+        language: str | None,
+        progress: Any,
+        cancel: Any,
+    ) -> dict[str, Any]:
+        from deployments.analyzer import analyze_options
+        from pipeline.analyze import analyze
+
+        progress(0.1, "analysing the transcript")
+        result = analyze(text, segments, analyze_options(options, language), self.nlp)
+        progress(1.0, "analysis done")
+        return result.to_dict()
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    return None
+
+
+@dataclasses.dataclass
+class AloneRun:
+    timings: dict[str, float]
+    load_note: str
+    results: dict[str, Any]
+    cpu: str
+
+
+def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) -> AloneRun:
+    from pipeline.stages import STAGE_CHAINS, StageInput, run_stage
+    from pipeline.types import CancelToken, FetchOptions
+
+    log("stages alone: loading the models ...")
+    models = LocalModels(settings)
+    load_note = (
+        f"models loaded before timing: {settings.whisper_engine} {settings.whisper_model} "
+        f"in {models.whisper_load_s:.1f} s, spaCy {settings.spacy_model} + embeddings + "
+        f"sentiment in {models.nlp_load_s:.1f} s"
+    )
+    job_id = str(uuid.uuid4())
+    fetch_options = FetchOptions(
+        allow_private_urls=True,
+        max_download_bytes=settings.max_download_bytes,
+        max_media_duration_s=settings.max_media_duration_s,
+    )
+    checkpoints: dict[str, dict[str, Any]] = {}
+    timings: dict[str, float] = {}
+    results: dict[str, Any] = {}
+    cpu0, t_all = CpuSnapshot.take(), time.perf_counter()
+    for stage in STAGE_CHAINS[JOB_TYPE]:
+        inp = StageInput(
+            job_id=job_id,
+            url=url,
+            options=dict(options),
+            work_dir=str(work_dir),
+            checkpoints=dict(checkpoints),
+            fetch_options=fetch_options,
+            job_type=JOB_TYPE,
+        )
+        t0 = time.perf_counter()
+        output = run_stage(stage, inp, _no_progress, CancelToken(), models)
+        timings[stage] = time.perf_counter() - t0
+        checkpoints[stage] = output.checkpoint
+        results.update(output.job_fields)
+        log(f"  {stage}: {timings[stage]:.2f} s")
+    cpu = cpu_report(cpu0, CpuSnapshot.take(), time.perf_counter() - t_all)
+    del models
+    gc.collect()
+    return AloneRun(timings, load_note, results, cpu)
+
+
+# ============================================================================ the service
+
+
+@dataclasses.dataclass
+class ServiceRun:
+    wall_s: float | None = None
+    job: dict[str, Any] = dataclasses.field(default_factory=dict)
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    posted_at: float = 0.0  # epoch seconds just before the POST
+    seen_at: float = 0.0  # epoch seconds of the poll that saw the job terminal
+    deploy_s: float = 0.0
+    deployments: list[str] = dataclasses.field(default_factory=list)
+    cpu: str = ""
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+
+def service_settings(tmp: Path) -> Any:
+    """Like tests/integration/conftest.make_settings, with the production queue timings."""
+    from config.settings import Settings
+    from serve_app import absolute_paths
+
+    return absolute_paths(
+        Settings(
+            _env_file=None,
+            database_url=f"sqlite:///{tmp / 'vpa.db'}",
+            artifact_dir=str(tmp / "artifacts"),
+            log_file=str(tmp / "vpa.log"),
+            allow_private_urls=True,
+            ray_namespace=NAMESPACE,
+        )
+    )
+
+
+def run_service(
+    url: str, body: dict[str, Any], settings: Any, num_cpus: int, timeout_s: float
+) -> ServiceRun:
+    """Ray + Serve + vpa with models; one job, timed from POST to completed. Always shuts
+    Serve and Ray down before returning."""
+    import ray
+    from ray import serve
+
+    from serve_app import app_from_settings
+
+    out = ServiceRun()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    t_deploy = time.perf_counter()
+    try:
+        log(f"service: starting Ray (num_cpus={num_cpus}), Serve and vpa with models ...")
+        ray.init(
+            num_cpus=num_cpus,
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}},
+        )
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(app_from_settings(settings, None, with_models=True), name="vpa", route_prefix="/")
+        out.deployments = sorted(serve.status().applications["vpa"].deployments)
+        with httpx.Client(base_url=base, timeout=60.0) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get("/health").status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("vpa did not become healthy in 120 s")
+                time.sleep(0.2)
+            out.deploy_s = time.perf_counter() - t_deploy
+            log(f"  healthy after {out.deploy_s:.1f} s ({', '.join(out.deployments)})")
+            time.sleep(2.0)  # let start-up work (replica health checks, prestarted workers) settle
+
+            cpu0 = CpuSnapshot.take()
+            t0 = time.perf_counter()
+            out.posted_at = time.time()
+            r = client.post("/api/v1/jobs/", json=body)
+            if r.status_code not in (200, 201):
+                raise RuntimeError(f"POST /api/v1/jobs/ -> {r.status_code}: {r.text[:500]}")
+            job_id = r.json()["id"]
+            log(f"  job {job_id} submitted; polling every {POLL_S} s ...")
+            job: dict[str, Any] = {}
+            last_stage, deadline = None, time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                job = client.get(f"/api/v1/jobs/{job_id}").json()
+                if job["status"] in TERMINAL:
+                    break
+                if job.get("current_stage") != last_stage:
+                    last_stage = job.get("current_stage")
+                    log(f"  {last_stage} ... ({job.get('progress', 0):.0f}%)")
+                time.sleep(POLL_S)
+            wall = time.perf_counter() - t0
+            out.seen_at = time.time()
+            out.cpu = cpu_report(cpu0, CpuSnapshot.take(), wall)
+            out.job = job
+            out.events = list(client.get(f"/api/v1/jobs/{job_id}/events").json())
+            if job.get("status") == "completed":
+                out.wall_s = wall
+                log(f"  completed in {wall:.2f} s")
+            else:
+                out.problems.append(
+                    f"the service job ended {job.get('status', 'unknown')!r} after {wall:.1f} s: "
+                    f"{job.get('error_code')}: {job.get('error_message')}"
+                )
+                log(out.problems[-1])
+    except Exception as exc:
+        out.problems.append(f"service run aborted: {type(exc).__name__}: {exc}")
+        log(out.problems[-1])
+    finally:
+        log("service: shutting Serve and Ray down")
+        with contextlib.suppress(Exception):
+            serve.shutdown()
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+    return out
+
+
+def breakdown(run: ServiceRun, chain: tuple[str, ...]) -> dict[str, float]:
+    """Where the service job's wall time went, from its event log (server clock)."""
+    job = run.job
+    parts: dict[str, float] = {}
+    if not job.get("started_at") or not job.get("completed_at"):
+        return parts
+    started = [e for e in run.events if e["type"] == "stage_started"]
+    completed = [e for e in run.events if e["type"] == "stage_completed"]
+    done_event = next((e for e in run.events if e["type"] == "completed"), None)
+    if not started or not completed or done_event is None:
+        return parts
+    first = parse_ts(started[0]["created_at"])
+    parts["POST → first stage started (HTTP, coordinator, dispatch)"] = first - run.posted_at
+    stage_sum = sum(float(v) for v in job.get("stage_timings", {}).values())
+    ends = {e["stage"]: parse_ts(e["created_at"]) for e in completed}
+    starts = {e["stage"]: parse_ts(e["created_at"]) for e in started}
+    gaps = sum(
+        starts[b] - ends[a] for a, b in itertools.pairwise(chain) if a in ends and b in starts
+    )
+    in_stage = sum(ends[s] - starts[s] for s in chain if s in ends and s in starts)
+    parts["stage started → completed events, summed"] = in_stage
+    parts["  of which stage_timings (Ray task submit → result)"] = stage_sum
+    parts["  of which around the tasks (event writes, artifact registration)"] = (
+        in_stage - stage_sum
+    )
+    parts["gaps between one stage's completed and the next one's started"] = gaps
+    last = parse_ts(done_event["created_at"])
+    parts["last stage completed → job completed"] = last - max(ends.values())
+    parts["job completed → seen by the client's poll"] = run.seen_at - last
+    return parts
+
+
+# ============================================================================ report
+
+
+def report(
+    args: argparse.Namespace,
+    video: Path,
+    video_s: float,
+    video_info: str,
+    chain: tuple[str, ...],
+    alone: AloneRun | None,
+    service: ServiceRun | None,
+    notes: list[str],
+) -> str:
+    alone_t = alone.timings if alone else {}
+    service_t = (
+        {k: float(v) for k, v in (service.job.get("stage_timings") or {}).items()}
+        if service
+        else {}
+    )
+    lines = [
+        "# Pipeline figures (bench/pipeline.py)",
+        "",
+        f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}: "
+        f"`{' '.join(['bench/pipeline.py', *sys.argv[1:]])}` on {tree_text()}",
+        "",
+        f"- machine: {machine_text()}; load average at the start {notes_load(notes)}",
+        f"- video: {video.name}, {video_info}",
+        f"- job: {JOB_TYPE} ({' → '.join(chain)}), options {json.dumps(OPTIONS)} (other "
+        "options at their defaults)",
+        "",
+        "| stage | alone, s | in the service, s | service - alone, s |",
+        "|---|---|---|---|",
+    ]
+    for stage in chain:
+        a, s = alone_t.get(stage), service_t.get(stage)
+        diff = s - a if a is not None and s is not None else None
+        lines.append(f"| {stage} | {fmt_s(a)} | {fmt_s(s)} | {fmt_s(diff)} |")
+    sum_alone = sum(alone_t.values()) if len(alone_t) == len(chain) else None
+    sum_service = sum(service_t.values()) if len(service_t) == len(chain) else None
+    diff = sum_service - sum_alone if sum_alone is not None and sum_service is not None else None
+    lines.append(
+        f"| **sum of the stages** | **{fmt_s(sum_alone)}** | **{fmt_s(sum_service)}** | "
+        f"{fmt_s(diff)} |"
+    )
+    wall = service.wall_s if service else None
+    lines.append(f"| **service job wall time** (POST → seen completed) | | **{fmt_s(wall)}** | |")
+    lines.append("")
+
+    def xrt(seconds: float | None) -> str:
+        return "n/a" if seconds is None else f"{seconds / video_s:.3f}x real time"
+
+    overhead = wall / sum_alone - 1 if wall is not None and sum_alone else None
+    verdict = ""
+    if overhead is not None:
+        verdict = (
+            " (within the 10% target)" if overhead <= TARGET_OVERHEAD else " (over the 10% target)"
+        )
+    lines += [
+        f"- video duration: {video_s:.1f} s",
+        f"- service job wall time: {fmt_s(wall)} s = **{xrt(wall)}**; stages alone summed: "
+        f"{fmt_s(sum_alone)} s = {xrt(sum_alone)}",
+        f"- **orchestration overhead** (service wall / sum of stages alone - 1): "
+        f"**{fmt_pct(overhead)}**{verdict}",
+    ]
+    if service and service.job:
+        parts = breakdown(service, chain)
+        if parts:
+            lines.append("- where the service job's time went (event log, server clock):")
+            lines += [f"  - {name}: {seconds:.2f} s" for name, seconds in parts.items()]
+    lines.append("")
+    lines.append("Other figures:")
+    if alone:
+        lines.append(f"- stages alone: {alone.load_note}")
+        lines.append(f"- CPU during the stages alone: {alone.cpu}")
+        lines += result_notes("stages alone", alone.results)
+    if service:
+        lines.append(
+            f"- service: Ray num_cpus={args.num_cpus}, deployments "
+            f"{', '.join(service.deployments)}; Ray + Serve + vpa start to first /health "
+            f"200: {service.deploy_s:.1f} s (not timed)"
+        )
+        if service.cpu:
+            lines.append(f"- CPU during the service job: {service.cpu}")
+        if service.job:
+            lines += result_notes("service", service.job)
+        if service.events:
+            kinds: dict[str, int] = {}
+            for event in service.events:
+                kinds[event["type"]] = kinds.get(event["type"], 0) + 1
+            lines.append(
+                f"- service job events written: {len(service.events)} "
+                f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})"
+            )
+    lines += [f"- {n}" for n in notes if not n.startswith("load:")]
+    problems = service.problems if service else []
+    lines += ["", "Problems seen:" if problems else "Problems seen: none."]
+    lines += [f"- {p}" for p in problems]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def notes_load(notes: list[str]) -> str:
+    return next((n.split(":", 1)[1].strip() for n in notes if n.startswith("load:")), "n/a")
+
+
+def result_notes(label: str, fields: dict[str, Any]) -> list[str]:
+    transcript = fields.get("transcript") or ""
+    clips = fields.get("generated_clips") or []
+    analysis = fields.get("analysis_results") or {}
+    return [
+        f"- {label} results: transcript {len(transcript.split())} words in "
+        f"{len(fields.get('segments') or [])} segments; analysis keys "
+        f"{sorted(analysis)[:8]}; {len(clips)} clips"
+    ]
+
+
+def write_section(text: str, path: Path) -> None:
+    """Put `text` in `path` between this script's markers, replacing an earlier section."""
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    section = f"{SECTION_BEGIN}\n{text.rstrip()}\n{SECTION_END}\n"
+    pattern = re.compile(re.escape(SECTION_BEGIN) + r".*?" + re.escape(SECTION_END) + r"\n?", re.S)
+    if pattern.search(old):
+        new = pattern.sub(lambda _: section, old)
+    else:
+        new = (old.rstrip() + "\n\n" if old.strip() else "") + section
+    path.write_text(new, encoding="utf-8")
+
+
+# ============================================================================ main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--minutes", type=float, default=10.0, help="video length (default 10)")
+    p.add_argument("--size", default="1280x720", help="picture size WxH (default 1280x720)")
+    p.add_argument("--quick", action="store_true", help="smoke run: a 2-minute video")
+    p.add_argument("--num-cpus", type=int, default=os.cpu_count() or 2, help="Ray CPUs")
+    p.add_argument("--timeout", type=float, default=3600.0, help="service job limit, seconds")
+    p.add_argument(
+        "--wait-other-ray",
+        type=float,
+        default=600.0,
+        help="seconds to wait for another Ray instance on this machine to end (default 600)",
+    )
+    p.add_argument("--skip-alone", action="store_true", help="only the service run")
+    p.add_argument("--skip-service", action="store_true", help="only the stages alone")
+    p.add_argument("--write", action="store_true", help="put the report in README-figures.md")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the work directories")
+    p.add_argument("--serve-media", metavar="ROOT", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.minutes = 2.0
+    if not re.fullmatch(r"\d+x\d+", args.size):
+        p.error("--size must look like 1280x720")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve_media:
+        serve_media(args.serve_media)
+        return 0
+
+    from pipeline.ffmpeg import probe
+    from pipeline.stages import STAGE_CHAINS
+    from storage.schemas import JobCreate
+
+    chain = STAGE_CHAINS[JOB_TYPE]
+    notes: list[str] = []
+    wait_for_other_ray(args.wait_other_ray, notes)
+    video = make_video(args.minutes, args.size)
+    info = probe(video)
+    video_s = float(info.duration_s or args.minutes * 60)
+    video_info = (
+        f"{video_s:.1f} s, {info.width}x{info.height} {info.video_codec} {info.fps:g} fps "
+        f"(keyframe every {GOP // FPS} s) + {info.audio_codec} {info.audio_sample_rate_hz} Hz, "
+        f"{video.stat().st_size / 2**20:.0f} MiB"
+    )
+    # The options exactly as the service stores them (validated, defaults filled in).
+    tmp = Path(tempfile.mkdtemp(prefix="vpa-bench-pipeline-"))
+    alone: AloneRun | None = None
+    service: ServiceRun | None = None
+    failed: BaseException | None = None
+    log(f"temp dir {tmp}")
+    try:
+        with media_server(video.parent) as base_url:
+            url = f"{base_url}/{video.name}"
+            body = {"youtube_url": url, "job_type": JOB_TYPE, "options": OPTIONS}
+            options = JobCreate.model_validate(body).options.model_dump(mode="json")
+            settings = service_settings(tmp / "service")
+            if not args.skip_alone:
+                wait_for_other_ray(args.wait_other_ray, notes)
+                notes.append(f"load: {load_text()}")
+                alone = run_alone(url, options, tmp / "alone", settings)
+            if not args.skip_service:
+                wait_for_other_ray(args.wait_other_ray, notes)
+                if not any(n.startswith("load:") for n in notes):
+                    notes.append(f"load: {load_text()}")
+                service = run_service(url, body, settings, args.num_cpus, args.timeout)
+    except BaseException as exc:  # report what was measured, then re-raise
+        failed = exc
+        notes.append(f"benchmark aborted: {type(exc).__name__}: {exc}")
+    notes.append(f"load average at the end: {load_text()}")
+    text = report(args, video, video_s, video_info, chain, alone, service, notes)
+    print("\n" + text, flush=True)
+    if args.write:
+        write_section(text, FIGURES_FILE)
+        log(f"wrote {FIGURES_FILE}")
+    if args.keep_tmp:
+        log(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failed is not None and not isinstance(failed, Exception):
+        raise failed
+    problems = service.problems if service else []
+    return 1 if failed is not None or problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

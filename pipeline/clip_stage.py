@@ -1,0 +1,281 @@
+"""The `clips` stage: choose clips (or take the caller's ranges), cut each one with its
+thumbnail and subtitles, and describe them in the job's `generated_clips`.
+
+Pure pipeline code like the other stages: paths and options in, a `StageOutput` out. The
+choosing lives in `pipeline.clip_select`, the cutting in `pipeline.cutting`.
+
+Each clip gives three artifacts, named `clip_NN.<fmt>`, `clip_NN.jpg` and `clip_NN.srt`,
+with ids fixed before they are registered so that `generated_clips` can point at them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.clip_select import ClipPlan, SelectOptions, custom_clips, select_clips
+from pipeline.cutting import (
+    CutOptions,
+    CutResult,
+    cut_clip,
+    exact_fps,
+    keyframe_times,
+    snap_to_frames,
+)
+from pipeline.errors import MediaError, PipelineError, StageCancelled
+from pipeline.ffmpeg import MediaInfo, probe, remove_quietly
+from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput, checkpoint_file
+from pipeline.subtitles import to_srt
+from pipeline.thumbnails import make_thumbnail
+from pipeline.transcribe import Segment, TranscriptResult
+from pipeline.types import CancelToken, ProgressCallback
+
+CLIP_JOB_TYPES = frozenset({"clip_generation", "full_processing"})
+DURATION_TOLERANCE_S = 0.05
+THUMBNAIL_AT = 0.3  # share of the clip: past the first words, before the end
+_ARTIFACT_NS = uuid.UUID("6f1c0b7e-3d47-4c35-9a55-0c0e9e2ad2d4")
+
+
+def invalid_option(message: str) -> PipelineError:
+    return PipelineError(message, code="invalid_options", retryable=False)
+
+
+def check_clip_options(options: Mapping[str, Any], duration_s: float | None) -> None:
+    """Refuse clip options the video cannot satisfy, as soon as its duration is known."""
+    if duration_s is None or duration_s <= 0:
+        return
+    segments = options.get("segments")
+    if segments:
+        for i, seg in enumerate(segments):
+            if float(seg["start"]) >= duration_s:
+                raise invalid_option(
+                    f"options.segments[{i}]: start {float(seg['start']):g} s is past the end "
+                    f"of the video ({duration_s:.2f} s)"
+                )
+            if float(seg["end"]) > duration_s + DURATION_TOLERANCE_S:
+                raise invalid_option(
+                    f"options.segments[{i}]: end {float(seg['end']):g} s is past the end "
+                    f"of the video ({duration_s:.2f} s)"
+                )
+        return
+    clip_duration = float(options.get("clip_duration", 30.0))
+    if clip_duration > duration_s + DURATION_TOLERANCE_S:
+        raise invalid_option(
+            f"options.clip_duration ({clip_duration:g} s) is longer than the video "
+            f"({duration_s:.2f} s)"
+        )
+
+
+def artifact_id(job_id: str, filename: str) -> str:
+    """A stable id per job and file: a retry re-registers the same ids."""
+    return str(uuid.uuid5(_ARTIFACT_NS, f"{job_id}/{filename}"))
+
+
+def download_url(job_id: str, art_id: str) -> str:
+    return f"/api/v1/jobs/{job_id}/artifacts/{art_id}/download"
+
+
+WORD_EDGE_S = 0.005  # a boundary this close to a word's edge is not inside it
+
+
+def _inside_word(t: float, words: Sequence[tuple[float, float]]) -> bool:
+    i = bisect.bisect_right(words, (t, math.inf)) - 1
+    return i >= 0 and words[i][0] + WORD_EDGE_S < t < words[i][1] - WORD_EDGE_S
+
+
+def frame_range(
+    plan: ClipPlan,
+    fps: float | None,
+    duration_s: float | None,
+    words: Sequence[tuple[float, float]] = (),
+) -> tuple[float, float]:
+    """The frames to cut. The caller's own ranges snap to the nearest frame; a chosen clip's
+    ends go to the frame boundary outside it, or inside where that would cut into the next
+    word (`words`: sorted (start, end) of every spoken word)."""
+    rate = exact_fps(fps)
+    if plan.source == "custom" or rate is None:
+        return snap_to_frames(plan.start, plan.end, fps, duration_s)
+    starts = [
+        math.floor(plan.start * rate + 1e-6) / rate,
+        math.ceil(plan.start * rate - 1e-6) / rate,
+    ]
+    ends = [math.ceil(plan.end * rate - 1e-6) / rate, math.floor(plan.end * rate + 1e-6) / rate]
+    start = next((t for t in starts if not _inside_word(t, words)), starts[0])
+    end = next((t for t in ends if not _inside_word(t, words)), ends[0])
+    return snap_to_frames(start, end, fps, duration_s)
+
+
+def clip_segments(segments: Sequence[Segment], start: float, end: float) -> list[Segment]:
+    """The segments (and words) inside [start, end], with times relative to `start`."""
+    inside: list[Segment] = []
+    for seg in segments:
+        if seg.end_s <= start or seg.start_s >= end:
+            continue
+        words = tuple(
+            replace(w, start_s=max(w.start_s, start) - start, end_s=min(w.end_s, end) - start)
+            for w in seg.words
+            if w.end_s > start and w.start_s < end
+        )
+        if seg.words and not words:
+            continue
+        inside.append(
+            replace(
+                seg,
+                id=len(inside),
+                start_s=max(seg.start_s, start) - start,
+                end_s=min(seg.end_s, end) - start,
+                text="".join(w.word for w in words) if words else seg.text,
+                words=words,
+            )
+        )
+    return inside
+
+
+def _plans(inp: StageInput, transcript: TranscriptResult, analysis: dict[str, Any],
+           duration_s: float | None) -> list[ClipPlan]:  # fmt: skip
+    segments = [s.to_dict() for s in transcript.segments]
+    ranges = inp.options.get("segments")
+    if ranges:
+        return custom_clips(ranges, segments, analysis, duration_s)
+    opts = SelectOptions(
+        clip_duration=float(inp.options.get("clip_duration", 30.0)),
+        overlap_duration=float(inp.options.get("overlap_duration", 2.0)),
+        max_clips=int(inp.options.get("max_clips", 10)),
+        min_confidence=float(inp.options.get("min_confidence", 0.5)),
+    )
+    return select_clips(segments, analysis, opts, duration_s)
+
+
+def _cut_options(options: Mapping[str, Any], subtitles: Path | None) -> CutOptions:
+    return CutOptions(
+        output_format=options.get("output_format", "mp4"),
+        resolution=options.get("resolution", "source"),
+        aspect_ratio=options.get("aspect_ratio", "source"),
+        aspect_mode=options.get("aspect_mode", "crop"),
+        subtitles_path=str(subtitles) if subtitles is not None else None,
+    )
+
+
+def _clip_entry(
+    job_id: str, index: int, plan: ClipPlan, cut: CutResult, ids: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "start": round(cut.start_s, 3),
+        "end": round(cut.end_s, 3),
+        "duration": round(cut.duration_s, 3),
+        "title": plan.title,
+        "score": round(plan.score, 4),
+        "reason": plan.reason,
+        "text": plan.text,
+        "source": plan.source,
+        "keywords": list(plan.keywords),
+        "score_components": {k: round(v, 4) for k, v in plan.components.items()},
+        "width": cut.width,
+        "height": cut.height,
+        "format": Path(cut.path).suffix.lstrip("."),
+        "cut_method": cut.method,
+        "artifacts": ids,
+        "video_url": download_url(job_id, ids["video"]),
+        "thumbnail_url": download_url(job_id, ids["thumbnail"]),
+        "subtitles_url": download_url(job_id, ids["subtitles"]),
+    }
+
+
+def _source_info(source: Path) -> MediaInfo:
+    info = probe(source)
+    if not info.has_video:
+        raise MediaError(
+            "clips need a video track, and this source has none (audio only)",
+            code="no_video_stream",
+        )
+    return info
+
+
+def run_clips(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
+    source = checkpoint_file(inp, "fetch")
+    transcript = TranscriptResult.from_dict(
+        json.loads(checkpoint_file(inp, "transcribe").read_text(encoding="utf-8"))
+    )
+    analysis: dict[str, Any] = {}
+    if "analyze" in inp.checkpoints:
+        analysis = json.loads(checkpoint_file(inp, "analyze").read_text(encoding="utf-8"))
+    info = _source_info(source)
+    duration = info.duration_s or transcript.duration_s
+    check_clip_options(inp.options, duration)
+    plans = _plans(inp, transcript, analysis, duration)
+    progress(0.05, f"{len(plans)} clips chosen")
+    if not plans:
+        return StageOutput(
+            checkpoint={"clips": 0, "note": "no candidate reached options.min_confidence"},
+            job_fields={"generated_clips": []},
+        )
+    keyframes = keyframe_times(source, cancel)
+    words = sorted((w.start_s, w.end_s) for seg in transcript.segments for w in seg.words)
+    work = Path(inp.work_dir)
+    fmt = inp.options.get("output_format", "mp4")
+    written: list[Path] = []
+    artifacts: list[ArtifactSpec] = []
+    clips: list[dict[str, Any]] = []
+    try:
+        for n, plan in enumerate(plans, start=1):
+            if cancel.cancelled:
+                raise StageCancelled("the job was cancelled")
+            stem = f"clip_{n:02d}"
+            paths = {
+                "video": work / f"{stem}.{fmt}",
+                "thumbnail": work / f"{stem}.jpg",
+                "subtitles": work / f"{stem}.srt",
+            }
+            start, end = frame_range(plan, info.fps, duration, words)
+            srt = to_srt(clip_segments(transcript.segments, start, end))
+            paths["subtitles"].write_text(srt, encoding="utf-8")
+            written.append(paths["subtitles"])
+            burn = paths["subtitles"] if inp.options.get("burn_captions") and srt else None
+
+            def clip_progress(fraction: float, message: str, n: int = n) -> None:
+                share = 0.05 + 0.95 * (n - 1 + min(max(fraction, 0.0), 1.0)) / len(plans)
+                progress(share, f"clip {n}/{len(plans)}: {message}")
+
+            cut = cut_clip(
+                source,
+                start,
+                end,
+                paths["video"],
+                _cut_options(inp.options, burn),
+                clip_progress,
+                cancel,
+                info=info,
+                keyframes=keyframes,
+            )
+            written.append(paths["video"])
+            make_thumbnail(
+                paths["video"], paths["thumbnail"], cut.duration_s * THUMBNAIL_AT, cancel=cancel
+            )
+            written.append(paths["thumbnail"])
+            ids = {kind: artifact_id(inp.job_id, path.name) for kind, path in paths.items()}
+            meta = {"clip_index": n, "start": cut.start_s, "end": cut.end_s, "title": plan.title}
+            artifacts += [
+                ArtifactSpec("clip", str(paths["video"]), fmt, cut.duration_s,
+                             {**meta, "width": cut.width, "height": cut.height}, ids["video"]),
+                ArtifactSpec("clip_thumbnail", str(paths["thumbnail"]), "jpg", None, meta,
+                             ids["thumbnail"]),
+                ArtifactSpec("clip_subtitles", str(paths["subtitles"]), "srt", cut.duration_s,
+                             meta, ids["subtitles"]),
+            ]  # fmt: skip
+            clips.append(_clip_entry(inp.job_id, n, plan, cut, ids))
+            clip_progress(1.0, "done")
+    except BaseException:
+        remove_quietly(*written)
+        raise
+    return StageOutput(
+        checkpoint={"clips": len(clips)},
+        artifacts=artifacts,
+        job_fields={"generated_clips": clips},
+    )

@@ -1,0 +1,72 @@
+"""What a stage takes and gives back: plain dataclasses shared by the stage functions, the
+Ray task that runs them and the coordinator that persists their checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipeline.errors import MediaError, PipelineError
+from pipeline.types import CancelToken, FetchOptions, ProgressCallback
+
+
+@dataclass(frozen=True)
+class StageInput:
+    job_id: str
+    url: str
+    options: dict[str, Any]
+    work_dir: str
+    checkpoints: dict[str, dict[str, Any]]
+    fetch_options: FetchOptions = field(default_factory=FetchOptions)
+    job_type: str = ""
+
+
+@dataclass(frozen=True)
+class ArtifactSpec:
+    kind: str
+    path: str  # absolute path of the file inside the job's work dir
+    format: str
+    duration_s: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None  # a UUID chosen by the stage, when a job field must refer to it
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    checkpoint: dict[str, Any]
+    artifacts: list[ArtifactSpec] = field(default_factory=list)
+    job_fields: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelServices(Protocol):
+    """The model deployments, as the stages see them (Serve handles in production)."""
+
+    def transcribe(
+        self,
+        audio_path: str,
+        options: dict[str, Any],
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> dict[str, Any]: ...
+
+    def analyze(
+        self,
+        text: str,
+        segments: list[dict[str, Any]],
+        options: dict[str, Any],
+        language: str | None,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> dict[str, Any]: ...
+
+
+def checkpoint_file(inp: StageInput, stage: str) -> Path:
+    try:
+        name = inp.checkpoints[stage]["file"]
+    except KeyError as exc:
+        raise PipelineError(f"stage {stage!r} has no checkpoint to resume from") from exc
+    path = Path(inp.work_dir) / name
+    if not path.is_file():
+        raise MediaError(f"the {stage} output {name!r} is missing from the artifact store")
+    return path
