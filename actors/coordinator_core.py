@@ -35,6 +35,7 @@ from storage.repository import JobRepository
 from storage.schemas import JobCreate
 
 TERMINAL = {JobStatus.completed, JobStatus.failed, JobStatus.cancelled}
+INTERRUPT_GRACE_S = 2.0  # after the interrupt, before the worker is killed
 
 
 class StageHandle(Protocol):
@@ -254,18 +255,18 @@ class CoordinatorCore:
             if done is None:  # it started in the meantime
                 return await self.cancel(job_id)
             return done
+        # The stage task polls `should_stop` and stops itself, cleaning up; an interrupt and
+        # then a kill follow only for a stage that does not stop within the grace period.
         run.cancel_requested = True
-        if run.handle is not None:
-            run.handle.cancel(False)
         task = run.task
         if task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(task), self.config.cancel_grace_s)
-            except TimeoutError:
-                if run.handle is not None:
-                    run.handle.cancel(True)
+            grace = self.config.cancel_grace_s
+            for force, wait_s in ((False, grace), (True, INTERRUPT_GRACE_S), (None, 10.0)):
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(task), 10.0)
+                    await asyncio.wait_for(asyncio.shield(task), wait_s)
+                    break
+                if force is not None and run.handle is not None:
+                    run.handle.cancel(force)
         return self._get(job_id)
 
     def retry(self, job_id: str) -> Job:
@@ -327,6 +328,11 @@ class CoordinatorCore:
         return count
 
     # ----------------------------------------------------------------- progress
+    def should_stop(self, job_id: str, attempt: int) -> bool:
+        """Whether a stage task of `attempt` should stop: cancelled, or no longer current."""
+        run = self.running.get(job_id)
+        return run is None or run.attempt != attempt or run.cancel_requested
+
     def report_progress(
         self, job_id: str, attempt: int, stage: str, fraction: float, message: str
     ) -> None:

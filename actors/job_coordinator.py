@@ -163,6 +163,9 @@ class JobCoordinatorActor:
         self._ensure_started()
         return self._core.clear_queue()
 
+    async def should_stop(self, job_id: str, attempt: int) -> bool:
+        return self._core.should_stop(job_id, attempt)
+
     async def report_progress(
         self, job_id: str, attempt: int, stage: str, fraction: float, message: str
     ) -> None:

@@ -2,13 +2,19 @@
 
 Progress goes back to the coordinator as fire-and-forget actor calls, throttled here so a
 chatty stage (yt-dlp calls its hook per chunk) costs the coordinator a few calls a second.
-Cancellation arrives as `ray.cancel(ref)`, which raises KeyboardInterrupt in this task;
-the stage code kills its children on the way out (see `pipeline.ffmpeg.run_ffmpeg`).
+Cancellation arrives two ways. A watcher thread asks the coordinator twice a second whether
+this attempt should stop and sets the stage's `CancelToken`, which every stage polls
+(`pipeline.ffmpeg.run_ffmpeg` kills its child and the stage removes its partial files).
+`ray.cancel(ref)` also raises KeyboardInterrupt in the task, but that asynchronous exception
+can land where it is swallowed (in a fork handler of `subprocess.Popen`, say), so it is only
+the backstop; after CANCEL_GRACE_S the coordinator force-kills the worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from typing import Any
 
@@ -16,7 +22,7 @@ import ray
 
 from config.logging import bind_job, configure_logging
 from deployments.model_calls import raise_error
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, StageCancelled
 from pipeline.stages import StageInput, StageOutput, run_stage
 from pipeline.types import CancelToken, ProgressCallback
 
@@ -27,6 +33,7 @@ log = logging.getLogger("vpa.stage")
 STAGE_NUM_CPUS: dict[str, float] = {"fetch": 0.25, "audio": 0.5, "transcribe": 0, "analyze": 0}
 DEFAULT_STAGE_NUM_CPUS = 0.5
 PROGRESS_INTERVAL_S = 0.25
+CANCEL_POLL_S = 0.5
 
 
 class _ThrottledReporter:
@@ -47,6 +54,32 @@ class _ThrottledReporter:
         self._coordinator.report_progress.remote(job_id, attempt, stage, fraction, message)
 
 
+class _CancelWatcher:
+    """Sets `token` once the coordinator says this attempt should stop."""
+
+    def __init__(self, coordinator: Any, job_id: str, attempt: int, token: CancelToken) -> None:
+        self._coordinator = coordinator
+        self._args = (job_id, attempt)
+        self._token = token
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="cancel-watcher", daemon=True)
+
+    def __enter__(self) -> _CancelWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        while not self._done.wait(CANCEL_POLL_S):
+            with contextlib.suppress(Exception):  # a busy or restarting coordinator: ask again
+                ref = self._coordinator.should_stop.remote(*self._args)
+                if ray.get(ref, timeout=10):
+                    self._token.cancel()
+                    return
+
+
 class ServeModels:
     """`ModelServices` over the Transcriber and Analyzer deployment handles.
 
@@ -60,9 +93,11 @@ class ServeModels:
         self._analyzer = analyzer
 
     @staticmethod
-    def _consume(stream: Any, progress: ProgressCallback) -> dict[str, Any]:
+    def _consume(stream: Any, progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
         try:
             for item in stream:
+                if cancel.cancelled:
+                    raise StageCancelled("the job was cancelled")
                 if item["type"] == "progress":
                     progress(item["fraction"], item["message"])
                 elif item["type"] == "error":
@@ -84,7 +119,7 @@ class ServeModels:
     ) -> dict[str, Any]:
         handle = self._transcriber.options(stream=True)
         stream = handle.transcribe.remote(audio_path, options, options.get("model_size"))
-        return self._consume(stream, progress)
+        return self._consume(stream, progress, cancel)
 
     def analyze(
         self,
@@ -96,7 +131,8 @@ class ServeModels:
         cancel: CancelToken,
     ) -> dict[str, Any]:
         handle = self._analyzer.options(stream=True)
-        return self._consume(handle.analyze.remote(text, segments, options, language), progress)
+        stream = handle.analyze.remote(text, segments, options, language)
+        return self._consume(stream, progress, cancel)
 
 
 @ray.remote(max_retries=0)
@@ -112,7 +148,9 @@ def run_stage_task(
     bind_job(inp.job_id)
     log.info("stage %s starting (attempt %d)", name, attempt)
     reporter = _ThrottledReporter(coordinator, inp.job_id, attempt, name)
-    return run_stage(name, inp, reporter, CancelToken(), models)
+    token = CancelToken()
+    with _CancelWatcher(coordinator, inp.job_id, attempt, token):
+        return run_stage(name, inp, reporter, token, models)
 
 
 def submit_stage(

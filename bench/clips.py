@@ -9,8 +9,11 @@ that beeps every second. It is cached in the system temp directory
 (vpa-bench-clips/), so a second run skips the generation.
 
 `--clips` clips of `--clip-seconds` are spread evenly through it, each starting and ending
-between keyframes. Each method cuts them one after another and the wall time is taken
-around each cut:
+between keyframes. Every clip is cut by every method in turn (the order rotating from clip
+to clip, so a busy spell on a shared machine does not land on one method), and both the
+wall time and the CPU time (this process and its ffmpeg children, user + system) are taken
+around each cut. On a loaded machine the CPU time is the steadier figure: wall time then
+favours whatever runs more threads. The methods:
 - smart: `cut_clip` (auto, which picks smart) with the keyframes listed once beforehand;
   that scan is timed separately and included in the total;
 - reencode: `cut_clip(method="reencode")`, libx264 veryfast CRF 21 at the same size;
@@ -29,6 +32,7 @@ import argparse
 import os
 import platform
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -140,15 +144,30 @@ def decode_errors(path: Path) -> int:
 class Outcome:
     name: str
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     extra_s: float = 0.0  # work done once per source (the keyframe scan)
+    extra_cpu_s: float = 0.0
     frame_errors: list[int] = field(default_factory=list)
     start_offsets: list[int] = field(default_factory=list)
     decode_errors: int = 0
     methods: set[str] = field(default_factory=set)
 
+    outputs: list[Path] = field(default_factory=list)
+
     @property
     def total_s(self) -> float:
         return sum(self.seconds) + self.extra_s
+
+    @property
+    def total_cpu_s(self) -> float:
+        return sum(self.cpu_seconds) + self.extra_cpu_s
+
+
+def cpu_s() -> float:
+    """CPU seconds used so far by this process and its waited-for children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 Cutter = Callable[[Path, float, float, Path], str]
@@ -182,27 +201,27 @@ def moviepy_cut(source: Path, start: float, end: float, out: Path) -> str:
     return "moviepy"
 
 
-def run_method(
-    outcome: Outcome,
-    cut: Cutter,
+def run_all(
+    plan: list[tuple[Outcome, Cutter]],
     source: Path,
     ranges: list[tuple[float, float]],
     work: Path,
-) -> list[Path]:
-    outputs = []
-    for index, (start, end) in enumerate(ranges):
-        out = work / f"{outcome.name}_{index}.mp4"
-        started = time.perf_counter()
-        outcome.methods.add(cut(source, start, end, out))
-        outcome.seconds.append(time.perf_counter() - started)
-        outputs.append(out)
-    return outputs
-
-
-def check_accuracy(
-    outcome: Outcome, source: Path, ranges: list[tuple[float, float]], outputs: list[Path]
 ) -> None:
-    for (start, end), out in zip(ranges, outputs, strict=True):
+    """Cut every clip with every method, rotating the order from clip to clip."""
+    for index, (start, end) in enumerate(ranges):
+        shift = index % len(plan)
+        for outcome, cut in plan[shift:] + plan[:shift]:
+            out = work / f"{outcome.name.split()[0]}_{index}.mp4"
+            wall, cpu = time.perf_counter(), cpu_s()
+            outcome.methods.add(cut(source, start, end, out))
+            outcome.cpu_seconds.append(cpu_s() - cpu)
+            outcome.seconds.append(time.perf_counter() - wall)
+            outcome.outputs.append(out)
+        print(f"  clip {index + 1}/{len(ranges)} cut by every method", flush=True)
+
+
+def check_accuracy(outcome: Outcome, source: Path, ranges: list[tuple[float, float]]) -> None:
+    for (start, end), out in zip(ranges, outcome.outputs, strict=True):
         frames = gray_frames(out)
         outcome.frame_errors.append(len(frames) - round((end - start) * FPS))
         seek = max(start - SEARCH_BEFORE_S, 0.0)
@@ -221,23 +240,22 @@ def _worst(values: list[int]) -> str:
 
 
 def print_table(outcomes: list[Outcome], clips: int, clip_s: float) -> None:
-    smart = outcomes[0].total_s
+    smart = outcomes[0]
     print()
-    print(f"{clips} clips of {clip_s:g} s, cut one after another")
+    print(f"{clips} clips of {clip_s:g} s; totals over all clips")
     print()
-    header = (
-        "| method | wall total (s) | per clip (s) | time vs smart | frame count error "
-        "(worst, per clip) | first frame vs requested start (worst) | decode errors |"
+    print(
+        "| method | wall (s) | wall vs smart | CPU (s) | CPU vs smart | frame count error "
+        "(worst; per clip) | first frame vs requested start (worst) | decode errors |"
     )
-    print(header)
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for outcome in outcomes:
-        per_clip = outcome.total_s / len(outcome.seconds)
         errors = ", ".join(f"{e:+d}" if e else "0" for e in outcome.frame_errors)
         print(
-            f"| {outcome.name} | {outcome.total_s:.2f} | {per_clip:.2f} | "
-            f"{outcome.total_s / smart:.2f}x | {_worst(outcome.frame_errors)} ({errors}) | "
-            f"{_worst(outcome.start_offsets)} frames | {outcome.decode_errors} |"
+            f"| {outcome.name} | {outcome.total_s:.2f} | {outcome.total_s / smart.total_s:.2f}x "
+            f"| {outcome.total_cpu_s:.2f} | {outcome.total_cpu_s / smart.total_cpu_s:.2f}x "
+            f"| {_worst(outcome.frame_errors)} ({errors}) "
+            f"| {_worst(outcome.start_offsets)} frames | {outcome.decode_errors} |"
         )
 
 
@@ -258,10 +276,11 @@ def main() -> None:
           f"{info.fps:g} fps, {source.stat().st_size / 2**20:.0f} MiB")  # fmt: skip
     print("clips: " + ", ".join(f"{a:.2f}-{b:.2f}" for a, b in ranges))
 
+    print("load average at the start: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
     smart = Outcome("smart (cut_clip auto)")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_s()
     keyframes = keyframe_times(source)
-    smart.extra_s = time.perf_counter() - started
+    smart.extra_s, smart.extra_cpu_s = time.perf_counter() - started, cpu_s() - cpu
     print(f"keyframe scan: {len(keyframes)} keyframes in {smart.extra_s:.2f} s (once per source)")
     plan: list[tuple[Outcome, Cutter]] = [
         (smart, cutter(CutOptions(), keyframes)),
@@ -273,11 +292,11 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="vpa-bench-clips-"))
     try:
-        for outcome, cut in plan:
-            print(f"cutting: {outcome.name} ...", flush=True)
-            outputs = run_method(outcome, cut, source, ranges, work)
-            check_accuracy(outcome, source, ranges, outputs)
-            print(f"  {outcome.total_s:.2f} s, methods used: {sorted(outcome.methods)}")
+        run_all(plan, source, ranges, work)
+        print("load average after cutting: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+        for outcome, _ in plan:
+            check_accuracy(outcome, source, ranges)
+            print(f"{outcome.name}: methods used {sorted(outcome.methods)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_table([outcome for outcome, _ in plan], args.clips, args.clip_seconds)

@@ -5,7 +5,9 @@ Pure pipeline code like the other stages: paths and options in, a `StageOutput` 
 choosing lives in `pipeline.clip_select`, the cutting in `pipeline.cutting`.
 
 Each clip gives three artifacts, named `clip_NN.<fmt>`, `clip_NN.jpg` and `clip_NN.srt`,
-with ids fixed before they are registered so that `generated_clips` can point at them.
+with ids fixed before they are registered so that `generated_clips` can point at them. They
+are made in a staging directory and moved into the job's directory only when every clip is
+done: a cancelled, failed or killed attempt leaves no clip behind.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import os
+import shutil
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,7 @@ from pipeline.cutting import (
     snap_to_frames,
 )
 from pipeline.errors import MediaError, PipelineError, StageCancelled
-from pipeline.ffmpeg import MediaInfo, probe, remove_quietly
+from pipeline.ffmpeg import MediaInfo, probe
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput, checkpoint_file
 from pipeline.subtitles import to_srt
 from pipeline.thumbnails import make_thumbnail
@@ -38,6 +42,7 @@ from pipeline.types import CancelToken, ProgressCallback
 
 CLIP_JOB_TYPES = frozenset({"clip_generation", "full_processing"})
 DURATION_TOLERANCE_S = 0.05
+STAGING_DIR = ".clips-partial"
 THUMBNAIL_AT = 0.3  # share of the clip: past the first words, before the end
 _ARTIFACT_NS = uuid.UUID("6f1c0b7e-3d47-4c35-9a55-0c0e9e2ad2d4")
 
@@ -198,6 +203,67 @@ def _source_info(source: Path) -> MediaInfo:
     return info
 
 
+@dataclass(frozen=True)
+class _ClipContext:
+    inp: StageInput
+    source: Path
+    info: MediaInfo
+    duration_s: float | None
+    transcript: TranscriptResult
+    words: list[tuple[float, float]]
+    keyframes: list[float]
+    count: int
+    progress: ProgressCallback
+    cancel: CancelToken
+
+
+def _make_clip(
+    ctx: _ClipContext, n: int, plan: ClipPlan, staging: Path
+) -> tuple[dict[str, Any], list[ArtifactSpec]]:
+    """Cut clip `n` with its subtitles and thumbnail into `staging`; describe the files by
+    the names they will have in the job's directory."""
+    if ctx.cancel.cancelled:
+        raise StageCancelled("the job was cancelled")
+    fmt = ctx.inp.options.get("output_format", "mp4")
+    names = {"video": f"clip_{n:02d}.{fmt}", "thumbnail": f"clip_{n:02d}.jpg",
+             "subtitles": f"clip_{n:02d}.srt"}  # fmt: skip
+    start, end = frame_range(plan, ctx.info.fps, ctx.duration_s, ctx.words)
+    srt = to_srt(clip_segments(ctx.transcript.segments, start, end))
+    (staging / names["subtitles"]).write_text(srt, encoding="utf-8")
+    burn = staging / names["subtitles"] if ctx.inp.options.get("burn_captions") and srt else None
+
+    def clip_progress(fraction: float, message: str) -> None:
+        share = 0.05 + 0.95 * (n - 1 + min(max(fraction, 0.0), 1.0)) / ctx.count
+        ctx.progress(share, f"clip {n}/{ctx.count}: {message}")
+
+    cut = cut_clip(
+        ctx.source,
+        start,
+        end,
+        staging / names["video"],
+        _cut_options(ctx.inp.options, burn),
+        clip_progress,
+        ctx.cancel,
+        info=ctx.info,
+        keyframes=ctx.keyframes,
+    )
+    at = cut.duration_s * THUMBNAIL_AT
+    make_thumbnail(staging / names["video"], staging / names["thumbnail"], at, cancel=ctx.cancel)
+    clip_progress(1.0, "done")
+    ids = {kind: artifact_id(ctx.inp.job_id, name) for kind, name in names.items()}
+    final = {kind: str(Path(ctx.inp.work_dir) / name) for kind, name in names.items()}
+    meta = {"clip_index": n, "start": cut.start_s, "end": cut.end_s, "title": plan.title}
+    specs = [
+        ArtifactSpec("clip", final["video"], fmt, cut.duration_s,
+                     {**meta, "width": cut.width, "height": cut.height}, ids["video"]),
+        ArtifactSpec("clip_thumbnail", final["thumbnail"], "jpg", None, meta, ids["thumbnail"]),
+        ArtifactSpec("clip_subtitles", final["subtitles"], "srt", cut.duration_s, meta,
+                     ids["subtitles"]),
+    ]  # fmt: skip
+    entry = _clip_entry(ctx.inp.job_id, n, plan, cut, ids)
+    return entry, specs
+
+
 def run_clips(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
     source = checkpoint_file(inp, "fetch")
     transcript = TranscriptResult.from_dict(
@@ -216,64 +282,33 @@ def run_clips(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) 
             checkpoint={"clips": 0, "note": "no candidate reached options.min_confidence"},
             job_fields={"generated_clips": []},
         )
-    keyframes = keyframe_times(source, cancel)
-    words = sorted((w.start_s, w.end_s) for seg in transcript.segments for w in seg.words)
+    ctx = _ClipContext(
+        inp=inp,
+        source=source,
+        info=info,
+        duration_s=duration,
+        transcript=transcript,
+        words=sorted((w.start_s, w.end_s) for seg in transcript.segments for w in seg.words),
+        keyframes=keyframe_times(source, cancel),
+        count=len(plans),
+        progress=progress,
+        cancel=cancel,
+    )
     work = Path(inp.work_dir)
-    fmt = inp.options.get("output_format", "mp4")
-    written: list[Path] = []
+    staging = work / STAGING_DIR  # a killed attempt leaves nothing half-written in the store
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     artifacts: list[ArtifactSpec] = []
     clips: list[dict[str, Any]] = []
     try:
         for n, plan in enumerate(plans, start=1):
-            if cancel.cancelled:
-                raise StageCancelled("the job was cancelled")
-            stem = f"clip_{n:02d}"
-            paths = {
-                "video": work / f"{stem}.{fmt}",
-                "thumbnail": work / f"{stem}.jpg",
-                "subtitles": work / f"{stem}.srt",
-            }
-            start, end = frame_range(plan, info.fps, duration, words)
-            srt = to_srt(clip_segments(transcript.segments, start, end))
-            paths["subtitles"].write_text(srt, encoding="utf-8")
-            written.append(paths["subtitles"])
-            burn = paths["subtitles"] if inp.options.get("burn_captions") and srt else None
-
-            def clip_progress(fraction: float, message: str, n: int = n) -> None:
-                share = 0.05 + 0.95 * (n - 1 + min(max(fraction, 0.0), 1.0)) / len(plans)
-                progress(share, f"clip {n}/{len(plans)}: {message}")
-
-            cut = cut_clip(
-                source,
-                start,
-                end,
-                paths["video"],
-                _cut_options(inp.options, burn),
-                clip_progress,
-                cancel,
-                info=info,
-                keyframes=keyframes,
-            )
-            written.append(paths["video"])
-            make_thumbnail(
-                paths["video"], paths["thumbnail"], cut.duration_s * THUMBNAIL_AT, cancel=cancel
-            )
-            written.append(paths["thumbnail"])
-            ids = {kind: artifact_id(inp.job_id, path.name) for kind, path in paths.items()}
-            meta = {"clip_index": n, "start": cut.start_s, "end": cut.end_s, "title": plan.title}
-            artifacts += [
-                ArtifactSpec("clip", str(paths["video"]), fmt, cut.duration_s,
-                             {**meta, "width": cut.width, "height": cut.height}, ids["video"]),
-                ArtifactSpec("clip_thumbnail", str(paths["thumbnail"]), "jpg", None, meta,
-                             ids["thumbnail"]),
-                ArtifactSpec("clip_subtitles", str(paths["subtitles"]), "srt", cut.duration_s,
-                             meta, ids["subtitles"]),
-            ]  # fmt: skip
-            clips.append(_clip_entry(inp.job_id, n, plan, cut, ids))
-            clip_progress(1.0, "done")
-    except BaseException:
-        remove_quietly(*written)
-        raise
+            entry, specs = _make_clip(ctx, n, plan, staging)
+            clips.append(entry)
+            artifacts += specs
+        for path in staging.iterdir():
+            os.replace(path, work / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return StageOutput(
         checkpoint={"clips": len(clips)},
         artifacts=artifacts,

@@ -30,6 +30,7 @@ from pipeline.errors import MediaError
 from pipeline.ffmpeg import PROBE_TIMEOUT_S, ffmpeg_exe, probe, run_ffmpeg
 from pipeline.types import CancelToken
 
+X264_PIECE_CRF = 18  # head and tail sit next to copied source frames: keep them close
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _VIDEO_STREAM_RE = re.compile(r"^\s+Stream #0:\d+\S*: Video: ")
 _TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)")
@@ -46,9 +47,6 @@ _X264_PROFILES = {
     122: "high422",
     244: "high444",
 }
-
-
-X264_PIECE_CRF = 18  # head and tail sit next to copied source frames: keep them close
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import io
 import itertools
 import re
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,32 @@ def test_audio_only_source_cannot_make_clips(app: VpaApp, sample_media: Any) -> 
     done = app.wait(job["id"], timeout_s=60)
     assert done["status"] == "failed" and done["error_code"] == "no_video_stream", done
     assert "video track" in done["error_message"]
+
+
+def test_cancel_while_cutting_removes_partial_clips(app: VpaApp, clip_video: str) -> None:
+    """Cancelling during the clips stage kills ffmpeg and leaves no clip files behind."""
+    heavy = {"start": 0, "end": 22, "title": "Whole"}
+    options = {
+        "segments": [heavy] * 6,  # slow on purpose: six full-length, re-encoded, composited
+        "output_format": "webm",
+        "aspect_ratio": "1:1",
+        "aspect_mode": "blur",
+        "burn_captions": True,
+    }
+    job = app.submit(clip_video, job_type="clip_generation", options=options)
+    app.wait(
+        job["id"],
+        lambda j: j["current_stage"] == "clips" and j["status_message"] != "clips started",
+        timeout_s=180,
+    )
+    r = app.client.post(f"/api/v1/jobs/{job['id']}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    events = app.events(job["id"])
+    assert events[-1]["type"] == "cancelled" and events[-1]["stage"] == "clips"
+    job_dir = Path(app.settings.artifact_dir) / job["id"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and list(job_dir.glob("*clip*")):
+        time.sleep(0.2)
+    assert list(job_dir.glob("*clip*")) == []  # nor the staging directory
+    assert not [a for a in app.client.get(f"/api/v1/jobs/{job['id']}/artifacts").json()
+                if a["kind"].startswith("clip")]  # fmt: skip
