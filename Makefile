@@ -48,7 +48,12 @@ integration: setup-dev
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
 
 bench: setup-dev
+	$(BIN)/python -m pip install -q -r requirements-bench.txt
 	$(BIN)/python bench/control_plane.py
+	$(BIN)/python bench/transcribe.py
+	$(BIN)/python -m bench.analyze
+	$(BIN)/python bench/clips.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
 """Clip cutting benchmark: the smart cut against a full re-encode, moviepy and stream copy.
 
 Run: `PYTHONPATH=. .venv/bin/python bench/clips.py [--minutes 10] [--clips 5]
-[--clip-seconds 20]`. A script, never a test; moviepy comes from requirements-dev.txt.
+[--clip-seconds 20]`. A script, never a test; moviepy comes from requirements-bench.txt
+(`make bench` installs it).
 
 The source is a generated `--minutes` 1280x720 25 fps H.264 video (x264 ultrafast plus two
 B-frames, a keyframe every 2-5 s at pseudo-random times like a real upload) with AAC audio

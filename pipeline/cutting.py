@@ -72,6 +72,7 @@ __all__ = [
     "CutResult",
     "Resolution",
     "cut_clip",
+    "exact_fps",
     "keyframe_times",
     "output_size",
     "snap_to_frames",

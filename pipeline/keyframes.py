@@ -18,6 +18,7 @@ a new reorder depth mid-stream can repeat a frame.)
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
@@ -25,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import MediaError
 from pipeline.ffmpeg import PROBE_TIMEOUT_S, ffmpeg_exe, probe, run_ffmpeg
@@ -157,8 +159,35 @@ def keyframe_times(source: str | Path, cancel: CancelToken | None = None) -> lis
     return clean_keyframes(parse_framecrc(_framecrc(source, limit, cancel)))
 
 
+_CACHE_ENTRIES = 32
+_stream_cache: dict[tuple[str, int, int], H264Stream] = {}
+_rotation_cache: dict[tuple[str, int, int], int] = {}
+
+
+def _file_key(source: str | Path) -> tuple[str, int, int]:
+    """Identifies a file's content cheaply: several clips of one source read it once."""
+    stat = os.stat(source)
+    return str(Path(source).resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def _remember(
+    cache: dict[tuple[str, int, int], Any], key: tuple[str, int, int], value: Any
+) -> None:
+    if len(cache) >= _CACHE_ENTRIES:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
 def h264_stream(source: str | Path, cancel: CancelToken | None = None) -> H264Stream:
-    """Profile, level and reordering delay of the first H.264 video stream of `source`."""
+    """Profile, level and reordering delay of the first H.264 video stream of `source`
+    (remembered per file, so the clips of one source look once)."""
+    key = _file_key(source)
+    if key not in _stream_cache:
+        _remember(_stream_cache, key, _read_h264_stream(source, cancel))
+    return _stream_cache[key]
+
+
+def _read_h264_stream(source: str | Path, cancel: CancelToken | None) -> H264Stream:
     with tempfile.TemporaryDirectory(prefix="vpa-h264-") as tmp:
         first = Path(tmp) / "first.h264"
         listing = Path(tmp) / "first.crc"
@@ -176,6 +205,14 @@ def h264_stream(source: str | Path, cancel: CancelToken | None = None) -> H264St
 
 
 def display_rotation(source: str | Path) -> int:
+    """`_read_rotation`, remembered per file."""
+    key = _file_key(source)
+    if key not in _rotation_cache:
+        _remember(_rotation_cache, key, _read_rotation(source))
+    return _rotation_cache[key]
+
+
+def _read_rotation(source: str | Path) -> int:
     """Degrees (0, 90, 180, 270) a player turns the first video stream, from its display matrix.
 
     Phones record upright video sideways and say so in a display matrix. ffmpeg turns the
