@@ -1,9 +1,10 @@
 """Pipeline benchmark: one full_processing job through vpa beside its stages run alone.
 
 Run: `PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python bench/pipeline.py [--minutes 10]
-[--size 1280x720] [--quick]` (`--quick`: a 2-minute video, for a smoke run). A script,
-never a test. It prints a markdown report; `--write` also puts it in
-bench/README-figures.md (replacing this script's earlier section there).
+[--size 1280x720] [--quick] [--runs N]` (`--quick`: a 2-minute video, for a smoke run;
+`--runs N`: N rounds of both runs, the table giving medians). A script, never a test. It
+prints a markdown report; `--write` also puts it in bench/README-figures.md (replacing this
+script's earlier section there).
 
 The video: a testsrc2 picture at `--size`, 25 fps, a keyframe every 2 s (`-g 50`), h264
 `-preset ultrafast` + AAC, whose sound is the speech clip tests/assets/speech_en.ogg looped
@@ -50,6 +51,7 @@ import platform
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -224,25 +226,44 @@ class CpuSnapshot:
         return cls(busy_s=_machine_busy_s(), mine=mine)
 
 
-def cpu_report(before: CpuSnapshot, after: CpuSnapshot, wall_s: float) -> str:
+@dataclasses.dataclass
+class CpuUse:
     """CPU seconds used between two snapshots: this benchmark's by process, and the rest."""
-    by_name: dict[str, float] = {}
-    for key, cpu in after.mine.items():
-        used = cpu - before.mine.get(key, 0.0)
-        if used > 0:
-            by_name[key[1]] = by_name.get(key[1], 0.0) + used
-    mine = sum(by_name.values())
-    machine = after.busy_s - before.busy_s
-    outside = max(machine - mine, 0.0)
-    ranked = ", ".join(
-        f"{name} {sec:.1f}" for name, sec in sorted(by_name.items(), key=lambda kv: -kv[1])
-    )
-    cores = os.cpu_count() or 1
-    return (
-        f"{machine:.1f} CPU s on the machine in {wall_s:.1f} s wall "
-        f"({machine / max(wall_s * cores, 1e-9):.0%} of {cores} cores): this benchmark "
-        f"{mine:.1f} ({ranked}); outside this benchmark {outside:.1f}"
-    )
+
+    wall_s: float
+    machine_s: float
+    by_name: dict[str, float]
+
+    @classmethod
+    def between(cls, before: CpuSnapshot, after: CpuSnapshot, wall_s: float) -> CpuUse:
+        by_name: dict[str, float] = {}
+        for key, cpu in after.mine.items():
+            used = cpu - before.mine.get(key, 0.0)
+            if used > 0:
+                by_name[key[1]] = by_name.get(key[1], 0.0) + used
+        return cls(wall_s, after.busy_s - before.busy_s, by_name)
+
+    @property
+    def mine_s(self) -> float:
+        return sum(self.by_name.values())
+
+    @property
+    def outside_s(self) -> float:
+        return max(self.machine_s - self.mine_s, 0.0)
+
+    def text(self) -> str:
+        ranked = ", ".join(
+            f"{name} {sec:.1f}"
+            for name, sec in sorted(self.by_name.items(), key=lambda kv: -kv[1])
+            if sec >= 0.05
+        )
+        cores = os.cpu_count() or 1
+        share = self.machine_s / max(self.wall_s * cores, 1e-9)
+        return (
+            f"{self.machine_s:.1f} CPU s on the machine in {self.wall_s:.1f} s wall ({share:.0%} "
+            f"of {cores} cores): this benchmark {self.mine_s:.1f} ({ranked}); outside this "
+            f"benchmark {self.outside_s:.1f}"
+        )
 
 
 # ============================================================================ other Ray
@@ -454,7 +475,7 @@ class AloneRun:
     timings: dict[str, float]
     load_note: str
     results: dict[str, Any]
-    cpu: str
+    cpu: CpuUse
 
 
 def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) -> AloneRun:
@@ -494,7 +515,7 @@ def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) 
         checkpoints[stage] = output.checkpoint
         results.update(output.job_fields)
         log(f"  {stage}: {timings[stage]:.2f} s")
-    cpu = cpu_report(cpu0, CpuSnapshot.take(), time.perf_counter() - t_all)
+    cpu = CpuUse.between(cpu0, CpuSnapshot.take(), time.perf_counter() - t_all)
     del models
     gc.collect()
     return AloneRun(timings, load_note, results, cpu)
@@ -512,7 +533,7 @@ class ServiceRun:
     seen_at: float = 0.0  # epoch seconds of the poll that saw the job terminal
     deploy_s: float = 0.0
     deployments: list[str] = dataclasses.field(default_factory=list)
-    cpu: str = ""
+    cpu: CpuUse | None = None
     problems: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -593,7 +614,7 @@ def run_service(
                 time.sleep(POLL_S)
             wall = time.perf_counter() - t0
             out.seen_at = time.time()
-            out.cpu = cpu_report(cpu0, CpuSnapshot.take(), wall)
+            out.cpu = CpuUse.between(cpu0, CpuSnapshot.take(), wall)
             out.job = job
             out.events = list(client.get(f"/api/v1/jobs/{job_id}/events").json())
             if job.get("status") == "completed":
@@ -652,22 +673,27 @@ def breakdown(run: ServiceRun, chain: tuple[str, ...]) -> dict[str, float]:
 # ============================================================================ report
 
 
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def stage_timings(run: ServiceRun) -> dict[str, float]:
+    return {k: float(v) for k, v in (run.job.get("stage_timings") or {}).items()}
+
+
 def report(
     args: argparse.Namespace,
     video: Path,
     video_s: float,
     video_info: str,
     chain: tuple[str, ...],
-    alone: AloneRun | None,
-    service: ServiceRun | None,
+    alones: list[AloneRun],
+    services: list[ServiceRun],
     notes: list[str],
 ) -> str:
-    alone_t = alone.timings if alone else {}
-    service_t = (
-        {k: float(v) for k, v in (service.job.get("stage_timings") or {}).items()}
-        if service
-        else {}
-    )
+    done = [run for run in services if run.wall_s is not None]
+    n_a, n_s = len(alones), len(done)
+    of = "" if max(n_a, n_s) <= 1 else f", median of {n_a} / {n_s} runs"
     lines = [
         "# Pipeline figures (bench/pipeline.py)",
         "",
@@ -679,21 +705,23 @@ def report(
         f"- job: {JOB_TYPE} ({' → '.join(chain)}), options {json.dumps(OPTIONS)} (other "
         "options at their defaults)",
         "",
-        "| stage | alone, s | in the service, s | service - alone, s |",
+        f"| stage | alone, s{of} | in the service (stage_timings), s | service - alone, s |",
         "|---|---|---|---|",
     ]
     for stage in chain:
-        a, s = alone_t.get(stage), service_t.get(stage)
+        a = median([run.timings[stage] for run in alones if stage in run.timings])
+        s = median([t[stage] for run in done if stage in (t := stage_timings(run))])
         diff = s - a if a is not None and s is not None else None
         lines.append(f"| {stage} | {fmt_s(a)} | {fmt_s(s)} | {fmt_s(diff)} |")
-    sum_alone = sum(alone_t.values()) if len(alone_t) == len(chain) else None
-    sum_service = sum(service_t.values()) if len(service_t) == len(chain) else None
+    alone_sums = [sum(run.timings.values()) for run in alones if len(run.timings) == len(chain)]
+    service_sums = [sum(stage_timings(run).values()) for run in done]
+    sum_alone, sum_service = median(alone_sums), median(service_sums)
     diff = sum_service - sum_alone if sum_alone is not None and sum_service is not None else None
     lines.append(
         f"| **sum of the stages** | **{fmt_s(sum_alone)}** | **{fmt_s(sum_service)}** | "
         f"{fmt_s(diff)} |"
     )
-    wall = service.wall_s if service else None
+    wall = median([run.wall_s for run in done if run.wall_s is not None])
     lines.append(f"| **service job wall time** (POST → seen completed) | | **{fmt_s(wall)}** | |")
     lines.append("")
 
@@ -713,37 +741,69 @@ def report(
         f"- **orchestration overhead** (service wall / sum of stages alone - 1): "
         f"**{fmt_pct(overhead)}**{verdict}",
     ]
-    if service and service.job:
-        parts = breakdown(service, chain)
-        if parts:
-            lines.append("- where the service job's time went (event log, server clock):")
-            lines += [f"  - {name}: {seconds:.2f} s" for name, seconds in parts.items()]
+    if alone_sums and done and (len(alone_sums) > 1 or len(done) > 1):
+        best = min(r.wall_s for r in done if r.wall_s is not None) / min(alone_sums) - 1
+        lines.append(f"- best service wall / best sum of stages alone - 1: {fmt_pct(best)}")
+    for i in range(max(len(alones), len(services))):
+        a_run = alones[i] if i < len(alones) else None
+        s_run = services[i] if i < len(services) else None
+        parts = [f"- run {i + 1}:"]
+        if a_run:
+            cpu = a_run.cpu
+            parts.append(
+                f"alone {sum(a_run.timings.values()):.2f} s (others used "
+                f"{cpu.outside_s:.1f} CPU s meanwhile);"
+            )
+        if s_run and s_run.wall_s is not None:
+            outside = s_run.cpu.outside_s if s_run.cpu else math.nan
+            parts.append(
+                f"service {s_run.wall_s:.2f} s, its stages {sum(stage_timings(s_run).values()):.2f}"
+                f" s (others used {outside:.1f} CPU s meanwhile)"
+            )
+            if a_run:
+                parts.append(
+                    f"; overhead {fmt_pct(s_run.wall_s / sum(a_run.timings.values()) - 1)}"
+                )
+        elif s_run:
+            parts.append("service: no result")
+        lines.append(" ".join(parts).replace(" ;", ";"))
+    # The details of the run whose service wall time is the median one.
+    pick = sorted(done, key=lambda r: r.wall_s or 0.0)[(len(done) - 1) // 2] if done else None
+    index = services.index(pick) if pick else (len(services) - 1)
+    shown = services[index] if services else None
+    shown_alone = alones[min(index, len(alones) - 1)] if alones else None
+    label = f" (run {index + 1})" if len(services) > 1 else ""
+    if shown and shown.job:
+        parts_s = breakdown(shown, chain)
+        if parts_s:
+            lines.append(f"- where the service job's time went{label} (event log, server clock):")
+            lines += [f"  - {name}: {seconds:.2f} s" for name, seconds in parts_s.items()]
     lines.append("")
     lines.append("Other figures:")
-    if alone:
-        lines.append(f"- stages alone: {alone.load_note}")
-        lines.append(f"- CPU during the stages alone: {alone.cpu}")
-        lines += result_notes("stages alone", alone.results)
-    if service:
+    if shown_alone:
+        lines.append(f"- stages alone: {shown_alone.load_note}")
+        lines.append(f"- CPU during the stages alone{label}: {shown_alone.cpu.text()}")
+        lines += result_notes("stages alone", shown_alone.results)
+    if shown:
         lines.append(
             f"- service: Ray num_cpus={args.num_cpus}, deployments "
-            f"{', '.join(service.deployments)}; Ray + Serve + vpa start to first /health "
-            f"200: {service.deploy_s:.1f} s (not timed)"
+            f"{', '.join(shown.deployments)}; Ray + Serve + vpa start to first /health "
+            f"200: {shown.deploy_s:.1f} s (not timed)"
         )
-        if service.cpu:
-            lines.append(f"- CPU during the service job: {service.cpu}")
-        if service.job:
-            lines += result_notes("service", service.job)
-        if service.events:
+        if shown.cpu:
+            lines.append(f"- CPU during the service job{label}: {shown.cpu.text()}")
+        if shown.job:
+            lines += result_notes("service", shown.job)
+        if shown.events:
             kinds: dict[str, int] = {}
-            for event in service.events:
+            for event in shown.events:
                 kinds[event["type"]] = kinds.get(event["type"], 0) + 1
             lines.append(
-                f"- service job events written: {len(service.events)} "
+                f"- service job events written: {len(shown.events)} "
                 f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})"
             )
     lines += [f"- {n}" for n in notes if not n.startswith("load:")]
-    problems = service.problems if service else []
+    problems = [p for run in services for p in run.problems]
     lines += ["", "Problems seen:" if problems else "Problems seen: none."]
     lines += [f"- {p}" for p in problems]
     return "\n".join(lines).rstrip() + "\n"
@@ -799,6 +859,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.3,
         help="cores other work may keep busy for the machine to count as quiet (default 0.3)",
     )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="repeat alone + service this many times; the table gives medians (default 1)",
+    )
     p.add_argument("--skip-alone", action="store_true", help="only the service run")
     p.add_argument("--skip-service", action="store_true", help="only the stages alone")
     p.add_argument("--write", action="store_true", help="put the report in README-figures.md")
@@ -832,32 +898,40 @@ def main(argv: list[str] | None = None) -> int:
         f"(keyframe every {GOP // FPS} s) + {info.audio_codec} {info.audio_sample_rate_hz} Hz, "
         f"{video.stat().st_size / 2**20:.0f} MiB"
     )
-    # The options exactly as the service stores them (validated, defaults filled in).
     tmp = Path(tempfile.mkdtemp(prefix="vpa-bench-pipeline-"))
-    alone: AloneRun | None = None
-    service: ServiceRun | None = None
+    alones: list[AloneRun] = []
+    services: list[ServiceRun] = []
     failed: BaseException | None = None
     log(f"temp dir {tmp}")
     try:
         with media_server(video.parent) as base_url:
             url = f"{base_url}/{video.name}"
             body = {"youtube_url": url, "job_type": JOB_TYPE, "options": OPTIONS}
+            # The options exactly as the service stores them (validated, defaults filled in).
             options = JobCreate.model_validate(body).options.model_dump(mode="json")
-            settings = service_settings(tmp / "service")
-            if not args.skip_alone:
-                wait_for_quiet(args.wait_quiet, args.busy_limit, notes)
-                notes.append(f"load: {load_text()}")
-                alone = run_alone(url, options, tmp / "alone", settings)
-            if not args.skip_service:
-                wait_for_quiet(args.wait_quiet, args.busy_limit, notes)
-                if not any(n.startswith("load:") for n in notes):
-                    notes.append(f"load: {load_text()}")
-                service = run_service(url, body, settings, args.num_cpus, args.timeout)
+            for i in range(args.runs):
+                if args.runs > 1:
+                    log(f"run {i + 1} of {args.runs}")
+                settings = service_settings(tmp / f"service-{i}")
+                if not args.skip_alone:
+                    wait_for_quiet(args.wait_quiet, args.busy_limit, notes)
+                    if i == 0:
+                        notes.append(f"load: {load_text()}")
+                    alones.append(run_alone(url, options, tmp / f"alone-{i}", settings))
+                    if not args.keep_tmp:
+                        shutil.rmtree(tmp / f"alone-{i}", ignore_errors=True)
+                if not args.skip_service:
+                    wait_for_quiet(args.wait_quiet, args.busy_limit, notes)
+                    if not any(n.startswith("load:") for n in notes):
+                        notes.append(f"load: {load_text()}")
+                    services.append(run_service(url, body, settings, args.num_cpus, args.timeout))
+                    if not args.keep_tmp:
+                        shutil.rmtree(tmp / f"service-{i}", ignore_errors=True)
     except BaseException as exc:  # report what was measured, then re-raise
         failed = exc
         notes.append(f"benchmark aborted: {type(exc).__name__}: {exc}")
     notes.append(f"load average at the end: {load_text()}")
-    text = report(args, video, video_s, video_info, chain, alone, service, notes)
+    text = report(args, video, video_s, video_info, chain, alones, services, notes)
     print("\n" + text, flush=True)
     if args.write:
         write_section(text, FIGURES_FILE)
@@ -868,7 +942,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     if failed is not None and not isinstance(failed, Exception):
         raise failed
-    problems = service.problems if service else []
+    problems = [p for run in services for p in run.problems]
     return 1 if failed is not None or problems else 0
 
 

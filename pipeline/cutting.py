@@ -8,8 +8,10 @@ Three ways to cut [start, end), after snapping both to frame boundaries:
   keyframe) and the tail (last keyframe -> end) are re-encoded, with libx264 told to match
   the source's profile, level and B-frame delay. Each piece is written as MPEG-TS, which
   keeps every piece's SPS/PPS in-band, and the concat demuxer joins them on durations we
-  give it. The audio is re-encoded over exactly [start, end) in the same final pass.
-  A 20-second clip re-encodes at most two keyframe intervals instead of 20 seconds.
+  give it; head and tail encode in two threads while the middle is copied. AAC audio is
+  copied packet by packet over [start, end) in the same final pass (an AAC packet is ~21 ms,
+  under a frame), other audio re-encoded. A 20-second clip re-encodes at most two
+  keyframe intervals instead of 20 seconds.
 * reencode: the whole clip through one filter graph (size, aspect ratio, captions);
   libx264 + AAC into mp4, or libvpx-vp9 + Opus into webm.
 * copy: a plain keyframe stream copy (`-ss -c copy`). It starts at the keyframe before
@@ -37,7 +39,9 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -153,25 +157,44 @@ def _ts(seconds: float) -> str:
     return f"{max(seconds, 0.0):.6f}"
 
 
+class _EitherCancel(CancelToken):
+    """Cancelled when the stage is, or when `cancel()` is called on this one."""
+
+    def __init__(self, parent: CancelToken) -> None:
+        super().__init__()
+        self._parent = parent
+
+    @property
+    def cancelled(self) -> bool:
+        return self._parent.cancelled or super().cancelled
+
+
 class _Progress:
-    """Spreads the 0..1 of each ffmpeg run over its share of the whole cut."""
+    """Spreads the 0..1 of each ffmpeg run over its share of the whole cut; runs may overlap
+    (head and tail encode in parallel): the whole is the cost-weighted sum of every run."""
 
     def __init__(self, callback: ProgressCallback, costs: Sequence[float]) -> None:
         self.callback = callback
         self.costs = list(costs)
         self.total = sum(self.costs) or 1.0
-        self.done = 0.0
+        self.achieved: list[float] = []
         self.last = 0.0
+        self._lock = threading.Lock()
 
     def step(self, label: str) -> ProgressCallback:
         cost = self.costs.pop(0) if self.costs else 0.0
-        base, self.done = self.done, self.done + cost
+        index = len(self.achieved)
+        self.achieved.append(0.0)
 
         def report(fraction: float, message: str) -> None:
-            value = min((base + cost * min(max(fraction, 0.0), 1.0)) / self.total, 1.0)
-            if value >= self.last:
-                self.last = value
-                self.callback(value, f"{label}: {message}")
+            with self._lock:
+                self.achieved[index] = max(
+                    self.achieved[index], cost * min(max(fraction, 0.0), 1.0)
+                )
+                value = min(sum(self.achieved) / self.total, 1.0)
+                if value >= self.last:
+                    self.last = value
+                    self.callback(value, f"{label}: {message}")
 
         return report
 
@@ -341,9 +364,15 @@ class _Cut:
         length = self.end - self.start
         return ["-ss", _ts(self.start), "-t", _ts(length), "-i", str(self.source)]
 
-    def audio_output(self) -> list[str]:
+    def audio_output(self, copy_aac: bool = False) -> list[str]:
+        """Opus for webm, AAC for mp4. `copy_aac`: an AAC source is copied packet by packet
+        (every AAC packet is a keyframe of ~21 ms, so the cut stays within half a packet of
+        the asked times: under a frame) instead of re-encoded, the biggest fixed cost of a
+        smart cut after the pieces themselves."""
         if not self.info.has_audio:
             return []
+        if copy_aac and self.info.audio_codec == "aac" and self.options.output_format == "mp4":
+            return ["-map", "1:a:0", "-c:a", "copy"]
         if self.options.output_format == "webm":
             return ["-map", "1:a:0", "-c:a", "libopus", "-b:a", f"{OPUS_BITRATE_KBPS}k"]
         return ["-map", "1:a:0", "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k"]
@@ -383,21 +412,38 @@ class _Cut:
         self._ffmpeg(args, length, _Progress(self.progress, [1.0]).step("re-encoding"))
 
     def smart(self, plan: SmartPlan, stream: H264Stream) -> None:
-        encoded = [piece for piece in (plan.head, plan.tail) if piece is not None]
-        costs = [(b - a) * _ENCODE_COST for a, b in encoded]
+        """Head and tail are encoded in two threads while this one copies the middle."""
+        ends = {name: piece for name, piece in (("head", plan.head), ("tail", plan.tail))}
+        encoded = {name: piece for name, piece in ends.items() if piece is not None}
+        costs = [(b - a) * _ENCODE_COST for a, b in encoded.values()]
         costs += [(plan.middle[1] - plan.middle[0]) * _COPY_COST]
         tracker = _Progress(self.progress, [*costs, (self.end - self.start) * _JOIN_COST])
-        pieces: list[tuple[str, float, float]] = []
-        if plan.head is not None:
-            pieces.append(self.encode_piece("head", *plan.head, stream, tracker))
-        tail = self.encode_piece("tail", *plan.tail, stream, tracker) if plan.tail else None
-        pieces.append(self.copy_middle(*plan.middle, tracker))
-        if tail is not None:
-            pieces.append(tail)
-        self.join(pieces, tracker)
+        steps = {name: tracker.step(f"re-encoding the {name}") for name in encoded}
+        stop = _EitherCancel(self.cancel)  # one failing piece stops the other
+        pieces: dict[str, tuple[str, float, float]] = {}
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="smart-cut") as pool:
+            futures = {
+                name: pool.submit(self.encode_piece, name, *piece, stream, steps[name], stop)
+                for name, piece in encoded.items()
+            }
+            try:
+                pieces["middle"] = self.copy_middle(*plan.middle, tracker)
+                for name, future in futures.items():
+                    pieces[name] = future.result()
+            except BaseException:
+                stop.cancel()
+                raise
+        order = [name for name in ("head", "middle", "tail") if name in pieces]
+        self.join([pieces[name] for name in order], tracker)
 
     def encode_piece(
-        self, name: str, start: float, end: float, stream: H264Stream, tracker: _Progress
+        self,
+        name: str,
+        start: float,
+        end: float,
+        stream: H264Stream,
+        report: ProgressCallback,
+        cancel: CancelToken,
     ) -> tuple[str, float, float]:
         piece = self.scratch / f"{name}.ts"
         at_keyframe = name == "tail"  # a tail starts on a clean keyframe
@@ -406,7 +452,7 @@ class _Cut:
         )
         args = [*video, "-map", "0:v:0", "-vf", trim, "-an", "-sn", "-dn"]
         args += ["-fps_mode", "passthrough", *x264_matching(stream), "-f", "mpegts", str(piece)]
-        self._ffmpeg(args, end - start, tracker.step(f"re-encoding the {name}"))
+        run_ffmpeg(args, expected_duration_s=end - start, progress=report, cancel=cancel)
         return piece.name, start, end
 
     def copy_middle(self, start: float, end: float, tracker: _Progress) -> tuple[str, float, float]:
@@ -420,5 +466,6 @@ class _Cut:
         listing = self.scratch / "pieces.ffconcat"
         listing.write_text(ffconcat_listing(pieces), encoding="utf-8")
         args = ["-f", "concat", "-safe", "0", "-i", str(listing), *self.audio_input()]
-        args += ["-map", "0:v:0", "-c:v", "copy", *self.audio_output(), *self.container()]
+        args += ["-map", "0:v:0", "-c:v", "copy", *self.audio_output(copy_aac=True)]
+        args += self.container()
         self._ffmpeg(args, self.end - self.start, tracker.step("joining"))

@@ -33,6 +33,7 @@ from pipeline.ffmpeg import PROBE_TIMEOUT_S, ffmpeg_exe, probe, run_ffmpeg
 from pipeline.types import CancelToken
 
 X264_PIECE_CRF = 18  # head and tail sit next to copied source frames: keep them close
+X264_PIECE_PRESET = "superfast"  # a second or two of frames per end: speed over size
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _VIDEO_STREAM_RE = re.compile(r"^\s+Stream #0:\d+\S*: Video: ")
 _TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)")
@@ -257,7 +258,7 @@ def _first_sps(annex_b: bytes) -> bytes | None:
 
 def x264_matching(stream: H264Stream) -> list[str]:
     """libx264 settings whose output can sit between copied pieces of `stream`."""
-    args = ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(X264_PIECE_CRF)]
+    args = ["-c:v", "libx264", "-preset", X264_PIECE_PRESET, "-crf", str(X264_PIECE_CRF)]
     if stream.x264_profile is not None:
         args += ["-profile:v", stream.x264_profile]
     if stream.level is not None:
