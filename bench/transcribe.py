@@ -154,7 +154,8 @@ def measure_plain_faster_whisper(audio: str) -> dict[str, Any]:
     """faster-whisper as documented: the whole file decoded and featurised up front."""
     from faster_whisper import WhisperModel
 
-    from pipeline.whisper_engines import default_cpu_threads, resolve_faster_whisper_model
+    from pipeline.whisper_engines import default_cpu_threads
+    from pipeline.whisper_models import resolve_faster_whisper_model
 
     with PeakRss() as rss:
         model = WhisperModel(
@@ -180,7 +181,8 @@ def measure_plain_faster_whisper(audio: str) -> dict[str, Any]:
 def measure_decode(audio: str, windowed: bool) -> dict[str, Any]:
     from faster_whisper.audio import decode_audio
 
-    from pipeline.whisper_engines import FASTER_WHISPER_WINDOW_S, iter_audio_windows
+    from pipeline.audio_windows import iter_audio_windows
+    from pipeline.whisper_engines import FASTER_WHISPER_WINDOW_S
 
     with PeakRss() as rss, timer() as elapsed:
         if windowed:

@@ -1,8 +1,7 @@
-"""A transcript as sentence pieces, and the highlight score of a clip of them.
+"""The highlight score of a clip of a transcript.
 
-`transcript_pieces` cuts the transcript where a clip may start or end: each segment after
-every word ending with . ? or ! (by word times), a segment without words whole.
-`score_clip` rates a stretch [start, end] of it: how well it stands on its own.
+`score_clip` rates a stretch [start, end] of the transcript's sentences
+(`pipeline.clip_transcript`): how well it stands on its own.
 
     score = speech_confidence * sum(WEIGHTS[k] * c[k]) / sum(WEIGHTS[k])   over available k
 
@@ -38,9 +37,10 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
+
+from pipeline.clip_transcript import ends_sentence, is_question
 
 W_KEYWORDS = 0.25
 W_ENTITIES = 0.10
@@ -67,96 +67,6 @@ IGNORED_ENTITY_LABELS = frozenset({"CARDINAL", "ORDINAL", "DATE", "TIME", "QUANT
 BOUNDARY_TOLERANCE_S = 0.05  # a sentence cut by less than this is not cut
 STRONG = 0.5  # a component at or past this is named in the reason
 REASON_GROUPS = {"keywords": 0, "entities": 0, "sentiment": 0, "complete_thought": 1}
-
-_TERMINALS = (".", "?", "!", "…")
-_CLOSERS = "\"')]\u00bb\u201d\u2019"  # quotes and brackets after the full stop
-_ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "e.g.", "i.e."})
-
-
-class Sentence(NamedTuple):
-    """A sentence, or the piece of one inside a single transcript segment. Seconds."""
-
-    start: float
-    end: float
-    text: str
-
-
-@dataclass(frozen=True)
-class Piece:
-    """A sentence, or the part of one inside a single segment: from its first word's start
-    to its last word's end. Clips start and end only at the edges of pieces."""
-
-    start: float
-    end: float
-    text: str
-    words: int
-    no_speech_prob: float
-    timed: tuple[tuple[float, float, str], ...] = ()  # (start, end, word); () without times
-
-    def timed_words(self) -> list[tuple[float, float, str]]:
-        """(start, end, word): the word times, or the words spread evenly without them."""
-        if self.timed:
-            return list(self.timed)
-        words = self.text.split()
-        step = (self.end - self.start) / max(len(words), 1)
-        return [
-            (self.start + k * step, self.start + (k + 1) * step, w) for k, w in enumerate(words)
-        ]
-
-
-def transcript_pieces(segments: Sequence[Mapping[str, Any]]) -> list[Piece]:
-    """The transcript cut into pieces in time order: each segment split after every word
-    that ends a sentence (by word times), a segment without words whole. Segments are
-    sorted first; empty ones are skipped."""
-    pieces: list[Piece] = []
-    ordered = sorted(
-        (s for s in segments if isinstance(s, Mapping)),
-        key=lambda s: (_num(s.get("start")), _num(s.get("end"))),
-    )
-    for seg in ordered:
-        no_speech = min(1.0, max(0.0, _num(seg.get("no_speech_prob"))))
-        words = _words(seg.get("words"))
-        if not words:
-            text = " ".join(str(seg.get("text") or "").split())
-            start, end = _num(seg.get("start")), _num(seg.get("end"))
-            if text:
-                pieces.append(Piece(start, max(start, end), text, len(text.split()), no_speech))
-            continue
-        run: list[tuple[float, float, str]] = []
-        for n, word in enumerate(words):
-            run.append(word)
-            if ends_sentence(word[2]) or n == len(words) - 1:
-                text = " ".join(w for _, _, w in run)
-                piece = Piece(run[0][0], run[-1][1], text, len(run), no_speech, tuple(run))
-                pieces.append(piece)
-                run = []
-    pieces.sort(key=lambda p: (p.start, p.end))
-    return pieces
-
-
-def _words(raw: Any) -> list[tuple[float, float, str]]:
-    words = []
-    for w in raw or []:
-        if not isinstance(w, Mapping):
-            continue
-        text = str(w.get("word") or "").strip()
-        start = _num(w.get("start"))
-        if text:
-            words.append((start, max(start, _num(w.get("end"), start)), text))
-    words.sort(key=lambda w: w[0])
-    return words
-
-
-def ends_sentence(text: str) -> bool:
-    """Whether text ends a sentence: . ? ! or an ellipsis, before closing quotes."""
-    tail = text.rstrip().rstrip(_CLOSERS)
-    if not tail.endswith(_TERMINALS):
-        return False
-    return tail.rsplit(maxsplit=1)[-1].lower() not in _ABBREVIATIONS
-
-
-def is_question(text: str) -> bool:
-    return text.rstrip().rstrip(_CLOSERS).endswith("?")
 
 
 def keyword_hits(text: str, analysis: Mapping[str, Any]) -> list[tuple[str, float]]:
@@ -209,7 +119,7 @@ def score_clip(
     no_speech_prob: float = 0.0,
 ) -> tuple[float, dict[str, float], str]:
     """(score, components, reason) of the clip [start, end] (seconds). `sentences` is the
-    whole transcript in order (`clip_select.sentence_boundaries`); those whose middle lies
+    whole transcript in order (`clip_transcript.sentence_boundaries`); those whose middle lies
     inside the clip are its content. `no_speech_prob` is Whisper's mean over the clip."""
     length = max(end - start, 1e-6)
     inside = [n for n, (a, b, _) in enumerate(sentences) if start <= (a + b) / 2 <= end]
@@ -349,9 +259,3 @@ def _pattern(phrase: str, ignore_case: bool = True) -> re.Pattern[str]:
 
 def _unit(value: float) -> float:
     return min(1.0, max(0.0, value))
-
-
-def _num(value: Any, default: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return default
-    return float(value)

@@ -2,7 +2,7 @@
 
 Plain code, no media: the clips stage cuts what `select_clips` or `custom_clips` plan.
 
-- Pieces (`clip_score.transcript_pieces`): every segment split after each word ending a
+- Pieces (`clip_transcript.transcript_pieces`): every segment split after each word ending a
   sentence (. ? !), by word times; a segment without words is one piece. A clip starts at
   the start of a piece and ends at the end of one, so it never cuts a word, and takes up to
   `pad_s` of the silence at each end: never into a neighbouring word, below 0 or past the
@@ -30,13 +30,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from pipeline.clip_score import (
-    Piece,
+from pipeline.clip_score import chapter_share, keyword_hits, score_clip
+from pipeline.clip_transcript import (
     Sentence,
-    chapter_share,
+    Track,
     ends_sentence,
-    keyword_hits,
-    score_clip,
+    sentence_boundaries,
     transcript_pieces,
 )
 from pipeline.errors import PipelineError
@@ -102,13 +101,6 @@ class _Candidate:
     chapter: int | None = None
 
 
-def sentence_boundaries(segments: Sequence[Mapping[str, Any]]) -> list[Sentence]:
-    """The transcript as sentences (start, end, text) in time order: each segment split
-    after every word that ends with . ? or ! (by word times); one per segment without
-    words. A sentence that runs across two segments gives one piece in each."""
-    return [Sentence(p.start, p.end, p.text) for p in transcript_pieces(segments)]
-
-
 def candidates(
     segments: Sequence[Mapping[str, Any]],
     analysis: Mapping[str, Any],
@@ -117,7 +109,7 @@ def candidates(
 ) -> list[tuple[float, float, str]]:
     """(start, end, source) of every candidate clip, padded as it would be cut, by start."""
     _check(options)
-    track = _Track(transcript_pieces(segments), duration_s, options.pad_s)
+    track = Track(transcript_pieces(segments), duration_s, options.pad_s)
     found = _candidates(track, analysis or {}, options)
     return sorted((*track.bounds(c.first, c.last), c.source) for c in found)
 
@@ -131,13 +123,13 @@ def select_clips(
     """The best clips of the transcript, by start time. See the module docstring."""
     _check(options)
     analysis = analysis or {}
-    track = _Track(transcript_pieces(segments), duration_s, options.pad_s)
+    track = Track(transcript_pieces(segments), duration_s, options.pad_s)
     if not track.pieces or options.max_clips <= 0:
         return []
     scored = []
     for cand in _candidates(track, analysis, options):
         start, end = track.bounds(cand.first, cand.last)
-        rated = track.score(start, end, analysis, cand.first, cand.last)
+        rated = _rated(track, start, end, analysis, cand.first, cand.last)
         if rated[0] >= options.min_confidence:
             scored.append((rated, start, end, cand))
     scored.sort(key=lambda s: (-s[0][0], s[3].source != "chapter", s[1]))
@@ -171,12 +163,12 @@ def custom_clips(
     order given, scored from their content. Raises PipelineError(code="invalid_options")
     naming the first bad range. Ends are checked against `duration_s` when it is known."""
     analysis = analysis or {}
-    track = _Track(transcript_pieces(segments), duration_s, 0.0)
+    track = Track(transcript_pieces(segments), duration_s, 0.0)
     checked = [_checked_range(n, r, duration_s) for n, r in enumerate(ranges)]
     plans: list[ClipPlan] = []
     titles: set[str] = set()
     for start, end, given in checked:
-        score, components, reason = track.score(start, end, analysis)
+        score, components, reason = _rated(track, start, end, analysis)
         text = track.text_between(start, end)
         keywords = [k for k, _ in keyword_hits(text, analysis)]
         chapter = _main_chapter(start, end, analysis)
@@ -188,83 +180,8 @@ def custom_clips(
     return plans
 
 
-class _Track:
-    """The pieces in time order, with the silence around each for padding."""
-
-    def __init__(self, pieces: list[Piece], duration_s: float | None, pad_s: float) -> None:
-        if duration_s is not None and math.isfinite(duration_s) and duration_s > 0:
-            self.duration = float(duration_s)
-            pieces = [p for p in pieces if p.start < self.duration]  # speech past the end
-        else:
-            self.duration = max((p.end for p in pieces), default=0.0)
-        self.pieces = pieces
-        self.pad_s = max(0.0, pad_s)
-        self.sentences = [Sentence(p.start, p.end, p.text) for p in pieces]
-        self.starts = [p.start for p in pieces]
-        # Where the speech before piece i ends, and where the speech after piece j starts:
-        # running extremes, since overlapping segments can put an earlier word later.
-        self.before: list[float] = []
-        latest = 0.0
-        for p in pieces:
-            self.before.append(latest)
-            latest = max(latest, p.end)
-        self.after: list[float] = [0.0] * len(pieces)
-        earliest = math.inf
-        for n in range(len(pieces) - 1, -1, -1):
-            self.after[n] = earliest
-            earliest = min(earliest, pieces[n].start)
-
-    @property
-    def speech_start(self) -> float:
-        return self.pieces[0].start
-
-    @property
-    def speech_end(self) -> float:
-        return max(p.end for p in self.pieces)
-
-    def length(self, first: int, last: int) -> float:
-        return self.pieces[last].end - self.pieces[first].start
-
-    def bounds(self, first: int, last: int) -> tuple[float, float]:
-        """The clip from piece `first` to piece `last`, padded into the silence around it."""
-        a, b = self.pieces[first].start, self.pieces[last].end
-        floor = min(a, self.before[first])  # overlapping speech before: no pad
-        ceiling = max(b, min(self.after[last], self.duration))
-        start = _within(a - self.pad_s, floor, a)
-        end = _within(b + self.pad_s, b, ceiling)
-        return start, max(start, min(end, self.duration))  # the media ends where it ends
-
-    def score(
-        self,
-        start: float,
-        end: float,
-        analysis: Mapping[str, Any],
-        first: int | None = None,
-        last: int | None = None,
-    ) -> tuple[float, dict[str, float], str]:
-        if first is None or last is None:
-            inside = [p for p in self.pieces if start <= (p.start + p.end) / 2 <= end]
-        else:
-            inside = self.pieces[first : last + 1]
-        words = sum(p.words for p in inside)
-        no_speech = sum(p.no_speech_prob * p.words for p in inside) / words if words else 0.0
-        return score_clip(start, end, self.sentences, analysis, no_speech_prob=no_speech)
-
-    def text_between(self, start: float, end: float) -> str:
-        """The words (pieces without word times) whose middle lies in [start, end]."""
-        out = []
-        for p in self.pieces:
-            if p.end < start or p.start > end:
-                continue
-            if start <= p.start and p.end <= end:
-                out.append(p.text)
-                continue
-            out += [w for a, b, w in p.timed_words() if start <= (a + b) / 2 <= end]
-        return " ".join(out)
-
-
 def _candidates(
-    track: _Track, analysis: Mapping[str, Any], options: SelectOptions
+    track: Track, analysis: Mapping[str, Any], options: SelectOptions
 ) -> list[_Candidate]:
     if not track.pieces:
         return []
@@ -289,7 +206,7 @@ def _candidates(
     return sorted(found.values(), key=lambda c: (c.first, c.last))
 
 
-def _windows(track: _Track, lo: int, hi: int, options: SelectOptions) -> list[tuple[int, int]]:
+def _windows(track: Track, lo: int, hi: int, options: SelectOptions) -> list[tuple[int, int]]:
     """Windows of about `clip_duration` over pieces lo..hi: a tiling stepping by
     `clip_duration - overlap_duration`, the same begun half a step later (so a passage
     that straddles two windows gets one of its own), and one ending with the last piece."""
@@ -303,7 +220,7 @@ def _windows(track: _Track, lo: int, hi: int, options: SelectOptions) -> list[tu
     return list(dict.fromkeys(windows))
 
 
-def _fitting(track: _Track, windows: list[tuple[int, int]], target: float) -> list[tuple[int, int]]:
+def _fitting(track: Track, windows: list[tuple[int, int]], target: float) -> list[tuple[int, int]]:
     """Windows at least 60% of `target` long (the tail of a tiling is often shorter), or
     all of them where none is, as in sparse speech."""
     fitting = [w for w in windows if track.length(*w) >= MIN_LENGTH_SHARE * target]
@@ -311,7 +228,7 @@ def _fitting(track: _Track, windows: list[tuple[int, int]], target: float) -> li
 
 
 def _tiling(
-    track: _Track, lo: int, hi: int, first: int, options: SelectOptions
+    track: Track, lo: int, hi: int, first: int, options: SelectOptions
 ) -> list[tuple[int, int]]:
     """Windows from piece `first` on, each starting at the first piece that overlaps the
     one before (as cut, pads included) by at most `overlap_duration`."""
@@ -336,7 +253,7 @@ def _tiling(
 
 
 def _window(
-    track: _Track, firsts: range, hi: int, target: float, last: int | None = None
+    track: Track, firsts: range, hi: int, target: float, last: int | None = None
 ) -> tuple[int, int]:
     """The window starting at one of `firsts` (or ending at `last`) whose length is nearest
     `target`, preferring whole sentences and an early start."""
@@ -362,7 +279,7 @@ def _window(
     return best[1], best[2]
 
 
-def _chapter_pieces(track: _Track, chapter: Any) -> tuple[int, int] | None:
+def _chapter_pieces(track: Track, chapter: Any) -> tuple[int, int] | None:
     if not isinstance(chapter, Mapping):
         return None
     a, b = chapter.get("start"), chapter.get("end")
@@ -372,9 +289,21 @@ def _chapter_pieces(track: _Track, chapter: Any) -> tuple[int, int] | None:
     return (inside[0], inside[-1]) if inside else None
 
 
-def _score(track: _Track, window: tuple[int, int], analysis: Mapping[str, Any]) -> float:
+def _score(track: Track, window: tuple[int, int], analysis: Mapping[str, Any]) -> float:
     start, end = track.bounds(*window)
-    return track.score(start, end, analysis, *window)[0]
+    return _rated(track, start, end, analysis, *window)[0]
+
+
+def _rated(
+    track: Track,
+    start: float,
+    end: float,
+    analysis: Mapping[str, Any],
+    first: int | None = None,
+    last: int | None = None,
+) -> tuple[float, dict[str, float], str]:
+    no_speech = track.no_speech_prob(start, end, first, last)
+    return score_clip(start, end, track.sentences, analysis, no_speech_prob=no_speech)
 
 
 def _main_chapter(start: float, end: float, analysis: Mapping[str, Any]) -> int | None:
@@ -457,11 +386,6 @@ def _check(options: SelectOptions) -> None:
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return min(a1, b1) - max(a0, b0)
-
-
-def _within(value: float, lo: float, hi: float) -> float:
-    """value to the millisecond, kept inside [lo, hi]: rounding must not cut a word."""
-    return min(max(round(value, 3), lo), hi)
 
 
 def _title_case(phrase: str) -> str:

@@ -39,15 +39,16 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pipeline.cut_progress import CutProgress, EitherCancel
 from pipeline.errors import MediaError, StageCancelled
 from pipeline.ffmpeg import MediaInfo, probe, remove_quietly, run_ffmpeg
+from pipeline.frames import DEFAULT_FRAME_S, exact_fps, snap_to_frames
 from pipeline.keyframes import (
     H264Stream,
     SmartPlan,
@@ -85,11 +86,8 @@ __all__ = [
 OutputFormat = Literal["mp4", "webm"]
 CutMethod = Literal["auto", "smart", "reencode", "copy"]
 
-DEFAULT_FRAME_S = 0.04  # one frame at 25 fps: the shortest clip when the rate is unknown
 AUDIO_BITRATE_KBPS = 128
 OPUS_BITRATE_KBPS = 96
-# ffmpeg prints NTSC rates rounded; the exact ones keep frame times on the grid for hours
-_NTSC_RATES = {23.98: 24000 / 1001, 29.97: 30000 / 1001, 59.94: 60000 / 1001}
 # relative cost of one second of each kind of work, to spread progress over the pieces
 _ENCODE_COST = 1.0
 _COPY_COST = 0.03
@@ -122,81 +120,8 @@ class CutResult:
     size_bytes: int
 
 
-# ----------------------------------------------------------------------------- times
-
-
-def exact_fps(fps: float | None) -> float | None:
-    """The frame rate, with ffmpeg's rounded NTSC rates (29.97...) made exact."""
-    if fps is None or fps <= 0:
-        return None
-    return _NTSC_RATES.get(round(fps, 2), fps)
-
-
-def snap_to_frames(
-    start_s: float, end_s: float, fps: float | None, duration_s: float | None
-) -> tuple[float, float]:
-    """Round start and end to the nearest frame boundary (k / fps), inside [0, duration].
-
-    The end stays at least one frame after the start. Without a frame rate the times are
-    only clamped (and kept DEFAULT_FRAME_S apart).
-    """
-    rate = exact_fps(fps)
-    limit = duration_s if duration_s is not None and duration_s > 0 else math.inf
-    if rate is None:
-        start = min(max(start_s, 0.0), max(limit - DEFAULT_FRAME_S, 0.0))
-        return start, max(min(end_s, limit), start + DEFAULT_FRAME_S)
-    first = max(round(start_s * rate), 0)
-    last = round(end_s * rate)
-    if math.isfinite(limit):
-        frames = max(math.floor(limit * rate + 1e-6), 1)
-        first, last = min(first, frames - 1), min(last, frames)
-    return first / rate, max(last, first + 1) / rate
-
-
 def _ts(seconds: float) -> str:
     return f"{max(seconds, 0.0):.6f}"
-
-
-class _EitherCancel(CancelToken):
-    """Cancelled when the stage is, or when `cancel()` is called on this one."""
-
-    def __init__(self, parent: CancelToken) -> None:
-        super().__init__()
-        self._parent = parent
-
-    @property
-    def cancelled(self) -> bool:
-        return self._parent.cancelled or super().cancelled
-
-
-class _Progress:
-    """Spreads the 0..1 of each ffmpeg run over its share of the whole cut; runs may overlap
-    (head and tail encode in parallel): the whole is the cost-weighted sum of every run."""
-
-    def __init__(self, callback: ProgressCallback, costs: Sequence[float]) -> None:
-        self.callback = callback
-        self.costs = list(costs)
-        self.total = sum(self.costs) or 1.0
-        self.achieved: list[float] = []
-        self.last = 0.0
-        self._lock = threading.Lock()
-
-    def step(self, label: str) -> ProgressCallback:
-        cost = self.costs.pop(0) if self.costs else 0.0
-        index = len(self.achieved)
-        self.achieved.append(0.0)
-
-        def report(fraction: float, message: str) -> None:
-            with self._lock:
-                self.achieved[index] = max(
-                    self.achieved[index], cost * min(max(fraction, 0.0), 1.0)
-                )
-                value = min(sum(self.achieved) / self.total, 1.0)
-                if value >= self.last:
-                    self.last = value
-                    self.callback(value, f"{label}: {message}")
-
-        return report
 
 
 # ----------------------------------------------------------------------------- cut
@@ -390,7 +315,7 @@ class _Cut:
         args = ["-ss", _ts(self.start), "-t", _ts(length), "-i", str(self.source)]
         args += ["-map", "0:v:0", "-map", "0:a:0?", "-c", "copy"]
         args += ["-avoid_negative_ts", "make_zero", *self.container()]
-        self._ffmpeg(args, length, _Progress(self.progress, [1.0]).step("copying"))
+        self._ffmpeg(args, length, CutProgress(self.progress, [1.0]).step("copying"))
 
     def reencode(self) -> None:
         video, trim = frame_range_input(self.source, self.start, self.end, self.frame_s)
@@ -409,7 +334,7 @@ class _Cut:
             *self.container(),
         ]
         length = self.end - self.start
-        self._ffmpeg(args, length, _Progress(self.progress, [1.0]).step("re-encoding"))
+        self._ffmpeg(args, length, CutProgress(self.progress, [1.0]).step("re-encoding"))
 
     def smart(self, plan: SmartPlan, stream: H264Stream) -> None:
         """Head and tail are encoded in two threads while this one copies the middle."""
@@ -417,9 +342,9 @@ class _Cut:
         encoded = {name: piece for name, piece in ends.items() if piece is not None}
         costs = [(b - a) * _ENCODE_COST for a, b in encoded.values()]
         costs += [(plan.middle[1] - plan.middle[0]) * _COPY_COST]
-        tracker = _Progress(self.progress, [*costs, (self.end - self.start) * _JOIN_COST])
+        tracker = CutProgress(self.progress, [*costs, (self.end - self.start) * _JOIN_COST])
         steps = {name: tracker.step(f"re-encoding the {name}") for name in encoded}
-        stop = _EitherCancel(self.cancel)  # one failing piece stops the other
+        stop = EitherCancel(self.cancel)  # one failing piece stops the other
         pieces: dict[str, tuple[str, float, float]] = {}
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="smart-cut") as pool:
             futures = {
@@ -455,13 +380,15 @@ class _Cut:
         run_ffmpeg(args, expected_duration_s=end - start, progress=report, cancel=cancel)
         return piece.name, start, end
 
-    def copy_middle(self, start: float, end: float, tracker: _Progress) -> tuple[str, float, float]:
+    def copy_middle(
+        self, start: float, end: float, tracker: CutProgress
+    ) -> tuple[str, float, float]:
         piece = self.scratch / "middle.ts"
         args = copy_packets_args(self.source, start, end, self.frame_s, piece)
         self._ffmpeg(args, end - start, tracker.step("copying"))
         return piece.name, start, end
 
-    def join(self, pieces: list[tuple[str, float, float]], tracker: _Progress) -> None:
+    def join(self, pieces: list[tuple[str, float, float]], tracker: CutProgress) -> None:
         """Concatenate the pieces (durations given, not guessed) and add the audio."""
         listing = self.scratch / "pieces.ffconcat"
         listing.write_text(ffconcat_listing(pieces), encoding="utf-8")

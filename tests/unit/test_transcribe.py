@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipeline.audio_windows import SAMPLE_RATE_HZ, iter_audio_windows
 from pipeline.errors import MediaError, PipelineError, StageCancelled
 from pipeline.transcribe import (
     ModelCache,
@@ -32,13 +33,8 @@ from pipeline.transcribe import (
     transcribe_audio,
 )
 from pipeline.types import CancelToken
-from pipeline.whisper_engines import (
-    SAMPLE_RATE_HZ,
-    FasterWhisperEngine,
-    OpenAIWhisperEngine,
-    iter_audio_windows,
-    resolve_faster_whisper_model,
-)
+from pipeline.whisper_engines import FasterWhisperEngine, OpenAIWhisperEngine
+from pipeline.whisper_models import resolve_faster_whisper_model
 from tests.fixtures.speech import SpeechSample, normalise_words, word_error_rate
 
 MAX_WER = 0.15
