@@ -14,7 +14,9 @@ from typing import Any
 
 import ray
 
-from actors.coordinator_core import CoordinatorConfig, CoordinatorCore, StageHandle
+from actors.coordinator_config import CoordinatorConfig
+from actors.coordinator_core import CoordinatorCore
+from actors.job_runner import StageHandle
 from actors.progress import ProgressHub
 from actors.stage_task import ServeModels, submit_stage
 from config.logging import setup_logging

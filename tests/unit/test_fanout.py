@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from actors.coordinator_core import CoordinatorConfig, backoff_s
+from actors.coordinator_config import CoordinatorConfig, backoff_s
 from actors.job_queue import JobQueue
 from actors.progress import BROADCAST, ProgressHubCore, ProgressLog
 from deployments.fanout import Fanout
