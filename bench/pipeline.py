@@ -19,8 +19,10 @@ What it measures, with the same job options (`OPTIONS`: 5 clips of 30 s) on both
    `ModelServices` that does what the Transcriber and Analyzer deployments do per request,
    with the models loaded once before timing;
 2. through the service: Ray (num_cpus = this machine's cores), Serve and the vpa app with
-   its model deployments (temp SQLite database and artifact directory); one
-   full_processing job submitted over HTTP and polled every 0.2 s until completed; the wall
+   its model deployments (temp SQLite database and artifact directory); a 20 s
+   full_processing warm-up job (skipped with `--cold`: a service that has run a job has
+   its stage-task worker processes and replicas warm), then one full_processing job
+   submitted over HTTP and polled every 0.2 s until completed; the wall
    time from the POST to the first poll that sees it completed, and the job's
    `stage_timings` (the coordinator's seconds per stage: Ray task submit to result).
 
@@ -81,6 +83,8 @@ SECTION_BEGIN = "<!-- bench/pipeline.py: begin -->"
 SECTION_END = "<!-- bench/pipeline.py: end -->"
 JOB_TYPE = "full_processing"
 OPTIONS: dict[str, Any] = {"clip_duration": 30, "max_clips": 5, "min_confidence": 0.0}
+WARM_UP_MINUTES = 20 / 60  # a 20 s video
+WARM_UP_OPTIONS: dict[str, Any] = {"clip_duration": 8, "max_clips": 1, "min_confidence": 0.0}
 FPS = 25
 GOP = 50  # a keyframe every 2 s
 NAMESPACE = "vpa-bench-pipeline"
@@ -466,16 +470,13 @@ class LocalModels:
         return result.to_dict()
 
 
-def _no_progress(fraction: float, message: str) -> None:
-    return None
-
-
 @dataclasses.dataclass
 class AloneRun:
     timings: dict[str, float]
     load_note: str
     results: dict[str, Any]
     cpu: CpuUse
+    first_progress: dict[str, float]  # per stage: seconds from its start to its first report
 
 
 def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) -> AloneRun:
@@ -498,6 +499,7 @@ def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) 
     checkpoints: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {}
     results: dict[str, Any] = {}
+    first_progress: dict[str, float] = {}
     cpu0, t_all = CpuSnapshot.take(), time.perf_counter()
     for stage in STAGE_CHAINS[JOB_TYPE]:
         inp = StageInput(
@@ -510,7 +512,11 @@ def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) 
             job_type=JOB_TYPE,
         )
         t0 = time.perf_counter()
-        output = run_stage(stage, inp, _no_progress, CancelToken(), models)
+
+        def progress(fraction: float, message: str, stage: str = stage, t0: float = t0) -> None:
+            first_progress.setdefault(stage, time.perf_counter() - t0)
+
+        output = run_stage(stage, inp, progress, CancelToken(), models)
         timings[stage] = time.perf_counter() - t0
         checkpoints[stage] = output.checkpoint
         results.update(output.job_fields)
@@ -518,7 +524,7 @@ def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) 
     cpu = CpuUse.between(cpu0, CpuSnapshot.take(), time.perf_counter() - t_all)
     del models
     gc.collect()
-    return AloneRun(timings, load_note, results, cpu)
+    return AloneRun(timings, load_note, results, cpu, first_progress)
 
 
 # ============================================================================ the service
@@ -554,8 +560,27 @@ def service_settings(tmp: Path) -> Any:
     )
 
 
+def warm_up(client: httpx.Client, url: str) -> float:
+    """One short full_processing job before the measured one: a running service has its
+    stage-task workers and model replicas warm; a cold start is a once-per-cluster cost."""
+    t0 = time.perf_counter()
+    body = {"youtube_url": url, "job_type": JOB_TYPE, "options": WARM_UP_OPTIONS}
+    job_id = client.post("/api/v1/jobs/", json=body).json()["id"]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if client.get(f"/api/v1/jobs/{job_id}").json()["status"] in TERMINAL:
+            break
+        time.sleep(POLL_S)
+    return time.perf_counter() - t0
+
+
 def run_service(
-    url: str, body: dict[str, Any], settings: Any, num_cpus: int, timeout_s: float
+    url: str,
+    body: dict[str, Any],
+    settings: Any,
+    num_cpus: int,
+    timeout_s: float,
+    warm_url: str | None = None,
 ) -> ServiceRun:
     """Ray + Serve + vpa with models; one job, timed from POST to completed. Always shuts
     Serve and Ray down before returning."""
@@ -592,6 +617,8 @@ def run_service(
                 time.sleep(0.2)
             out.deploy_s = time.perf_counter() - t_deploy
             log(f"  healthy after {out.deploy_s:.1f} s ({', '.join(out.deployments)})")
+            if warm_url is not None:
+                log(f"  warm-up job done in {warm_up(client, warm_url):.1f} s")
             time.sleep(2.0)  # let start-up work (replica health checks, prestarted workers) settle
 
             cpu0 = CpuSnapshot.take()
@@ -668,6 +695,21 @@ def breakdown(run: ServiceRun, chain: tuple[str, ...]) -> dict[str, float]:
     parts["last stage completed → job completed"] = last - max(ends.values())
     parts["job completed → seen by the client's poll"] = run.seen_at - last
     return parts
+
+
+def first_progress_latency(run: ServiceRun, chain: tuple[str, ...]) -> dict[str, float]:
+    """Per stage: seconds from its stage_started event to its first progress event."""
+    starts: dict[str, float] = {}
+    first: dict[str, float] = {}
+    for event in run.events:
+        stage = event.get("stage")
+        if stage is None:
+            continue
+        if event["type"] == "stage_started":
+            starts.setdefault(stage, parse_ts(event["created_at"]))
+        elif event["type"] == "progress":
+            first.setdefault(stage, parse_ts(event["created_at"]))
+    return {s: first[s] - starts[s] for s in chain if s in starts and s in first}
 
 
 # ============================================================================ report
@@ -778,6 +820,16 @@ def report(
         if parts_s:
             lines.append(f"- where the service job's time went{label} (event log, server clock):")
             lines += [f"  - {name}: {seconds:.2f} s" for name, seconds in parts_s.items()]
+        latency = first_progress_latency(shown, chain)
+        if latency:
+            alone_first = shown_alone.first_progress if shown_alone else {}
+            lines.append(
+                "- stage started → its first progress report (in the service: the Ray task's "
+                "start-up, then the stage's first report; alone in brackets): "
+                + ", ".join(
+                    f"{k} {v:.2f} s ({fmt_s(alone_first.get(k))} s)" for k, v in latency.items()
+                )
+            )
     lines.append("")
     lines.append("Other figures:")
     if shown_alone:
@@ -865,6 +917,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="repeat alone + service this many times; the table gives medians (default 1)",
     )
+    p.add_argument(
+        "--cold", action="store_true", help="no warm-up job before the measured service job"
+    )
     p.add_argument("--skip-alone", action="store_true", help="only the service run")
     p.add_argument("--skip-service", action="store_true", help="only the stages alone")
     p.add_argument("--write", action="store_true", help="put the report in README-figures.md")
@@ -891,6 +946,7 @@ def main(argv: list[str] | None = None) -> int:
     chain = STAGE_CHAINS[JOB_TYPE]
     notes: list[str] = []
     video = make_video(args.minutes, args.size)
+    warm_video = make_video(WARM_UP_MINUTES, args.size)
     info = probe(video)
     video_s = float(info.duration_s or args.minutes * 60)
     video_info = (
@@ -924,7 +980,10 @@ def main(argv: list[str] | None = None) -> int:
                     wait_for_quiet(args.wait_quiet, args.busy_limit, notes)
                     if not any(n.startswith("load:") for n in notes):
                         notes.append(f"load: {load_text()}")
-                    services.append(run_service(url, body, settings, args.num_cpus, args.timeout))
+                    warm = None if args.cold else f"{base_url}/{warm_video.name}"
+                    services.append(
+                        run_service(url, body, settings, args.num_cpus, args.timeout, warm)
+                    )
                     if not args.keep_tmp:
                         shutil.rmtree(tmp / f"service-{i}", ignore_errors=True)
     except BaseException as exc:  # report what was measured, then re-raise
