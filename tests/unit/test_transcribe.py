@@ -379,7 +379,8 @@ def test_unavailable_gpu_is_a_clear_error() -> None:
     import ctranslate2
 
     if ctranslate2.get_cuda_device_count() > 0:  # a GPU machine: CUDA must then work
-        assert FasterWhisperEngine("tiny.en", device="cuda").device == "cuda"
+        engine = FasterWhisperEngine("tiny.en", device="cuda")
+        assert (engine.device, engine.compute_type) == ("cuda", "float16")
         return
     with pytest.raises(TranscriptionError) as caught:
         FasterWhisperEngine("tiny.en", device="cuda")
