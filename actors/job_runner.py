@@ -224,6 +224,7 @@ class JobRunner:
                 checkpoints[stage] = output.checkpoint
                 timings[stage] = round(elapsed, 4)
                 run.done.add(stage)
+                note = output.checkpoint.get("note")  # e.g. why a stage produced nothing
                 self._write(
                     run.job_id,
                     EventType.stage_completed,
@@ -232,10 +233,10 @@ class JobRunner:
                         "stage_outputs": dict(checkpoints),
                         "stage_timings": dict(timings),
                         "progress": overall_progress(run.chain, run.done, None, 0.0),
-                        "status_message": f"{stage} completed",
+                        "status_message": note or f"{stage} completed",
                     },
                     stage=stage,
-                    message=f"{stage} completed in {elapsed:.2f} s",
+                    message=f"{stage} completed in {elapsed:.2f} s" + (f": {note}" if note else ""),
                     # which job fields now hold this stage's results, for clients to fetch
                     data={"elapsed_s": round(elapsed, 4), "results": sorted(output.job_fields)},
                     expected={JobStatus.processing},

@@ -157,6 +157,13 @@ def _plans(inp: StageInput, transcript: TranscriptResult, analysis: dict[str, An
     return select_clips(segments, analysis, opts, duration_s)
 
 
+def _no_clips_reason(transcript: TranscriptResult, options: Mapping[str, Any]) -> str:
+    if not any(seg.text.strip() for seg in transcript.segments):
+        return "no speech to choose clips from; options.segments cuts chosen ranges anyway"
+    threshold = float(options.get("min_confidence", 0.5))
+    return f"no part of the video reached options.min_confidence ({threshold:g})"
+
+
 def _cut_options(options: Mapping[str, Any], subtitles: Path | None) -> CutOptions:
     return CutOptions(
         output_format=options.get("output_format", "mp4"),
@@ -279,7 +286,7 @@ def run_clips(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) 
     progress(0.05, f"{len(plans)} clips chosen")
     if not plans:
         return StageOutput(
-            checkpoint={"clips": 0, "note": "no candidate reached options.min_confidence"},
+            checkpoint={"clips": 0, "note": _no_clips_reason(transcript, inp.options)},
             job_fields={"generated_clips": []},
         )
     ctx = _ClipContext(

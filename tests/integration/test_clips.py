@@ -288,3 +288,24 @@ def test_cancel_while_cutting_removes_partial_clips(app: VpaApp, clip_video: str
     assert list(job_dir.glob("*clip*")) == []  # nor the staging directory
     assert not [a for a in app.client.get(f"/api/v1/jobs/{job['id']}/artifacts").json()
                 if a["kind"].startswith("clip")]  # fmt: skip
+
+
+def test_video_without_speech(app: VpaApp, sample_media: Any) -> None:
+    """A tone, no words: no highlight to choose and nothing to subtitle, yet the job
+    completes; the caller's own ranges are still cut."""
+    job = app.submit(sample_media.long, job_type="full_processing", options={"clip_duration": 5})
+    done = app.wait(job["id"], timeout_s=120)
+    assert done["status"] == "completed", done
+    assert done["generated_clips"] == [] and not done["transcript"]
+    kinds = {a["kind"] for a in app.client.get(f"/api/v1/jobs/{job['id']}/artifacts").json()}
+    assert "clip" not in kinds and "video_subtitled" not in kinds and "audio" in kinds
+    messages = {e["stage"]: e["message"] for e in app.events(job["id"])
+                if e["type"] == "stage_completed"}  # fmt: skip
+    assert "no speech to choose clips from" in messages["clips"]
+    assert "no speech" in messages["subtitles"]
+    options = {"segments": [{"start": 2, "end": 5}]}
+    job = app.submit(sample_media.long, job_type="clip_generation", options=options)
+    done = app.wait(job["id"], timeout_s=120)
+    assert done["status"] == "completed", done
+    (clip,) = done["generated_clips"]
+    assert (clip["start"], clip["end"]) == (2.0, 5.0) and clip["title"]

@@ -5,12 +5,18 @@ from __future__ import annotations
 import pytest
 
 from pipeline.clip_select import ClipPlan
-from pipeline.clip_stage import artifact_id, check_clip_options, clip_segments, frame_range
+from pipeline.clip_stage import (
+    _no_clips_reason,
+    artifact_id,
+    check_clip_options,
+    clip_segments,
+    frame_range,
+)
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import MediaInfo
 from pipeline.soft_subtitles import container_for
 from pipeline.subtitles import to_srt
-from pipeline.transcribe import Segment, Word
+from pipeline.transcribe import Segment, TranscriptResult, Word
 
 
 def _segment(i: int, start: float, words: list[tuple[float, float, str]]) -> Segment:
@@ -104,3 +110,10 @@ def test_frame_range_never_moves_into_a_word() -> None:
         8.2,
         9.4,
     )
+
+
+def test_no_clips_reason() -> None:
+    empty = TranscriptResult("", (), "en", 1.0, 10.0)
+    assert "no speech" in _no_clips_reason(empty, {})
+    spoken = TranscriptResult("Hello there.", tuple(SEGMENTS), "en", 1.0, 10.0)
+    assert "options.min_confidence (0.9)" in _no_clips_reason(spoken, {"min_confidence": 0.9})
