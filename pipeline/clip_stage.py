@@ -171,6 +171,7 @@ def _cut_options(options: Mapping[str, Any], subtitles: Path | None) -> CutOptio
         aspect_ratio=options.get("aspect_ratio", "source"),
         aspect_mode=options.get("aspect_mode", "crop"),
         subtitles_path=str(subtitles) if subtitles is not None else None,
+        method="auto" if options.get("fast_cut", True) else "reencode",
     )
 
 

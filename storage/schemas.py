@@ -113,6 +113,11 @@ class ProcessingOptions(BaseModel):
     burn_captions: bool = PydanticField(
         default=False, description="Draw each clip's subtitles into its picture"
     )
+    fast_cut: bool = PydanticField(
+        default=True,
+        description="Copy the video between keyframes and re-encode only the ends (5x faster); "
+        "false re-encodes whole clips, one set of H.264 parameters for strict players",
+    )
 
     @field_validator("language")
     @classmethod

@@ -170,11 +170,13 @@ def test_custom_segments_vertical_webm_with_captions(
 def test_full_processing_keeps_everything_and_zips_it(
     app: VpaApp, clip_video: str, tmp_path: Path
 ) -> None:
-    options = {"clip_duration": 10, "max_clips": 2, "min_confidence": 0, "audio_format": "mp3"}
+    options = {"clip_duration": 10, "max_clips": 2, "min_confidence": 0, "audio_format": "mp3",
+               "fast_cut": False}  # fmt: skip
     job = app.submit(clip_video, job_type="full_processing", options=options)
     done = app.wait(job["id"], timeout_s=300)
     assert done["status"] == "completed", done
     assert done["transcript"] and done["analysis_results"] and done["generated_clips"]
+    assert {c["cut_method"] for c in done["generated_clips"]} == {"reencode"}  # fast_cut off
     arts = app.client.get(f"/api/v1/jobs/{job['id']}/artifacts").json()
     kinds = {a["kind"] for a in arts}
     assert {

@@ -129,6 +129,7 @@ def test_options_defaults() -> None:
         "aspect_ratio": "source",
         "aspect_mode": "crop",
         "burn_captions": False,
+        "fast_cut": True,
     }
 
 
