@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import re
 import subprocess
 import time
@@ -214,6 +215,15 @@ def test_download_errors(app: VpaApp, sample_media: Any) -> None:
     app.wait(job["id"])
     r = app.client.get(f"/api/v1/jobs/{job['id']}/download", params={"kind": "clip"})
     assert r.status_code == 404 and "no artifacts of kind clip" in r.json()["detail"]
+    # A file gone from the store is left out of the zip and named in job.json.
+    arts = app.client.get(f"/api/v1/jobs/{job['id']}/artifacts").json()
+    audio = next(a for a in arts if a["kind"] == "audio")
+    (Path(app.settings.artifact_dir) / job["id"] / audio["filename"]).unlink()
+    r = app.client.get(f"/api/v1/jobs/{job['id']}/download")
+    assert r.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        assert audio["filename"] not in archive.namelist()
+        assert json.loads(archive.read("job.json"))["missing"] == [audio["filename"]]
 
 
 @pytest.mark.parametrize(
