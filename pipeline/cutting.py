@@ -53,7 +53,6 @@ from pipeline.keyframes import (
     H264Stream,
     SmartPlan,
     copy_packets_args,
-    display_rotation,
     ffconcat_listing,
     h264_stream,
     keyframe_times,
@@ -151,11 +150,10 @@ def cut_clip(
     info = info if info is not None else probe(source)
     _check(start_s, end_s, info, source, options)
     start, end = snap_to_frames(start_s, end_s, info.fps, info.duration_s)
-    rotation = display_rotation(source)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
     try:
-        cut = _Cut(source, start, end, options, info, rotation, scratch, progress, cancel)
+        cut = _Cut(source, start, end, options, info, scratch, progress, cancel)
         method = cut.run(keyframes)
         cut.output.replace(out_path)
         return _result(out_path, start, end, method)
@@ -209,9 +207,7 @@ def _result(path: Path, start: float, end: float, method: str) -> CutResult:
     )
 
 
-def smart_blocker(
-    info: MediaInfo, options: CutOptions, size: tuple[int, int], rotation: int = 0
-) -> str | None:
+def smart_blocker(info: MediaInfo, options: CutOptions, size: tuple[int, int]) -> str | None:
     """Why a smart cut cannot give this clip (None when it can)."""
     if info.video_codec != "h264":
         return f"the source video is {info.video_codec}, not h264"
@@ -223,8 +219,8 @@ def smart_blocker(
         return "captions are burned into the picture"
     if exact_fps(info.fps) is None:
         return "the source frame rate is unknown"
-    if rotation:
-        return f"the source is turned {rotation} degrees on display (the pieces would lose it)"
+    if info.rotation:
+        return f"the source is turned {info.rotation} degrees on display (pieces would lose it)"
     return None
 
 
@@ -237,7 +233,6 @@ class _Cut:
     end: float
     options: CutOptions
     info: MediaInfo
-    rotation: int
     scratch: Path
     progress: ProgressCallback
     cancel: CancelToken
@@ -246,7 +241,7 @@ class _Cut:
         width, height = self.info.width or 0, self.info.height or 0  # checked by _check
         self.frame_s = 1 / (exact_fps(self.info.fps) or 1 / DEFAULT_FRAME_S)
         # ffmpeg decodes turned sources upright: size everything on the upright picture
-        self.upright = (height, width) if self.rotation % 180 == 90 else (width, height)
+        self.upright = (height, width) if self.info.rotation % 180 == 90 else (width, height)
         self.size = output_size(*self.upright, self.options.resolution, self.options.aspect_ratio)
         self.output = self.scratch / f"clip.{self.options.output_format}"
 
@@ -256,7 +251,7 @@ class _Cut:
         if method in ("copy", "reencode"):
             (self.copy if method == "copy" else self.reencode)()
             return method
-        blocker = smart_blocker(self.info, self.options, self.size, self.rotation)
+        blocker = smart_blocker(self.info, self.options, self.size)
         if blocker is not None and method == "smart":
             raise ValueError(f"method='smart' cannot cut this clip: {blocker}")
         stream = self._h264_stream() if blocker is None else None

@@ -78,6 +78,9 @@ class MediaInfo:
     fps: float | None = None
     audio_sample_rate_hz: int | None = None
     audio_channels: int | None = None
+    # Degrees (0, 90, 180, 270) a player turns the video, from its display matrix: phones
+    # record upright video sideways and say so there.
+    rotation: int = 0
 
     @property
     def is_still_image(self) -> bool:
@@ -94,6 +97,7 @@ _SIZE_RE = re.compile(r"^(\d+)x(\d+)\b")
 _FPS_RE = re.compile(r"^([\d.]+)(k?) fps$")
 _HZ_RE = re.compile(r"^(\d+) Hz$")
 _CHANNELS_RE = re.compile(r"^(\d+) channels\b")
+_ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _LAYOUT_CHANNELS = {
     "mono": 1,
     "stereo": 2,
@@ -148,10 +152,16 @@ def _parse_probe(stderr: str) -> MediaInfo | None:
     fmt: str | None = None
     duration_s: float | None = None
     fields: dict[str, object] = {}
+    in_video = False  # inside the chosen video stream's lines (its side data follows it)
     for line in stderr.splitlines():
         if fmt is None:
             if match := _INPUT_RE.match(line):
                 fmt = match["fmt"]
+            continue
+        if line.lstrip().startswith("Stream #"):
+            in_video = False
+        elif in_video and (match := _ROTATION_RE.search(line)):
+            fields["rotation"] = round(float(match[1]) / 90) * 90 % 360
             continue
         if (match := _DURATION_RE.match(line)) and match["h"] is not None:
             duration_s = int(match["h"]) * 3600 + int(match["m"]) * 60 + float(match["s"])
@@ -163,6 +173,7 @@ def _parse_probe(stderr: str) -> MediaInfo | None:
                 if "(attached pic)" in rest:  # cover art in an audio file is not a video
                     continue
                 fields["video_codec"] = codec
+                in_video = True
                 for part in parts[1:]:
                     if size := _SIZE_RE.match(part):
                         fields["width"], fields["height"] = int(size[1]), int(size[2])

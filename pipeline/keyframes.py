@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,13 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import MediaError
-from pipeline.ffmpeg import PROBE_TIMEOUT_S, ffmpeg_exe, probe, run_ffmpeg
+from pipeline.ffmpeg import probe, run_ffmpeg
 from pipeline.types import CancelToken
 
 X264_PIECE_CRF = 18  # head and tail sit next to copied source frames: keep them close
 X264_PIECE_PRESET = "superfast"  # a second or two of frames per end: speed over size
-_ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
-_VIDEO_STREAM_RE = re.compile(r"^\s+Stream #0:\d+\S*: Video: ")
 _TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)")
 _FLAG_KEY = 0x1
 _FLAG_DISCARD = 0x4
@@ -162,7 +159,6 @@ def keyframe_times(source: str | Path, cancel: CancelToken | None = None) -> lis
 
 _CACHE_ENTRIES = 32
 _stream_cache: dict[tuple[str, int, int], H264Stream] = {}
-_rotation_cache: dict[tuple[str, int, int], int] = {}
 
 
 def _file_key(source: str | Path) -> tuple[str, int, int]:
@@ -203,42 +199,6 @@ def _read_h264_stream(source: str | Path, cancel: CancelToken | None) -> H264Str
     return H264Stream(
         profile_idc=sps[1], level_idc=sps[3], reorder_delay_frames=_reorder_delay(packets[0])
     )
-
-
-def display_rotation(source: str | Path) -> int:
-    """`_read_rotation`, remembered per file."""
-    key = _file_key(source)
-    if key not in _rotation_cache:
-        _remember(_rotation_cache, key, _read_rotation(source))
-    return _rotation_cache[key]
-
-
-def _read_rotation(source: str | Path) -> int:
-    """Degrees (0, 90, 180, 270) a player turns the first video stream, from its display matrix.
-
-    Phones record upright video sideways and say so in a display matrix. ffmpeg turns the
-    decoded frames (so a re-encode sees the upright size), but a stream copy keeps the
-    sideways pictures, and MPEG-TS pieces drop the matrix. 0 when there is none.
-    """
-    try:
-        completed = subprocess.run(
-            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(source)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=PROBE_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return 0
-    in_video = False
-    for line in completed.stderr.decode("utf-8", errors="replace").splitlines():
-        if line.lstrip().startswith("Stream #"):
-            if in_video:
-                break
-            in_video = bool(_VIDEO_STREAM_RE.match(line)) and "(attached pic)" not in line
-        elif in_video and (match := _ROTATION_RE.search(line)):
-            return round(float(match[1]) / 90) * 90 % 360
-    return 0
 
 
 def _reorder_delay(packet: Packet) -> int:

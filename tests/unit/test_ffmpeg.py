@@ -59,6 +59,19 @@ def test_probe_video_without_audio(sample_media: SampleMedia) -> None:
     assert info.audio_codec is None and info.audio_channels is None
 
 
+@pytest.mark.parametrize(("matrix", "rotation"), [("90", 90), ("-90", 270), ("180", 180)])
+def test_probe_reads_the_display_rotation(tmp_path: Path, matrix: str, rotation: int) -> None:
+    plain = make_video(tmp_path / "plain.mp4")
+    assert probe(plain).rotation == 0
+    turned = tmp_path / "turned.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-display_rotation", matrix, "-i", str(plain),
+         "-c", "copy", str(turned)],
+        check=True,
+    )  # fmt: skip
+    assert probe(turned).rotation == rotation
+
+
 def test_probe_audio_only(tmp_path: Path) -> None:
     info = probe(make_audio_only(tmp_path / "a.mp3", channels=1, sample_rate_hz=22050))
     assert info.has_audio and not info.has_video
