@@ -226,6 +226,12 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     info = _parse_probe(stderr)
     if info is not None:
         return info
+    if completed.returncode < 0:  # killed from outside (memory pressure): may not happen again
+        raise MediaError(
+            f"ffmpeg was killed by signal {-completed.returncode} while reading {path.name}",
+            code="ffmpeg_failed",
+            retryable=True,
+        )
     if path.stat().st_size == 0:
         raise MediaError(f"{path.name} is empty, not a video or audio file", code="not_media")
     # ffmpeg could not open it: either no demuxer recognised the bytes (not media), or one did

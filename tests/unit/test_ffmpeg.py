@@ -107,6 +107,18 @@ def test_probe_empty_file(tmp_path: Path) -> None:
     assert caught.value.code == "not_media"
 
 
+def test_probe_killed_by_a_signal_is_retryable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    killed = tmp_path / "ffmpeg"
+    killed.write_text("#!/bin/sh\nkill -9 $$\n")
+    killed.chmod(0o755)
+    monkeypatch.setattr("pipeline.ffmpeg.ffmpeg_exe", lambda: str(killed))
+    with pytest.raises(MediaError, match="killed by signal 9") as caught:
+        probe(make_audio_only(tmp_path / "a.flac"))
+    assert caught.value.code == "ffmpeg_failed" and caught.value.retryable
+
+
 def test_run_reports_increasing_progress(tmp_path: Path) -> None:
     progress = Progress()
     out = tmp_path / "tone.wav"
