@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from pipeline.ffmpeg import ffmpeg_exe, probe
+from tests.fixtures.speech import make_speech_video
 from tests.integration.conftest import VpaApp
 
 FPS = 25
@@ -31,19 +32,8 @@ FRAME_S = 1 / FPS
 @pytest.fixture(scope="module")
 def clip_video(media_server: Any, speech_sample: Any, tmp_path_factory: Any) -> str:
     out = tmp_path_factory.mktemp("clips") / "clips_speech.mp4"
-    subprocess.run(
-        [
-            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=s=320x240:r={FPS}:d={speech_sample.duration_s}",
-            "-i", str(speech_sample.path),
-            "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50",
-            "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "96k", "-shortest", str(out),
-        ],
-        check=True,
-    )  # fmt: skip
-    media_server.add_file(out, out.name)
-    return str(media_server.url(out.name))
+    make_speech_video(out, speech_sample, size="320x240", fps=FPS, gop=2 * FPS)
+    return str(media_server.add_file(out))
 
 
 @pytest.fixture(scope="module")

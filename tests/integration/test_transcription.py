@@ -16,23 +16,6 @@ from tests.integration.conftest import VpaApp
 
 
 @pytest.fixture(scope="module")
-def speech_video(media_server: Any, speech_sample: Any, tmp_path_factory: Any) -> str:
-    """A small video whose audio track is the committed speech sample."""
-    out = tmp_path_factory.mktemp("speech") / "speech.mp4"
-    subprocess.run(
-        [
-            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=s=160x120:r=10:d={speech_sample.duration_s}",
-            "-i", str(speech_sample.path),
-            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(out),
-        ],
-        check=True,
-    )  # fmt: skip
-    media_server.add_file(out, "speech.mp4")
-    return str(media_server.url("speech.mp4"))
-
-
-@pytest.fixture(scope="module")
 def app(deploy_vpa: Any, sample_media: Any) -> VpaApp:
     return deploy_vpa(with_models=True, max_concurrent_jobs=2)
 

@@ -22,6 +22,7 @@ from pipeline.analyze import AnalyzeOptions, analyze, chapter_starts, mmr, senti
 from pipeline.errors import PipelineError
 from pipeline.nlp_models import NlpModels, label_valences, load_models, load_sentiment_scorer
 from pipeline.taxonomy import TAXONOMY
+from tests.fixtures.models import tiny_sentiment_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -382,37 +383,8 @@ def test_label_valences() -> None:
         label_valences({0: "joy", 1: "anger"})
 
 
-def tiny_sentiment_model(directory: Path) -> Path:
-    """A 2-layer BERT with random weights and a 60-word WordPiece vocabulary, saved as a
-    transformers model directory: enough to exercise the loading and inference path."""
-    from transformers import (  # type: ignore[attr-defined]
-        BertConfig,
-        BertForSequenceClassification,
-        BertTokenizerFast,
-    )
-
-    words = {w.lower() for w in re.findall(r"[A-Za-z]+", COOKING + FOOTBALL)}
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words)[:55]]
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"))
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        id2label={0: "NEGATIVE", 1: "POSITIVE"},
-        label2id={"NEGATIVE": 0, "POSITIVE": 1},
-    )
-    model = BertForSequenceClassification(config)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
 def test_transformers_sentiment_model_loads_and_scores(models: NlpModels, tmp_path: Path) -> None:
-    scorer = load_sentiment_scorer(str(tiny_sentiment_model(tmp_path)))
+    scorer = load_sentiment_scorer(str(tiny_sentiment_model(tmp_path, COOKING + FOOTBALL)))
     assert scorer.languages is None and scorer.name == str(tmp_path)
     scores = scorer.score(["I love this sauce.", "", "The match was awful " * 200])
     assert len(scores) == 3 and all(-1.0 <= s <= 1.0 for s in scores)
