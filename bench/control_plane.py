@@ -61,6 +61,7 @@ import httpx  # noqa: E402
 # Module level: FastAPI resolves the baseline's (string) annotations from module globals.
 from fastapi import WebSocket, WebSocketDisconnect  # noqa: E402
 
+from bench.common import serve_media, tree_text  # noqa: E402
 from pipeline.stages import StageInput, run_stage  # noqa: E402
 from pipeline.types import CancelToken, FetchOptions  # noqa: E402
 from storage.schemas import JobCreate  # noqa: E402
@@ -211,19 +212,6 @@ async def wait_http(url: str, timeout_s: float = 60.0) -> None:
 
 
 # ============================================================================ subprocesses
-
-
-def serve_media(root: str) -> None:
-    """Child process: the tests' loopback media server; prints its base URL, runs forever."""
-    from tests.fixtures.media import MediaServer
-
-    server = MediaServer(Path(root))
-    print(server.base_url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        server.close()
 
 
 def create_baseline_app(database_url: str, default_max_retries: int) -> Any:
@@ -1219,28 +1207,6 @@ jobs/s below 1 means vpa completes fewer):
    in the figure-2 process pool beside it (so both sides share the 2 cores with ffmpeg and
    yt-dlp; the pool finishes its jobs sooner than vpa, so its load is more bunched).
 """
-
-
-def tree_text() -> str:
-    """The commit of the code measured, and whether the working tree differed from it."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"{ROOT} (not a git checkout)"
-    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
 def write_markdown(args: argparse.Namespace, report: Report) -> str:

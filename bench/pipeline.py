@@ -76,6 +76,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import httpx  # noqa: E402
 
+from bench.common import serve_media, tree_text  # noqa: E402
+
 SPEECH = ROOT / "tests" / "assets" / "speech_en.ogg"
 CACHE_DIR = ROOT / "tmp" / "bench-cache"  # "/tmp/" is in .gitignore
 FIGURES_FILE = ROOT / "bench" / "README-figures.md"
@@ -139,28 +141,6 @@ def machine_text() -> str:
         f"{os.cpu_count()} cores ({model}){memory}, Linux {platform.release()}, "
         f"Python {platform.python_version()}"
     )
-
-
-def tree_text() -> str:
-    """The commit measured, and whether the working tree differed from it."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"{ROOT} (not a git checkout)"
-    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
 # ============================================================================ CPU accounting
@@ -377,19 +357,6 @@ def make_video(minutes: float, size: str) -> Path:
 # ============================================================================ media server
 
 
-def serve_media(root: str) -> None:
-    """Child process: the tests' loopback media server; prints its base URL, runs forever."""
-    from tests.fixtures.media import MediaServer
-
-    server = MediaServer(Path(root))
-    print(server.base_url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        server.close()
-
-
 @contextlib.contextmanager
 def media_server(root: Path) -> Iterator[str]:
     """A media server subprocess serving `root`; yields its base URL."""
@@ -461,13 +428,9 @@ class LocalModels:
         progress: Any,
         cancel: Any,
     ) -> dict[str, Any]:
-        from deployments.analyzer import analyze_options
-        from pipeline.analyze import analyze
+        from deployments.analyzer import analyze_transcript
 
-        progress(0.1, "analysing the transcript")
-        result = analyze(text, segments, analyze_options(options, language), self.nlp)
-        progress(1.0, "analysis done")
-        return result.to_dict()
+        return analyze_transcript(self.nlp, text, segments, options, language, progress)
 
 
 @dataclasses.dataclass

@@ -31,6 +31,21 @@ def analyze_options(options: dict[str, Any], language: str | None) -> AnalyzeOpt
     )
 
 
+def analyze_transcript(
+    models: NlpModels,
+    text: str,
+    segments: list[dict[str, Any]],
+    options: dict[str, Any],
+    language: str | None,
+    progress: ProgressCallback,
+) -> dict[str, Any]:
+    """One request's work: the job options applied, the analysis as the job stores it."""
+    progress(0.1, "analysing the transcript")
+    result = analyze(text, segments, analyze_options(options, language), models)
+    progress(1.0, "analysis done")
+    return result.to_dict()
+
+
 @serve.deployment(
     name="Analyzer",
     ray_actor_options={"num_cpus": 0.25},
@@ -68,10 +83,7 @@ class Analyzer:
         def work(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
             if self._models is None:
                 raise self._error or PipelineError("analysis models are not loaded")
-            progress(0.1, "analysing the transcript")
-            result = analyze(text, segments, analyze_options(options, language), self._models)
-            progress(1.0, "analysis done")
-            return result.to_dict()
+            return analyze_transcript(self._models, text, segments, options, language, progress)
 
         async for item in stream_work(work):
             yield item
