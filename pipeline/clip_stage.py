@@ -32,7 +32,7 @@ from pipeline.cutting import (
     keyframe_times,
     snap_to_frames,
 )
-from pipeline.errors import MediaError, PipelineError, StageCancelled
+from pipeline.errors import PipelineError, StageCancelled
 from pipeline.ffmpeg import MediaInfo, probe
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput, checkpoint_file
 from pipeline.subtitles import to_srt
@@ -201,16 +201,6 @@ def _clip_entry(
     }
 
 
-def _source_info(source: Path) -> MediaInfo:
-    info = probe(source)
-    if not info.has_video:
-        raise MediaError(
-            "clips need a video track, and this source has none (audio only)",
-            code="no_video_stream",
-        )
-    return info
-
-
 @dataclass(frozen=True)
 class _ClipContext:
     inp: StageInput
@@ -280,9 +270,9 @@ def run_clips(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) 
     analysis: dict[str, Any] = {}
     if "analyze" in inp.checkpoints:
         analysis = json.loads(checkpoint_file(inp, "analyze").read_text(encoding="utf-8"))
-    info = _source_info(source)
+    info = probe(source)  # the fetch stage refused sources without video
     duration = info.duration_s or transcript.duration_s
-    check_clip_options(inp.options, duration)
+    check_clip_options(inp.options, duration)  # again: the fetch may not have known it
     plans = _plans(inp, transcript, analysis, duration)
     progress(0.05, f"{len(plans)} clips chosen")
     if not plans:
