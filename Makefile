@@ -10,13 +10,16 @@ export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: serve test setup setup-dev lint typecheck unit integration bench clean
+.PHONY: serve test setup setup-dev lint typecheck unit integration cluster bench clean
 
 serve: setup
 	$(BIN)/python main.py
 
+# tests/cluster starts Ray instances of its own (one GPU, a simulated multi-node cluster):
+# a second pytest session, after the one that shares a Ray instance across tests/integration.
 test: setup-dev lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/cluster
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/cluster
 
 setup: $(RUNTIME_STAMP)
 setup-dev: $(DEV_STAMP)
@@ -40,6 +43,9 @@ lint: setup-dev
 
 typecheck: setup-dev
 	$(BIN)/mypy .
+
+cluster: setup-dev
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/cluster
 
 unit: setup-dev
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit

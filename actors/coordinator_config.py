@@ -23,6 +23,15 @@ class CoordinatorConfig:
     fetch_options: FetchOptions = field(default_factory=FetchOptions)
 
 
+def auto_concurrency(cluster_resources: dict[str, float]) -> int:
+    """MAX_CONCURRENT_JOBS=auto: one running job per CPU the cluster has (at least 1, at
+    most 1000). A job runs one stage at a time, and its CPU stages (download, ffmpeg)
+    reserve at most half a CPU while the model stages wait on the model deployments, so one
+    job per CPU keeps every node busy without queueing work inside Ray."""
+    cpus = int(cluster_resources.get("CPU", 1.0))
+    return min(max(cpus, 1), 1000)
+
+
 def backoff_s(config: CoordinatorConfig, retry_number: int) -> float:
     """Delay before retry number `retry_number` (1-based): base * 2**(n-1), capped."""
     return min(

@@ -28,7 +28,7 @@ from actors.job_queue import JobQueue
 from actors.job_runner import JobRunner, RunningJob, StageRunner
 from actors.messages import update_message
 from pipeline.stages import chain_for
-from storage.artifacts import LocalArtifactStore
+from storage.artifacts import ArtifactStore
 from storage.models import EventType, Job, JobStatus
 from storage.repository import JobRepository
 from storage.schemas import JobCreate
@@ -43,7 +43,7 @@ class CoordinatorCore:
     def __init__(
         self,
         repo: JobRepository,
-        store: LocalArtifactStore,
+        store: ArtifactStore,
         config: CoordinatorConfig,
         run_stage: StageRunner,
         publish: Publisher,

@@ -14,7 +14,7 @@ from typing import Any
 
 import ray
 
-from actors.coordinator_config import CoordinatorConfig
+from actors.coordinator_config import CoordinatorConfig, auto_concurrency
 from actors.coordinator_core import CoordinatorCore
 from actors.job_runner import StageHandle
 from actors.progress import ProgressHub
@@ -23,10 +23,10 @@ from config.logging import setup_logging
 from config.settings import Settings
 from pipeline.stages import StageInput, StageOutput
 from pipeline.types import FetchOptions
-from storage.artifacts import LocalArtifactStore
 from storage.db import create_db_engine, init_db
 from storage.repository import JobRepository
 from storage.schemas import JobCreate, JobPublic
+from storage.stores import open_store, storage_config
 
 COORDINATOR_PREFIX = "vpa-coordinator-"
 HUB_NAME = "vpa-progress-hub"
@@ -49,8 +49,11 @@ class _RayStageHandle:
 
 
 def config_from_settings(settings: Settings) -> CoordinatorConfig:
+    limit = settings.max_concurrent_jobs
+    if limit == "auto":
+        limit = auto_concurrency(ray.cluster_resources())
     return CoordinatorConfig(
-        max_concurrent_jobs=settings.max_concurrent_jobs,
+        max_concurrent_jobs=limit,
         job_timeout_s=settings.job_timeout,
         default_max_retries=settings.max_retries,
         retry_backoff_base_s=settings.retry_backoff_base_s,
@@ -79,7 +82,7 @@ class JobCoordinatorActor:
         self._models: ServeModels | None = None
         self._core = CoordinatorCore(
             repo=JobRepository(engine),
-            store=LocalArtifactStore(self._settings.artifact_path),
+            store=open_store(storage_config(self._settings)),
             config=config_from_settings(self._settings),
             run_stage=self._run_stage,
             publish=self._publish,
@@ -89,8 +92,16 @@ class JobCoordinatorActor:
     def _run_stage(self, name: str, inp: StageInput, attempt: int) -> StageHandle:
         if self._self_handle is None:
             self._self_handle = ray.get_runtime_context().current_actor
+        settings = self._settings
         ref = submit_stage(
-            name, inp, self._self_handle, attempt, self._settings.effective_log_level, self._models
+            name,
+            inp,
+            self._self_handle,
+            attempt,
+            storage_config(settings),
+            settings.effective_log_level,
+            self._models,
+            settings.stage_resources.get(name),
         )
         return _RayStageHandle(ref)
 

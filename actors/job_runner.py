@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
@@ -29,7 +29,7 @@ from actors.errors import classify_failure
 from config.logging import bind_job, job_logger
 from pipeline.errors import PipelineError, StageCancelled, StageTimeout
 from pipeline.stages import StageInput, StageOutput, overall_progress
-from storage.artifacts import LocalArtifactStore, content_type_for
+from storage.artifacts import ArtifactStore, content_type_for, job_prefix
 from storage.models import Artifact, EventType, Job, JobStatus
 from storage.repository import JobRepository
 
@@ -87,7 +87,7 @@ class JobRunner:
     def __init__(
         self,
         repo: JobRepository,
-        store: LocalArtifactStore,
+        store: ArtifactStore,
         config: CoordinatorConfig,
         run_stage: StageRunner,
         write: JobWriter,
@@ -192,7 +192,7 @@ class JobRunner:
                     job_id=run.job_id,
                     url=job.youtube_url,
                     options=dict(job.options or {}),
-                    work_dir=str(self.store.job_dir(UUID(run.job_id))),
+                    work_dir="",  # the stage task's scratch directory, on its node
                     checkpoints=checkpoints,
                     fetch_options=self.config.fetch_options,
                     job_type=str(job.job_type),
@@ -221,6 +221,7 @@ class JobRunner:
                     raise StageCancelled("the job was cancelled")
                 elapsed = time.monotonic() - t0
                 self._register_artifacts(run.job_id, stage, output)
+                await asyncio.to_thread(self.sweep, run.job_id)
                 checkpoints[stage] = output.checkpoint
                 timings[stage] = round(elapsed, 4)
                 run.done.add(stage)
@@ -238,7 +239,11 @@ class JobRunner:
                     stage=stage,
                     message=f"{stage} completed in {elapsed:.2f} s" + (f": {note}" if note else ""),
                     # which job fields now hold this stage's results, for clients to fetch
-                    data={"elapsed_s": round(elapsed, 4), "results": sorted(output.job_fields)},
+                    data={
+                        "elapsed_s": round(elapsed, 4),
+                        "results": sorted(output.job_fields),
+                        "node": output.node_id,  # the Ray node the stage ran on
+                    },
                     expected={JobStatus.processing},
                 )
                 log.info("stage %s completed in %.2f s", stage, elapsed)
@@ -260,14 +265,17 @@ class JobRunner:
             )
             log.info("completed")
         except StageCancelled:
+            await self._sweep_quietly(run.job_id)
             self._finish_cancelled(run)
             log.info("cancelled")
         except PipelineError as err:
+            await self._sweep_quietly(run.job_id)
             self._fail_or_retry(run, err, log)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in the coordinator itself: fail the job, keep serving
             log.exception("internal error")
+            await self._sweep_quietly(run.job_id)
             self._fail_or_retry(run, classify_failure(exc), log)
         finally:
             self._finish(run)
@@ -335,22 +343,42 @@ class JobRunner:
             expected={JobStatus.processing},
         )
 
+    def sweep(self, job_id: str) -> list[str]:
+        """Delete the job's objects that no artifact row names: what an attempt that failed,
+        was cancelled or lost its node uploaded before it ended, and files a re-run stage
+        replaced. Returns the keys deleted."""
+        keys = set(self.store.list_keys(job_prefix(job_id)))
+        kept = {a.storage_path for a in self.repo.list_artifacts(UUID(job_id))}
+        orphans = sorted(keys - kept)
+        if orphans:
+            self.store.delete_keys(orphans)
+            job_logger(job_id).info("removed %d unregistered object(s)", len(orphans))
+        return orphans
+
+    async def _sweep_quietly(self, job_id: str) -> None:
+        try:
+            await asyncio.to_thread(self.sweep, job_id)
+        except Exception:  # the store is down: the next attempt's sweep tries again
+            job_logger(job_id).warning("artifact sweep failed", exc_info=True)
+
     def _register_artifacts(self, job_id: str, stage: str, output: StageOutput) -> None:
         kinds = {spec.kind for spec in output.artifacts}
         if kinds:
             self.repo.delete_artifacts(UUID(job_id), kinds=sorted(kinds))
         for spec in output.artifacts:
-            path = Path(spec.path)
+            if spec.key is None or spec.size_bytes is None:
+                raise PipelineError(f"the {stage} stage returned a {spec.kind} not in the store")
+            name = PurePosixPath(spec.key).name
             self.repo.add_artifact(
                 Artifact(
                     id=UUID(spec.id) if spec.id else uuid4(),
                     job_id=UUID(job_id),
                     kind=spec.kind,
-                    filename=path.name,
-                    storage_path=self.store.relative(path),
+                    filename=name,
+                    storage_path=spec.key,
                     format=spec.format,
-                    content_type=content_type_for(path.name),
-                    size_bytes=path.stat().st_size,
+                    content_type=content_type_for(name),
+                    size_bytes=spec.size_bytes,
                     duration_s=spec.duration_s,
                     meta={"stage": stage, **spec.metadata},
                 )

@@ -16,15 +16,18 @@ import contextlib
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import ray
 
+from actors.stage_files import stage_in, stage_out, stage_workspace
 from config.logging import bind_job, configure_logging
 from deployments.model_calls import raise_error
 from pipeline.errors import PipelineError, StageCancelled
 from pipeline.stages import StageInput, StageOutput, run_stage
 from pipeline.types import CancelToken, ProgressCallback
+from storage.stores import StorageConfig, node_scratch, open_store
 
 log = logging.getLogger("vpa.stage")
 
@@ -112,13 +115,13 @@ class ServeModels:
 
     def transcribe(
         self,
-        audio_path: str,
+        audio_key: str,
         options: dict[str, Any],
         progress: ProgressCallback,
         cancel: CancelToken,
     ) -> dict[str, Any]:
         handle = self._transcriber.options(stream=True)
-        stream = handle.transcribe.remote(audio_path, options, options.get("model_size"))
+        stream = handle.transcribe.remote(audio_key, options, options.get("model_size"))
         return self._consume(stream, progress, cancel)
 
     def analyze(
@@ -141,16 +144,26 @@ def run_stage_task(
     inp: StageInput,
     coordinator: Any,
     attempt: int,
+    storage: StorageConfig,
     log_level: str = "INFO",
     models: ServeModels | None = None,
 ) -> StageOutput:
+    """Run one stage on this node: inputs from the store into a scratch directory, the
+    stage, its outputs into the store; the scratch directory is removed however it ends."""
     configure_logging(log_level)  # console only: Ray keeps each worker's output in its logs
     bind_job(inp.job_id)
-    log.info("stage %s starting (attempt %d)", name, attempt)
+    node = ray.get_runtime_context().get_node_id()
+    log.info("stage %s starting (attempt %d) on node %s", name, attempt, node[:12])
+    store = open_store(storage)
     reporter = _ThrottledReporter(coordinator, inp.job_id, attempt, name)
     token = CancelToken()
-    with _CancelWatcher(coordinator, inp.job_id, attempt, token):
-        return run_stage(name, inp, reporter, token, models)
+    scratch = node_scratch(storage, node)
+    with (
+        _CancelWatcher(coordinator, inp.job_id, attempt, token),
+        stage_workspace(scratch, inp.job_id, name, attempt) as work,
+    ):
+        output = run_stage(name, stage_in(store, inp, name, work), reporter, token, models)
+        return replace(stage_out(store, inp.job_id, output), node_id=node)
 
 
 def submit_stage(
@@ -158,10 +171,15 @@ def submit_stage(
     inp: StageInput,
     coordinator: Any,
     attempt: int,
+    storage: StorageConfig,
     log_level: str,
     models: ServeModels | None = None,
+    resources: dict[str, float] | None = None,
 ) -> Any:
+    """Start a stage task. `resources` (custom Ray resources) pins stages to nodes that
+    declare them (STAGE_RESOURCES)."""
     num_cpus = STAGE_NUM_CPUS.get(name, DEFAULT_STAGE_NUM_CPUS)
-    return run_stage_task.options(num_cpus=num_cpus, name=f"vpa-{name}-{inp.job_id[:8]}").remote(
-        name, inp, coordinator, attempt, log_level, models
+    task = run_stage_task.options(
+        num_cpus=num_cpus, name=f"vpa-{name}-{inp.job_id[:8]}", resources=resources or {}
     )
+    return task.remote(name, inp, coordinator, attempt, storage, log_level, models)

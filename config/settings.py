@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
@@ -40,9 +40,23 @@ class Settings(BaseSettings):
     # Storage
     database_url: str = "sqlite:///./data/vpa.db"
     artifact_dir: str = "./data/artifacts"
+    # Where artifacts live: empty means the local directory ARTIFACT_DIR; `file:///path` or
+    # `s3://bucket/prefix` (S3-compatible object storage, the one choice for a multi-node
+    # cluster without a shared filesystem).
+    artifact_url: str | None = None
+    s3_endpoint_url: str | None = None  # e.g. http://seaweedfs:8333 or https://minio.internal
+    aws_access_key_id: str | None = Field(default=None, repr=False)
+    aws_secret_access_key: str | None = Field(default=None, repr=False)
+    aws_region: str = "us-east-1"
+    # Each node's local working directory for stage inputs and outputs (a sub-directory per
+    # Ray node and per stage attempt, removed when the stage ends).
+    scratch_dir: str = "./data/scratch"
+    # Custom Ray resources a stage task asks for, e.g. {"clips": {"ffmpeg_node": 1}} to run
+    # the clips stage only on nodes started with `--resources '{"ffmpeg_node": 4}'`.
+    stage_resources: dict[str, dict[str, float]] = Field(default_factory=dict)
 
-    # Queue
-    max_concurrent_jobs: int = Field(default=3, ge=1, le=1000)
+    # Queue: jobs running at once; "auto" derives it from the cluster's CPUs
+    max_concurrent_jobs: int | Literal["auto"] = 3
     job_timeout: float = Field(default=3600.0, gt=0, description="Seconds per job attempt")
     max_retries: int = Field(default=3, ge=0, le=100)
     retry_backoff_base_s: float = Field(default=2.0, ge=0)
@@ -62,6 +76,23 @@ class Settings(BaseSettings):
     sentiment_model: str | None = None
     enable_gpu: bool = False
 
+    # Model deployments: resources per replica and autoscaling. The GPU shares apply only
+    # with ENABLE_GPU; their defaults (0.4 + 0.1) let both deployments, at their maximum
+    # replicas, share one GPU.
+    transcriber_num_cpus: float = Field(default=0.5, ge=0)
+    transcriber_num_gpus: float = Field(default=0.4, gt=0, le=8)
+    transcriber_min_replicas: int = Field(default=1, ge=0, le=1000)
+    transcriber_max_replicas: int = Field(default=2, ge=1, le=1000)
+    transcriber_target_ongoing_requests: float = Field(default=2.0, gt=0)
+    transcriber_max_ongoing_requests: int = Field(default=4, ge=1, le=1000)
+    analyzer_num_cpus: float = Field(default=0.25, ge=0)
+    analyzer_num_gpus: float = Field(default=0.1, gt=0, le=8)
+    analyzer_min_replicas: int = Field(default=1, ge=0, le=1000)
+    analyzer_max_replicas: int = Field(default=2, ge=1, le=1000)
+    analyzer_target_ongoing_requests: float = Field(default=2.0, gt=0)
+    analyzer_max_ongoing_requests: int = Field(default=4, ge=1, le=1000)
+    ingress_replicas: int = Field(default=1, ge=1, le=1000)
+
     # Fetch policy
     allow_private_urls: bool = False
     max_media_duration_s: float | None = Field(default=None, gt=0)
@@ -80,11 +111,41 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     @field_validator(
-        "max_media_duration_s", "max_download_bytes", "log_file", "sentiment_model", mode="before"
+        "max_media_duration_s",
+        "max_download_bytes",
+        "log_file",
+        "sentiment_model",
+        "artifact_url",
+        "s3_endpoint_url",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("max_concurrent_jobs", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not 1 <= value <= 1000:
+            raise ValueError("max_concurrent_jobs must be 1-1000 or 'auto'")
+        return value
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> Settings:
+        for name in ("transcriber", "analyzer"):
+            low = getattr(self, f"{name}_min_replicas")
+            high = getattr(self, f"{name}_max_replicas")
+            if low > high:
+                raise ValueError(
+                    f"{name}_min_replicas ({low}) is above {name}_max_replicas ({high})"
+                )
+        return self
 
     @property
     def effective_log_level(self) -> str:
@@ -94,6 +155,10 @@ class Settings(BaseSettings):
     @property
     def artifact_path(self) -> Path:
         return Path(self.artifact_dir).resolve()
+
+    @property
+    def scratch_path(self) -> Path:
+        return Path(self.scratch_dir).resolve()
 
     def resolved_database_url(self) -> str:
         """Make a relative SQLite path absolute, so Ray workers in other cwds agree."""

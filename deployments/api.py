@@ -17,10 +17,11 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, status
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from actors.errors import CoordinatorError
 from deployments.downloads import build_download_router
+from deployments.ranged import object_response
 from deployments.services import CoordinatorUnavailable, IngressServices
 from deployments.ws import build_ws_router
 from pipeline.errors import PolicyError
@@ -264,20 +265,28 @@ def create_app(services: IngressServices) -> FastAPI:
     @jobs.get(
         "/{job_id}/artifacts/{artifact_id}/download",
         summary="Download an artifact (HTTP Range supported)",
-        response_class=FileResponse,
+        response_class=StreamingResponse,
     )
     async def download_artifact(job_id: UUID, artifact_id: UUID, request: Request) -> Any:
         svc = _services(request)
         artifact = await asyncio.to_thread(svc.repo.get_artifact, job_id, artifact_id)
         if artifact is None:
             raise HTTPException(404, detail=f"Artifact {artifact_id} of job {job_id} not found")
-        try:
-            path = svc.store.resolve(artifact.storage_path)
-        except ArtifactPathError as exc:
-            raise HTTPException(404, detail="Artifact path is invalid") from exc
-        if not path.is_file():
+        size = await asyncio.to_thread(_stored_size, svc, artifact.storage_path)
+        if size is None:
             raise HTTPException(410, detail=f"Artifact file {artifact.filename} is gone")
-        return FileResponse(path, media_type=artifact.content_type, filename=artifact.filename)
+        try:
+            return await asyncio.to_thread(
+                object_response,
+                svc.store,
+                artifact.storage_path,
+                size,
+                artifact.filename,
+                artifact.content_type,
+                request.headers.get("range"),
+            )
+        except FileNotFoundError as exc:  # deleted between the size and the read
+            raise HTTPException(410, detail=f"Artifact file {artifact.filename} is gone") from exc
 
     api.include_router(jobs)
 
@@ -325,6 +334,13 @@ def create_app(services: IngressServices) -> FastAPI:
         )
 
     return app
+
+
+def _stored_size(svc: IngressServices, key: str) -> int | None:
+    try:
+        return svc.store.size(key)
+    except ArtifactPathError:
+        return None
 
 
 def _bulk(results: list[BulkItemResult]) -> BulkResult:

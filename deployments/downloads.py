@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -30,15 +31,20 @@ def _members(
 ) -> list[ZipMember]:
     members: list[ZipMember] = []
     missing: list[str] = []
+    store = services.store
     for artifact in artifacts:
         try:
-            path = services.store.resolve(artifact.storage_path)
+            present = store.exists(artifact.storage_path)
         except ArtifactPathError:
-            path = None
-        if path is None or not path.is_file():
+            present = False
+        if not present:
             missing.append(artifact.filename)
             continue
-        members.append(ZipMember(arcname=artifact.filename, path=path))
+        members.append(
+            ZipMember(
+                arcname=artifact.filename, chunks=partial(store.iter_bytes, artifact.storage_path)
+            )
+        )
     manifest: dict[str, Any] = {
         "job": job.model_dump(mode="json"),
         "artifacts": [ArtifactPublic.model_validate(a).model_dump(mode="json") for a in artifacts],
@@ -72,7 +78,9 @@ def build_download_router() -> APIRouter:
         if not artifacts:
             wanted = f" of kind {', '.join(kind)}" if kind else ""
             raise HTTPException(404, detail=f"Job {job_id} has no artifacts{wanted} yet")
-        members = _members(services, JobPublic.model_validate(job), artifacts)
+        members = await asyncio.to_thread(
+            _members, services, JobPublic.model_validate(job), artifacts
+        )
         return StreamingResponse(
             iter_zip(members),
             media_type="application/zip",

@@ -13,9 +13,9 @@ from config.logging import setup_logging
 from config.settings import Settings
 from deployments.api import create_app
 from deployments.services import CoordinatorClient, IngressServices
-from storage.artifacts import LocalArtifactStore
 from storage.db import create_db_engine, init_db
 from storage.repository import JobRepository
+from storage.stores import open_store, storage_config
 
 
 def build_services(
@@ -29,7 +29,7 @@ def build_services(
     return IngressServices(
         settings=settings,
         repo=JobRepository(engine),
-        store=LocalArtifactStore(settings.artifact_path),
+        store=open_store(storage_config(settings)),
         coordinator=CoordinatorClient(settings, generation, models),
         hub=get_hub(settings),
         replica_id=replica_id or uuid.uuid4().hex[:12],

@@ -99,8 +99,10 @@ def replica_info() -> dict[str, Any]:
         replica = serve.get_replica_context().replica_tag
     except Exception:
         replica = None
+    context = ray.get_runtime_context()
     return {
         "replica": replica,
-        "assigned_resources": ray.get_runtime_context().get_assigned_resources(),
+        "node": context.get_node_id(),
+        "assigned_resources": context.get_assigned_resources(),
         "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
     }

@@ -17,7 +17,7 @@ import ray.exceptions as rex
 
 from actors.job_coordinator import get_coordinator, get_hub
 from config.settings import Settings
-from storage.artifacts import LocalArtifactStore
+from storage.artifacts import ArtifactStore
 from storage.repository import JobRepository
 
 log = logging.getLogger("vpa.ingress")
@@ -87,7 +87,7 @@ class CoordinatorClient:
 class IngressServices:
     settings: Settings
     repo: JobRepository
-    store: LocalArtifactStore
+    store: ArtifactStore
     coordinator: CoordinatorClient
     hub: Any
     replica_id: str

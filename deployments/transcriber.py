@@ -7,13 +7,17 @@ stream progress (the share of audio seconds transcribed) and then the transcript
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import ray
 from ray import serve
 
 from deployments.model_calls import replica_info, resolve_device, stream_work
+from pipeline.errors import MediaError
 from pipeline.transcribe import (
     Device,
     ModelCache,
@@ -22,6 +26,7 @@ from pipeline.transcribe import (
     transcribe_audio,
 )
 from pipeline.types import CancelToken, ProgressCallback
+from storage.stores import StorageConfig, node_scratch, open_store, staged_file
 
 log = logging.getLogger("vpa.transcriber")
 
@@ -62,7 +67,12 @@ class Transcriber:
         device: str = "cpu",
         max_models: int = 2,
         concurrency: int = 4,
+        storage: StorageConfig | None = None,
     ) -> None:
+        # Audio arrives as an artifact store key, read from the store on this replica's
+        # node (downloaded into its scratch directory when the store is object storage).
+        self._storage = storage
+        self._store = open_store(storage) if storage is not None else None
         self._engine_name = engine
         self._default_model = model
         self._device: Device = "cuda" if resolve_device(device) == "cuda" else "cpu"
@@ -80,19 +90,35 @@ class Transcriber:
             log.exception("default model %s could not be loaded; jobs will report why", model)
 
     async def transcribe(
-        self, audio_path: str, options: dict[str, Any], model: str | None = None
+        self, audio_key: str, options: dict[str, Any], model: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
+        """Transcribe the audio stored under `audio_key` (with no store configured, a
+        local path: tests and benchmarks that call the deployment directly)."""
         name = model or self._default_model
 
         def work(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
             engine = self._cache.get(self._engine_name, name, self._device)
-            result = transcribe_audio(
-                audio_path, engine, transcribe_options(options), progress, cancel
-            )
+            with self._audio_file(audio_key) as path:
+                result = transcribe_audio(
+                    str(path), engine, transcribe_options(options), progress, cancel
+                )
             return result.to_dict()
 
         async for item in stream_work(work):
             yield item
+
+    @contextlib.contextmanager
+    def _audio_file(self, key: str) -> Iterator[Path]:
+        if self._storage is None or self._store is None:
+            yield Path(key)
+            return
+        node = ray.get_runtime_context().get_node_id()
+        scratch = node_scratch(self._storage, node) / "transcriber"
+        try:
+            with staged_file(self._store, key, scratch) as path:
+                yield path
+        except FileNotFoundError as exc:
+            raise MediaError(f"the audio {key!r} is missing from the artifact store") from exc
 
     def info(self) -> dict[str, Any]:
         return {

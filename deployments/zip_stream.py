@@ -9,19 +9,19 @@ deflated. Members are ZIP64-capable, so a job's multi-gigabyte video fits.
 from __future__ import annotations
 
 import io
+import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-CHUNK_BYTES = 1 << 20
 _DEFLATE_SUFFIXES = {".json", ".srt", ".vtt", ".txt", ".wav", ".csv", ".log"}
 
 
 @dataclass(frozen=True)
 class ZipMember:
     arcname: str
-    path: Path | None = None  # a file to copy in, or
+    chunks: Callable[[], Iterable[bytes]] | None = None  # the member's bytes, streamed, or
     data: bytes | None = None  # bytes to write (a manifest)
 
 
@@ -49,25 +49,22 @@ def _compression(arcname: str) -> int:
     return zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
 
 
-def iter_zip(members: Iterable[ZipMember], chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+def iter_zip(members: Iterable[ZipMember]) -> Iterator[bytes]:
     """Yield the bytes of a zip archive of `members`, one chunk at a time."""
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", allowZip64=True) as archive:
         for member in members:
-            if member.path is not None:
-                info = zipfile.ZipInfo.from_file(member.path, member.arcname)
-            else:
-                info = zipfile.ZipInfo(member.arcname)
+            info = zipfile.ZipInfo(member.arcname, date_time=time.localtime()[:6])
+            info.external_attr = 0o644 << 16
             info.compress_type = _compression(member.arcname)
             with archive.open(info, "w", force_zip64=True) as dest:
                 if member.data is not None:
                     dest.write(member.data)
-                elif member.path is not None:
-                    with member.path.open("rb") as src:
-                        while block := src.read(chunk_bytes):
-                            dest.write(block)
-                            if out := sink.take():
-                                yield out
+                elif member.chunks is not None:
+                    for block in member.chunks():
+                        dest.write(block)
+                        if out := sink.take():
+                            yield out
             if out := sink.take():
                 yield out
     if out := sink.take():

@@ -67,3 +67,10 @@ class WorkerCrashed(PipelineError):
 
     code = "worker_crashed"
     retryable = True
+
+
+class StorageError(PipelineError):
+    """The artifact store could not be read or written (down, unreachable, refused)."""
+
+    code = "storage_error"
+    retryable = True

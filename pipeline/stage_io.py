@@ -13,6 +13,10 @@ from pipeline.types import CancelToken, FetchOptions, ProgressCallback
 
 @dataclass(frozen=True)
 class StageInput:
+    """One stage's input. `work_dir` is a scratch directory on the node running the stage:
+    the stage's input files (earlier stages' outputs) are there when it starts, and it
+    writes its outputs there; the stage task moves them into the artifact store."""
+
     job_id: str
     url: str
     options: dict[str, Any]
@@ -25,11 +29,14 @@ class StageInput:
 @dataclass(frozen=True)
 class ArtifactSpec:
     kind: str
-    path: str  # absolute path of the file inside the job's work dir
+    path: str  # absolute path of the file inside the stage's work dir
     format: str
     duration_s: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str | None = None  # a UUID chosen by the stage, when a job field must refer to it
+    # set once the file is in the artifact store (by the stage task, on the stage's node)
+    key: str | None = None
+    size_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class StageOutput:
     checkpoint: dict[str, Any]
     artifacts: list[ArtifactSpec] = field(default_factory=list)
     job_fields: dict[str, Any] = field(default_factory=dict)
+    node_id: str | None = None  # the Ray node that ran the stage (set by the stage task)
 
 
 class ModelServices(Protocol):
@@ -44,7 +52,7 @@ class ModelServices(Protocol):
 
     def transcribe(
         self,
-        audio_path: str,
+        audio_key: str,
         options: dict[str, Any],
         progress: ProgressCallback,
         cancel: CancelToken,
@@ -59,6 +67,20 @@ class ModelServices(Protocol):
         progress: ProgressCallback,
         cancel: CancelToken,
     ) -> dict[str, Any]: ...
+
+
+def checkpoint_name(inp: StageInput, stage: str) -> str:
+    """The file name of a completed stage's output (its key in the store is
+    `<job id>/<name>`)."""
+    try:
+        return str(inp.checkpoints[stage]["file"])
+    except KeyError as exc:
+        raise PipelineError(f"stage {stage!r} has no checkpoint to resume from") from exc
+
+
+def checkpoint_key(inp: StageInput, stage: str) -> str:
+    """The artifact store key of a completed stage's output."""
+    return f"{inp.job_id}/{checkpoint_name(inp, stage)}"
 
 
 def checkpoint_file(inp: StageInput, stage: str) -> Path:

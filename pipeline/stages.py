@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pipeline.audio import extract_audio
 from pipeline.clip_stage import CLIP_JOB_TYPES, check_clip_options, run_clips
@@ -23,6 +24,7 @@ from pipeline.stage_io import (
     StageInput,
     StageOutput,
     checkpoint_file,
+    checkpoint_key,
 )
 from pipeline.subtitles import write_subtitles
 from pipeline.transcribe import TranscriptResult
@@ -45,6 +47,31 @@ STAGE_WEIGHTS: dict[str, float] = {
     "clips": 4.0,
     "subtitles": 0.5,
 }
+
+
+# The earlier stages whose output files a stage reads (the stage task brings them into the
+# stage's work dir first). The transcribe stage reads none: the Transcriber gets a store key.
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "fetch": (),
+    "audio": ("fetch",),
+    "transcribe": (),
+    "analyze": ("transcribe",),
+    "clips": ("fetch", "transcribe", "analyze"),
+    "subtitles": ("fetch", "transcribe"),
+}
+SRT_FILE = "transcript.srt"
+
+
+def input_files(stage: str, checkpoints: dict[str, dict[str, Any]]) -> list[str]:
+    """The file names `stage` needs from the store, given the checkpoints so far."""
+    names = [
+        str(checkpoints[s]["file"])
+        for s in STAGE_INPUTS.get(stage, ())
+        if "file" in checkpoints.get(s, {})
+    ]
+    if stage == "subtitles" and "transcribe" in checkpoints:
+        names.append(str(checkpoints["transcribe"].get("srt_file", SRT_FILE)))
+    return names
 
 
 def chain_for(job_type: str) -> tuple[str, ...]:
@@ -96,7 +123,8 @@ def _check_clip_source(inp: StageInput, path: Path) -> None:
 
 def _subtitles(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
     source = checkpoint_file(inp, "fetch")
-    srt = Path(inp.work_dir) / "transcript.srt"
+    srt_name = inp.checkpoints.get("transcribe", {}).get("srt_file", SRT_FILE)
+    srt = Path(inp.work_dir) / srt_name
     if not srt.is_file():
         raise MediaError("the transcript's SRT file is missing from the artifact store")
     if not srt.read_text(encoding="utf-8").strip():
@@ -148,8 +176,7 @@ def _audio(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> 
 def _transcribe(
     inp: StageInput, progress: ProgressCallback, cancel: CancelToken, models: ModelServices
 ) -> StageOutput:
-    audio = checkpoint_file(inp, "audio")
-    result = models.transcribe(str(audio), inp.options, progress, cancel)
+    result = models.transcribe(checkpoint_key(inp, "audio"), inp.options, progress, cancel)
     transcript = TranscriptResult.from_dict(result)
     files = write_subtitles(transcript, Path(inp.work_dir))
     formats = {"json": "transcript_json", "srt": "subtitles_srt", "vtt": "subtitles_vtt"}
@@ -166,6 +193,7 @@ def _transcribe(
     return StageOutput(
         checkpoint={
             "file": files["json"].name,
+            "srt_file": files["srt"].name,
             "language": transcript.language,
             "language_probability": transcript.language_probability,
         },

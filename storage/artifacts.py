@@ -1,13 +1,24 @@
-"""Where artifact bytes live. The database keeps paths relative to the store's root, so a
-store can move (or be mounted elsewhere on another node) without rewriting rows."""
+"""Where artifact bytes live: the `ArtifactStore` interface, store keys and content types.
+
+A store holds objects under keys `<job id>/<file name>` (POSIX, relative). The database
+keeps those keys (`Artifact.storage_path`), never a path on some machine, so the same rows
+serve a local directory on one machine and S3-compatible object storage on a cluster.
+Backends: `storage.local_store.LocalArtifactStore` and `storage.s3_store.S3ArtifactStore`;
+`storage.stores.open_store` picks one from `ARTIFACT_URL`.
+
+Work happens in a node's scratch directory; a finished file is `put` into the store in one
+piece (a rename or a completed upload), so a reader never sees half an object.
+"""
 
 from __future__ import annotations
 
 import mimetypes
-import shutil
 import uuid
-from pathlib import Path, PurePosixPath
-from typing import Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+CHUNK_BYTES = 1 << 20
 
 _CONTENT_TYPES = {
     "wav": "audio/wav",
@@ -39,85 +50,87 @@ def content_type_for(fmt_or_filename: str) -> str:
 
 
 class ArtifactPathError(ValueError):
-    """A storage path that would leave the artifact root."""
+    """A store key that is not a clean relative path (it could leave the store)."""
 
-    def __init__(self, path: str | Path, root: Path) -> None:
-        self.path = str(path)
-        self.root = root
-        super().__init__(f"artifact path {self.path!r} is outside the artifact root")
-
-
-@runtime_checkable
-class ArtifactStore(Protocol):
-    """Files produced by jobs, one directory per job."""
-
-    @property
-    def root(self) -> Path: ...
-
-    def job_dir(self, job_id: uuid.UUID) -> Path:
-        """The job's directory, created if missing."""
-        ...
-
-    def relative(self, path: str | Path) -> str:
-        """The storage path (relative to the root, POSIX separators) of a file in the store."""
-        ...
-
-    def resolve(self, storage_path: str) -> Path:
-        """The file a storage path names; refuses paths that escape the root."""
-        ...
-
-    def delete_job(self, job_id: uuid.UUID) -> None:
-        """Remove the job's directory and everything in it."""
-        ...
-
-    def size(self, path: str | Path) -> int:
-        """Size in bytes of a file in the store (absolute path or storage path)."""
-        ...
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"artifact key {key!r} is not a valid store key")
 
 
-class LocalArtifactStore:
-    """An `ArtifactStore` on a local (or shared, mounted) directory."""
+def check_key(key: str) -> str:
+    """`key` if it is a relative POSIX path without `..`, `.`, backslashes or NUL."""
+    if not key or "\x00" in key or "\\" in key:
+        raise ArtifactPathError(key)
+    if key.startswith("/") or any(p in ("", ".", "..") for p in key.split("/")):
+        raise ArtifactPathError(key)
+    return key
 
-    def __init__(self, root: str | Path) -> None:
-        self._root = Path(root).expanduser().resolve()
-        self._root.mkdir(parents=True, exist_ok=True)
 
-    @property
-    def root(self) -> Path:
-        return self._root
+def job_prefix(job_id: uuid.UUID | str) -> str:
+    """The key prefix of a job's objects (normalised through UUID: never a path)."""
+    return str(uuid.UUID(str(job_id)))
 
-    def job_dir(self, job_id: uuid.UUID) -> Path:
-        path = self._job_path(job_id)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
 
-    def relative(self, path: str | Path) -> str:
-        full = Path(path)
-        if not full.is_absolute():
-            full = self._root / full
-        full = full.resolve()
-        if not full.is_relative_to(self._root) or full == self._root:
-            raise ArtifactPathError(path, self._root)
-        return full.relative_to(self._root).as_posix()
+def job_key(job_id: uuid.UUID | str, name: str) -> str:
+    """The key of the file `name` of a job."""
+    return check_key(f"{job_prefix(job_id)}/{name}")
 
-    def resolve(self, storage_path: str) -> Path:
-        if not storage_path or "\x00" in storage_path or "\\" in storage_path:
-            raise ArtifactPathError(storage_path, self._root)
-        parts = PurePosixPath(storage_path)
-        if parts.is_absolute() or ".." in parts.parts:
-            raise ArtifactPathError(storage_path, self._root)
-        # resolve() follows symlinks, so a link pointing outside the root is refused too.
-        full = (self._root / parts).resolve()
-        if not full.is_relative_to(self._root) or full == self._root:
-            raise ArtifactPathError(storage_path, self._root)
-        return full
 
-    def delete_job(self, job_id: uuid.UUID) -> None:
-        shutil.rmtree(self._job_path(job_id), ignore_errors=True)
+class ArtifactStore(ABC):
+    """Objects produced by jobs, by key. Implementations are safe to use from threads."""
 
-    def size(self, path: str | Path) -> int:
-        return self.resolve(self.relative(path)).stat().st_size
+    url: str
 
-    def _job_path(self, job_id: uuid.UUID | str) -> Path:
-        # Normalising through UUID means a job id can never carry a path.
-        return self._root / str(uuid.UUID(str(job_id)))
+    @abstractmethod
+    def put_file(self, local: Path, key: str) -> int:
+        """Store the file `local` under `key` (replacing what was there) and return its
+        size. The file may be moved rather than copied: do not use `local` afterwards."""
+
+    @abstractmethod
+    def get_file(self, key: str, dest: Path) -> Path:
+        """Copy the object to the local file `dest`; FileNotFoundError if it is missing."""
+
+    @abstractmethod
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, None when it does not exist."""
+
+    @abstractmethod
+    def iter_bytes(
+        self, key: str, start: int = 0, end: int | None = None, chunk_bytes: int = CHUNK_BYTES
+    ) -> Iterator[bytes]:
+        """The bytes [start, end) of the object (to its end when `end` is None), streamed
+        in chunks of about `chunk_bytes`; FileNotFoundError if it is missing."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix/` (recursive), sorted."""
+
+    @abstractmethod
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        """Delete these objects; missing ones are ignored."""
+
+    def local_path(self, key: str) -> Path | None:
+        """The object as a file on this machine, when the store is a local directory."""
+        return None
+
+    def exists(self, key: str) -> bool:
+        return self.size(key) is not None
+
+    def stage_in(self, key: str, dest: Path) -> Path:
+        """Make the object readable at `dest`: a symbolic link where the store is a local
+        directory, a download otherwise. FileNotFoundError if it is missing."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        local = self.local_path(key)
+        if local is not None:
+            if not local.is_file():
+                raise FileNotFoundError(key)
+            dest.unlink(missing_ok=True)
+            dest.symlink_to(local)
+            return dest
+        return self.get_file(key, dest)
+
+    def delete_job(self, job_id: uuid.UUID | str) -> int:
+        """Delete every object of a job; returns how many there were."""
+        keys = self.list_keys(job_prefix(job_id))
+        self.delete_keys(keys)
+        return len(keys)

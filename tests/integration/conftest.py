@@ -24,7 +24,6 @@ from ray import serve
 from actors.job_coordinator import COORDINATOR_PREFIX, HUB_NAME
 from config.settings import Settings
 from serve_app import absolute_paths, app_from_settings
-from tests.fixtures.speech import SpeechSample, make_speech_video
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "vpa-test"
@@ -162,13 +161,6 @@ def make_settings(tmp: Path, database_url: str | None = None, **overrides: Any) 
         **overrides,
     }
     return absolute_paths(Settings(_env_file=None, **values))
-
-
-@pytest.fixture(scope="session")
-def speech_video(media_server: Any, speech_sample: SpeechSample, tmp_path_factory: Any) -> str:
-    """The URL of a small video whose sound is the committed speech sample."""
-    out = make_speech_video(tmp_path_factory.mktemp("speech") / "speech.mp4", speech_sample)
-    return str(media_server.add_file(out))
 
 
 @pytest.fixture(scope="session")

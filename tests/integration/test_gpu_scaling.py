@@ -1,21 +1,28 @@
-"""GPU placement and autoscaling of the Transcriber, on GPUs Ray is told exist.
+"""GPU placement and autoscaling of the model deployments, on GPUs Ray is told exist.
 
 The session's Ray instance declares 4 GPUs (`ray.init(num_gpus=4)` works on a CPU
-machine); with ENABLE_GPU each model replica must take one, and under load the Transcriber
-must scale out to its maximum and no further. CUDA itself is absent, so the models run on
-the CPU ("auto" device), which is what a GPU-less node of a mixed cluster does too.
+machine); with ENABLE_GPU each model replica must take the GPU share its settings give
+(TRANSCRIBER_NUM_GPUS, ANALYZER_NUM_GPUS), and under load the Transcriber and the Analyzer
+must scale out to their maximum and no further. CUDA itself is absent, so the models run
+on the CPU ("auto" device), which is what a GPU-less node of a mixed cluster does too.
+One GPU shared by both deployments is tested in tests/cluster/test_one_gpu.py.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import ray
 from ray import serve
 
+from storage.artifacts import job_key
+from storage.stores import open_store, storage_config
 from tests.integration.conftest import VpaApp
 
 
@@ -42,30 +49,35 @@ def _running(deployment: str) -> int:
     return sum(n for state, n in states.items() if str(getattr(state, "value", state)) == "RUNNING")
 
 
-def test_model_replicas_take_one_gpu_each(app: VpaApp) -> None:
-    for deployment in ("Transcriber", "Analyzer"):
+def test_model_replicas_take_their_gpu_share(app: VpaApp) -> None:
+    shares = {
+        "Transcriber": app.settings.transcriber_num_gpus,
+        "Analyzer": app.settings.analyzer_num_gpus,
+    }
+    assert shares == {"Transcriber": 0.4, "Analyzer": 0.1}  # the defaults share one GPU
+    for deployment, share in shares.items():
         infos = _replica_infos(deployment, _running(deployment))
         assert infos
         for info in infos.values():
-            assert info["assigned_resources"].get("GPU") == 1.0, info
+            assert info["assigned_resources"].get("GPU") == pytest.approx(share), info
             assert len(info["gpu_ids"]) == 1
-    assert ray.available_resources().get("GPU", 0) <= 4 - 2
+    assert ray.available_resources().get("GPU", 0) < 4 - 0.4 - 0.1 + 1e-6
 
 
-def test_transcriber_scales_between_its_bounds(app: VpaApp, speech_sample: Any) -> None:
-    handle: Any = serve.get_deployment_handle("Transcriber", app_name="vpa").options(stream=True)
+def _scale_under_load(deployment: str, call: Any) -> list[int]:
+    """Replica counts of `deployment` seen while 6 threads keep calling `call()`."""
     seen: list[int] = []
     stop = threading.Event()
 
     def load() -> None:
         while not stop.is_set():
-            for item in handle.transcribe.remote(str(speech_sample.path), {"language": "en"}):
+            for item in call():
                 if item["type"] == "error":
                     raise AssertionError(item)
 
     def watch() -> None:
         while not stop.is_set():
-            seen.append(_running("Transcriber"))
+            seen.append(_running(deployment))
             time.sleep(0.25)
 
     threads = [threading.Thread(target=load) for _ in range(6)] + [threading.Thread(target=watch)]
@@ -80,9 +92,34 @@ def test_transcriber_scales_between_its_bounds(app: VpaApp, speech_sample: Any) 
         stop.set()
         for t in threads:
             t.join(120)
+    return seen
+
+
+def test_analyzer_scales_between_its_bounds(app: VpaApp, speech_sample: Any) -> None:
+    handle: Any = serve.get_deployment_handle("Analyzer", app_name="vpa").options(stream=True)
+    text = " ".join([speech_sample.text] * 40)
+    seen = _scale_under_load("Analyzer", lambda: handle.analyze.remote(text, [], {}, "en"))
+    assert min(seen) >= 1
+    assert max(seen) == 2, seen
+    infos = _replica_infos("Analyzer", 2)
+    assert len(infos) == 2
+    assert all(i["assigned_resources"].get("GPU") == pytest.approx(0.1) for i in infos.values())
+
+
+def test_transcriber_scales_between_its_bounds(
+    app: VpaApp, speech_sample: Any, tmp_path: Path
+) -> None:
+    # The Transcriber reads audio from the artifact store, by key.
+    copy = tmp_path / speech_sample.path.name
+    shutil.copyfile(speech_sample.path, copy)
+    key = job_key(uuid.uuid4(), copy.name)
+    open_store(storage_config(app.settings)).put_file(copy, key)
+    handle: Any = serve.get_deployment_handle("Transcriber", app_name="vpa").options(stream=True)
+    seen = _scale_under_load(
+        "Transcriber", lambda: handle.transcribe.remote(key, {"language": "en"})
+    )
     assert min(seen) >= 1
     assert max(seen) == 2, seen
     infos = _replica_infos("Transcriber", 2)
     assert len(infos) == 2
-    assert all(i["assigned_resources"].get("GPU") == 1.0 for i in infos.values())
-    assert len({i["gpu_ids"][0] for i in infos.values()}) == 2  # a GPU each, not shared
+    assert all(i["assigned_resources"].get("GPU") == pytest.approx(0.4) for i in infos.values())

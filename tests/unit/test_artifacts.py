@@ -1,4 +1,6 @@
-"""LocalArtifactStore: per-job directories, relative storage paths, no escaping the root."""
+"""Store keys, content types and what only the local directory store does (no escaping
+its root, moves instead of copies). The contract both backends keep is tested in
+test_artifact_stores.py."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from storage.artifacts import (
-    ArtifactPathError,
-    ArtifactStore,
-    LocalArtifactStore,
-    content_type_for,
-)
+from config.settings import Settings
+from storage.artifacts import ArtifactPathError, check_key, content_type_for, job_key
+from storage.local_store import LocalArtifactStore
+from storage.stores import StorageConfig, StoreURLError, open_store, storage_config
+
+
+def _settings(tmp: Path, **overrides: object) -> Settings:
+    return Settings(_env_file=None, artifact_dir=str(tmp / "artifacts"), **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -21,36 +25,15 @@ def store(tmp_path: Path) -> LocalArtifactStore:
     return LocalArtifactStore(tmp_path / "artifacts")
 
 
-def test_is_an_artifact_store(store: LocalArtifactStore) -> None:
-    assert isinstance(store, ArtifactStore)
-    as_protocol: ArtifactStore = store
-    assert as_protocol.root.is_dir()
-
-
-def test_job_dir_relative_resolve_round_trip(store: LocalArtifactStore) -> None:
-    job_id = uuid.uuid4()
-    job_dir = store.job_dir(job_id)
-    assert job_dir.is_dir() and job_dir == store.root / str(job_id)
-    clip = job_dir / "clips" / "clip_01.mp4"
-    clip.parent.mkdir()
-    clip.write_bytes(b"x" * 123)
-
-    storage_path = store.relative(clip)
-    assert storage_path == f"{job_id}/clips/clip_01.mp4"
-    assert store.resolve(storage_path) == clip
-    assert store.size(clip) == 123
-    assert store.size(storage_path) == 123
-    assert store.relative(storage_path) == storage_path  # relative input is taken from the root
-
-
 def test_root_is_created_and_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = LocalArtifactStore("data/artifacts")
     assert store.root == tmp_path / "data" / "artifacts" and store.root.is_dir()
+    assert store.url == store.root.as_uri()
 
 
 @pytest.mark.parametrize(
-    "storage_path",
+    "key",
     [
         "",
         "../secret.txt",
@@ -58,46 +41,77 @@ def test_root_is_created_and_absolute(tmp_path: Path, monkeypatch: pytest.Monkey
         "/etc/passwd",
         "..",
         ".",
+        "job//x.wav",
+        "job/./x.wav",
         "job\\..\\..\\secret",
         "job/\x00.wav",
     ],
 )
-def test_resolve_refuses_escapes(store: LocalArtifactStore, storage_path: str) -> None:
+def test_bad_keys_are_refused(store: LocalArtifactStore, key: str) -> None:
     with pytest.raises(ArtifactPathError):
-        store.resolve(storage_path)
+        check_key(key)
+    with pytest.raises(ArtifactPathError):
+        store.local_path(key)
+    assert store.size(key) is None
 
 
-def test_resolve_refuses_symlink_out_of_root(store: LocalArtifactStore, tmp_path: Path) -> None:
+def test_symlink_out_of_root_is_refused(store: LocalArtifactStore, tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("secret")
-    job_dir = store.job_dir(uuid.uuid4())
-    os.symlink(outside, job_dir / "link.txt")
+    job = uuid.uuid4()
+    (store.root / str(job)).mkdir()
+    os.symlink(outside, store.root / str(job) / "link.txt")
     with pytest.raises(ArtifactPathError):
-        store.resolve(store.relative(job_dir) + "/link.txt")
+        store.local_path(job_key(job, "link.txt"))
 
 
-def test_relative_refuses_paths_outside_root(store: LocalArtifactStore, tmp_path: Path) -> None:
-    with pytest.raises(ArtifactPathError):
-        store.relative(tmp_path / "elsewhere.wav")
-    with pytest.raises(ArtifactPathError):
-        store.relative(store.root)
-    with pytest.raises(ArtifactPathError):
-        store.size(tmp_path / "elsewhere.wav")
-
-
-def test_delete_job_removes_only_that_job(store: LocalArtifactStore) -> None:
-    doomed, kept = uuid.uuid4(), uuid.uuid4()
-    (store.job_dir(doomed) / "a.wav").write_bytes(b"a")
-    (store.job_dir(kept) / "b.wav").write_bytes(b"b")
-    store.delete_job(doomed)
-    assert not (store.root / str(doomed)).exists()
-    assert (store.root / str(kept) / "b.wav").exists()
-    store.delete_job(doomed)  # already gone: no error
-
-
-def test_job_ids_cannot_carry_paths(store: LocalArtifactStore) -> None:
+def test_job_ids_cannot_carry_paths() -> None:
     with pytest.raises(ValueError):
-        store.job_dir("../../etc")  # type: ignore[arg-type]
+        job_key("../../etc", "passwd")
+
+
+def test_put_moves_within_a_filesystem(store: LocalArtifactStore, tmp_path: Path) -> None:
+    local = tmp_path / "scratch" / "audio.wav"
+    local.parent.mkdir()
+    local.write_bytes(b"abc")
+    key = job_key(uuid.uuid4(), "audio.wav")
+    assert store.put_file(local, key) == 3
+    assert not local.exists()  # renamed, not copied
+    assert store.local_path(key).read_bytes() == b"abc"
+
+
+def test_stage_in_links_instead_of_copying(store: LocalArtifactStore, tmp_path: Path) -> None:
+    src = tmp_path / "src.mp4"
+    src.write_bytes(b"video")
+    key = job_key(uuid.uuid4(), "source.mp4")
+    store.put_file(src, key)
+    staged = store.stage_in(key, tmp_path / "work" / "source.mp4")
+    assert staged.is_symlink() and staged.read_bytes() == b"video"
+
+
+def test_storage_config_from_settings(tmp_path: Path) -> None:
+    local = storage_config(_settings(tmp_path))
+    assert local.backend == "local"
+    assert local.artifact_url == (tmp_path / "artifacts").resolve().as_uri()
+    assert isinstance(open_store(local), LocalArtifactStore)
+    s3 = storage_config(
+        _settings(
+            tmp_path,
+            artifact_url="s3://bucket/some/prefix",
+            s3_endpoint_url="http://127.0.0.1:1",
+            aws_access_key_id="k",
+            aws_secret_access_key="s",
+        )
+    )
+    assert s3.backend == "s3"
+    assert open_store(s3).url == "s3://bucket/some/prefix"
+    assert "s'" not in repr(s3)  # the secret stays out of logs
+
+
+@pytest.mark.parametrize("url", ["ftp://host/x", "s3:///no-bucket", "gs://bucket/x"])
+def test_unusable_artifact_urls_are_refused(url: str, tmp_path: Path) -> None:
+    with pytest.raises(StoreURLError, match="ARTIFACT_URL"):
+        open_store(StorageConfig(artifact_url=url, scratch_dir=str(tmp_path)))
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,19 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from deployments.zip_stream import ZipMember, iter_zip
+
+
+def _chunks(path: Path, size: int = 64 * 1024) -> Callable[[], Iterator[bytes]]:
+    def read() -> Iterator[bytes]:
+        with path.open("rb") as f:
+            while block := f.read(size):
+                yield block
+
+    return read
 
 
 def test_streamed_zip_round_trips(tmp_path: Path) -> None:
@@ -17,10 +27,10 @@ def test_streamed_zip_round_trips(tmp_path: Path) -> None:
     text.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n" * 500)
     members = [
         ZipMember("job.json", data=b'{"id": 1}'),
-        ZipMember(media.name, path=media),
-        ZipMember(text.name, path=text),
+        ZipMember(media.name, chunks=_chunks(media)),
+        ZipMember(text.name, chunks=_chunks(text)),
     ]
-    chunks = list(iter_zip(members, chunk_bytes=64 * 1024))
+    chunks = list(iter_zip(members))
     assert len(chunks) > 3 and all(chunks)
     assert max(len(c) for c in chunks) < 200_000  # never the whole file at once
     with zipfile.ZipFile(io.BytesIO(b"".join(chunks))) as archive:
@@ -37,7 +47,7 @@ def test_streamed_zip_round_trips(tmp_path: Path) -> None:
 def test_empty_file_and_no_members(tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
-    data = b"".join(iter_zip([ZipMember("empty.txt", path=empty)]))
+    data = b"".join(iter_zip([ZipMember("empty.txt", chunks=_chunks(empty))]))
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.read("empty.txt") == b""
     with zipfile.ZipFile(io.BytesIO(b"".join(iter_zip([])))) as archive:

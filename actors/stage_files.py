@@ -1,0 +1,76 @@
+"""A stage's files on the node that runs it: inputs from the artifact store into a scratch
+directory, outputs from there into the store, the scratch directory removed afterwards.
+
+No node assumes another node's filesystem: a stage that runs elsewhere than the stage
+before it gets its inputs from the store (a symbolic link where the store is a local
+directory, a download where it is object storage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from pipeline.errors import PipelineError, StorageError
+from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput
+from pipeline.stages import input_files
+from storage.artifacts import ArtifactStore, job_key, job_prefix
+
+
+@contextlib.contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """Any failure of the store itself becomes a retryable `storage_error`."""
+    try:
+        yield
+    except (PipelineError, FileNotFoundError):
+        raise
+    except Exception as exc:
+        raise StorageError(f"the artifact store failed while {what}: {exc}"[:500]) from exc
+
+
+def job_scratch(scratch_root: Path, job_id: str) -> Path:
+    return scratch_root / job_prefix(job_id)
+
+
+@contextlib.contextmanager
+def stage_workspace(scratch_root: Path, job_id: str, stage: str, attempt: int) -> Iterator[Path]:
+    """A fresh scratch directory for one stage attempt, removed with whatever a crashed
+    earlier attempt of the job left on this node."""
+    job_dir = job_scratch(scratch_root, job_id)
+    shutil.rmtree(job_dir, ignore_errors=True)
+    work = job_dir / f"{stage}-{attempt}"
+    work.mkdir(parents=True)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def stage_in(store: ArtifactStore, inp: StageInput, stage: str, work: Path) -> StageInput:
+    """The input as the stage sees it: its work dir set to `work`, holding its input files.
+    A file missing from the store is left out; the stage then fails saying which."""
+    for name in input_files(stage, inp.checkpoints):
+        with contextlib.suppress(FileNotFoundError), store_errors(f"reading {name}"):
+            store.stage_in(job_key(inp.job_id, name), work / name)
+    return replace(inp, work_dir=str(work))
+
+
+def stage_out(store: ArtifactStore, job_id: str, output: StageOutput) -> StageOutput:
+    """Put the stage's artifact files into the store; the output then names store keys and
+    sizes instead of paths on this node. If one upload fails, the ones already made are
+    deleted again and the error raised (the coordinator also sweeps unregistered keys)."""
+    done: list[ArtifactSpec] = []
+    try:
+        for spec in output.artifacts:
+            key = job_key(job_id, Path(spec.path).name)
+            with store_errors(f"storing {key}"):
+                size = store.put_file(Path(spec.path), key)
+            done.append(replace(spec, key=key, size_bytes=size))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            store.delete_keys([s.key for s in done if s.key])
+        raise
+    return replace(output, artifacts=done)
