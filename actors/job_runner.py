@@ -243,6 +243,8 @@ class JobRunner:
                         "elapsed_s": round(elapsed, 4),
                         "results": sorted(output.job_fields),
                         "node": output.node_id,  # the Ray node the stage ran on
+                        "bytes_in": output.bytes_in,  # from the artifact store
+                        "bytes_out": output.bytes_out,  # into it
                     },
                     expected={JobStatus.processing},
                 )

@@ -49,13 +49,18 @@ def stage_workspace(scratch_root: Path, job_id: str, stage: str, attempt: int) -
         shutil.rmtree(job_dir, ignore_errors=True)
 
 
-def stage_in(store: ArtifactStore, inp: StageInput, stage: str, work: Path) -> StageInput:
-    """The input as the stage sees it: its work dir set to `work`, holding its input files.
-    A file missing from the store is left out; the stage then fails saying which."""
+def stage_in(
+    store: ArtifactStore, inp: StageInput, stage: str, work: Path
+) -> tuple[StageInput, int]:
+    """The input as the stage sees it (its work dir set to `work`, holding its input
+    files) and the bytes downloaded for it. A file missing from the store is left out; the
+    stage then fails saying which."""
+    moved = 0
     for name in input_files(stage, inp.checkpoints):
         with contextlib.suppress(FileNotFoundError), store_errors(f"reading {name}"):
-            store.stage_in(job_key(inp.job_id, name), work / name)
-    return replace(inp, work_dir=str(work))
+            path = store.stage_in(job_key(inp.job_id, name), work / name)
+            moved += 0 if path.is_symlink() else path.stat().st_size
+    return replace(inp, work_dir=str(work)), moved
 
 
 def stage_out(store: ArtifactStore, job_id: str, output: StageOutput) -> StageOutput:
@@ -63,14 +68,16 @@ def stage_out(store: ArtifactStore, job_id: str, output: StageOutput) -> StageOu
     sizes instead of paths on this node. If one upload fails, the ones already made are
     deleted again and the error raised (the coordinator also sweeps unregistered keys)."""
     done: list[ArtifactSpec] = []
+    moved = 0
     try:
         for spec in output.artifacts:
             key = job_key(job_id, Path(spec.path).name)
             with store_errors(f"storing {key}"):
                 size = store.put_file(Path(spec.path), key)
+                moved += 0 if store.local_path(key) is not None else size
             done.append(replace(spec, key=key, size_bytes=size))
     except BaseException:
         with contextlib.suppress(Exception):
             store.delete_keys([s.key for s in done if s.key])
         raise
-    return replace(output, artifacts=done)
+    return replace(output, artifacts=done, bytes_out=output.bytes_out + moved)

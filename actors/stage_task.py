@@ -162,8 +162,10 @@ def run_stage_task(
         _CancelWatcher(coordinator, inp.job_id, attempt, token),
         stage_workspace(scratch, inp.job_id, name, attempt) as work,
     ):
-        output = run_stage(name, stage_in(store, inp, name, work), reporter, token, models)
-        return replace(stage_out(store, inp.job_id, output), node_id=node)
+        local_inp, bytes_in = stage_in(store, inp, name, work)
+        output = run_stage(name, local_inp, reporter, token, models)
+        output = stage_out(store, inp.job_id, output)
+        return replace(output, node_id=node, bytes_in=output.bytes_in + bytes_in)
 
 
 def submit_stage(

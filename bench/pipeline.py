@@ -394,6 +394,7 @@ class LocalModels:
         from pipeline.nlp_models import load_models
         from pipeline.transcribe import load_engine
 
+        self.work_dir = Path(".")  # where the stages run (set by run_alone)
         t0 = time.perf_counter()
         # As deployments.transcriber.Transcriber: its ModelCache loader, 4 workers per model.
         self.engine = load_engine(
@@ -409,11 +410,14 @@ class LocalModels:
         self.nlp_load_s = time.perf_counter() - t0
 
     def transcribe(
-        self, audio_path: str, options: dict[str, Any], progress: Any, cancel: Any
+        self, audio_key: str, options: dict[str, Any], progress: Any, cancel: Any
     ) -> dict[str, Any]:
         from deployments.transcriber import transcribe_options
         from pipeline.transcribe import transcribe_audio
 
+        # The stages name the audio by its store key (<job id>/<file>); alone, every stage
+        # works in one directory, where the file is.
+        audio_path = str(self.work_dir / Path(audio_key).name)
         result = transcribe_audio(
             audio_path, self.engine, transcribe_options(options), progress, cancel
         )
@@ -448,6 +452,7 @@ def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) 
 
     log("stages alone: loading the models ...")
     models = LocalModels(settings)
+    models.work_dir = work_dir
     load_note = (
         f"models loaded before timing: {settings.whisper_engine} {settings.whisper_model} "
         f"in {models.whisper_load_s:.1f} s, spaCy {settings.spacy_model} + embeddings + "

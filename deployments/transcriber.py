@@ -98,25 +98,26 @@ class Transcriber:
 
         def work(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
             engine = self._cache.get(self._engine_name, name, self._device)
-            with self._audio_file(audio_key) as path:
+            with self._audio_file(audio_key) as (path, downloaded):
                 result = transcribe_audio(
                     str(path), engine, transcribe_options(options), progress, cancel
                 )
-            return result.to_dict()
+            return {**result.to_dict(), "audio_bytes_read": downloaded}
 
         async for item in stream_work(work):
             yield item
 
     @contextlib.contextmanager
-    def _audio_file(self, key: str) -> Iterator[Path]:
+    def _audio_file(self, key: str) -> Iterator[tuple[Path, int]]:
+        """The audio as a local file, and the bytes downloaded to get it."""
         if self._storage is None or self._store is None:
-            yield Path(key)
+            yield Path(key), 0
             return
         node = ray.get_runtime_context().get_node_id()
         scratch = node_scratch(self._storage, node) / "transcriber"
         try:
             with staged_file(self._store, key, scratch) as path:
-                yield path
+                yield path, 0 if self._store.local_path(key) is not None else path.stat().st_size
         except FileNotFoundError as exc:
             raise MediaError(f"the audio {key!r} is missing from the artifact store") from exc
 

@@ -45,6 +45,10 @@ class StageOutput:
     artifacts: list[ArtifactSpec] = field(default_factory=list)
     job_fields: dict[str, Any] = field(default_factory=dict)
     node_id: str | None = None  # the Ray node that ran the stage (set by the stage task)
+    # bytes this stage moved from and into the artifact store over the network (0 where
+    # the store is a local directory: links and renames move nothing)
+    bytes_in: int = 0
+    bytes_out: int = 0
 
 
 class ModelServices(Protocol):

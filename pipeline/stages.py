@@ -57,7 +57,7 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "transcribe": (),
     "analyze": ("transcribe",),
     "clips": ("fetch", "transcribe", "analyze"),
-    "subtitles": ("fetch", "transcribe"),
+    "subtitles": ("fetch",),  # and the transcript's SRT file, below
 }
 SRT_FILE = "transcript.srt"
 
@@ -177,6 +177,7 @@ def _transcribe(
     inp: StageInput, progress: ProgressCallback, cancel: CancelToken, models: ModelServices
 ) -> StageOutput:
     result = models.transcribe(checkpoint_key(inp, "audio"), inp.options, progress, cancel)
+    audio_bytes = int(result.pop("audio_bytes_read", 0))  # what the model replica downloaded
     transcript = TranscriptResult.from_dict(result)
     files = write_subtitles(transcript, Path(inp.work_dir))
     formats = {"json": "transcript_json", "srt": "subtitles_srt", "vtt": "subtitles_vtt"}
@@ -204,6 +205,7 @@ def _transcribe(
             "language": transcript.language,
             "language_probability": transcript.language_probability,
         },
+        bytes_in=audio_bytes,
     )
 
 
