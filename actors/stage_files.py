@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +34,23 @@ def store_errors(what: str) -> Iterator[None]:
 
 def job_scratch(scratch_root: Path, job_id: str) -> Path:
     return scratch_root / job_prefix(job_id)
+
+
+def remove_stale(scratch_root: Path, max_age_s: float) -> list[Path]:
+    """Remove the job directories under this node's scratch root that no live stage can
+    own (untouched for longer than `max_age_s`): what force-killed stage tasks left."""
+    removed: list[Path] = []
+    cutoff = time.time() - max_age_s
+    with contextlib.suppress(FileNotFoundError):
+        for job_dir in scratch_root.iterdir():
+            with contextlib.suppress(OSError):
+                newest = max(
+                    [job_dir.stat().st_mtime, *(p.stat().st_mtime for p in job_dir.iterdir())]
+                )
+                if newest < cutoff:
+                    shutil.rmtree(job_dir, ignore_errors=True)
+                    removed.append(job_dir)
+    return removed
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from typing import Any
 
 import ray
 
-from actors.stage_files import stage_in, stage_out, stage_workspace
+from actors.stage_files import remove_stale, stage_in, stage_out, stage_workspace
 from config.logging import bind_job, configure_logging
 from deployments.model_calls import raise_error
 from pipeline.errors import PipelineError, StageCancelled
@@ -158,6 +158,7 @@ def run_stage_task(
     reporter = _ThrottledReporter(coordinator, inp.job_id, attempt, name)
     token = CancelToken()
     scratch = node_scratch(storage, node)
+    remove_stale(scratch, storage.scratch_max_age_s)
     with (
         _CancelWatcher(coordinator, inp.job_id, attempt, token),
         stage_workspace(scratch, inp.job_id, name, attempt) as work,

@@ -35,6 +35,9 @@ class StorageConfig:
     aws_access_key_id: str | None = field(default=None, repr=False)
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_region: str = "us-east-1"
+    # A job's scratch directory older than this was left by a killed stage (no stage runs
+    # longer than JOB_TIMEOUT): the next stage task on the node removes it.
+    scratch_max_age_s: float = 4 * 3600.0
 
     @property
     def backend(self) -> str:
@@ -52,6 +55,7 @@ def storage_config(settings: Settings) -> StorageConfig:
         aws_access_key_id=settings.aws_access_key_id,
         aws_secret_access_key=settings.aws_secret_access_key,
         aws_region=settings.aws_region,
+        scratch_max_age_s=settings.job_timeout + 600.0,
     )
 
 

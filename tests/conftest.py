@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.media",
     "tests.fixtures.databases",
     "tests.fixtures.speech",
+    "tests.fixtures.s3",
 ]

@@ -151,6 +151,7 @@ def make_settings(tmp: Path, database_url: str | None = None, **overrides: Any) 
     values: dict[str, Any] = {
         "database_url": database_url or f"sqlite:///{tmp / 'vpa.db'}",
         "artifact_dir": str(tmp / "artifacts"),
+        "scratch_dir": str(tmp / "scratch"),
         "log_file": str(tmp / "vpa.log"),
         "allow_private_urls": True,
         "max_concurrent_jobs": 2,

@@ -3,6 +3,8 @@ scratch removed; and the coordinator's sweep of objects no artifact row names.""
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 from actors.coordinator_config import CoordinatorConfig
 from actors.job_runner import JobRunner
-from actors.stage_files import stage_in, stage_out, stage_workspace
+from actors.stage_files import remove_stale, stage_in, stage_out, stage_workspace
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput
 from storage.artifacts import job_key, job_prefix
 from storage.db import create_db_engine, init_db
@@ -127,3 +129,16 @@ def test_sweep_deletes_only_unregistered_objects(store: Any, tmp_path: Path) -> 
     assert runner.sweep(jid) == [orphan]
     assert store.list_keys(job_prefix(jid)) == [kept]
     assert store.size(other_job) == 1
+
+
+def test_stale_job_directories_are_removed(tmp_path: Path) -> None:
+    old, fresh = tmp_path / str(uuid.uuid4()), tmp_path / str(uuid.uuid4())
+    for job_dir in (old, fresh):
+        (job_dir / "fetch-1").mkdir(parents=True)
+        (job_dir / "fetch-1" / "source.mp4.part").write_bytes(b"x")
+    long_ago = time.time() - 7200
+    for path in (old, old / "fetch-1"):
+        os.utime(path, (long_ago, long_ago))
+    assert remove_stale(tmp_path, max_age_s=3600) == [old]
+    assert not old.exists() and fresh.is_dir()
+    assert remove_stale(tmp_path / "missing", max_age_s=1) == []
