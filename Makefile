@@ -12,8 +12,12 @@ export RAY_USAGE_STATS_ENABLED := 0
 
 .PHONY: serve test setup setup-dev lint typecheck unit integration cluster bench clean
 
+# `exec`: no shell stays between make and vpa (a shell would not pass on the SIGTERM that
+# make forwards to its child). vpa stops cleanly on SIGTERM or Ctrl-C; GNU make then
+# re-raises the signal on itself, so `make serve` ends with status 143 (130 for Ctrl-C).
+# A container should run `.venv/bin/python main.py` itself (README, "Running it other ways").
 serve: setup
-	$(BIN)/python main.py
+	exec $(BIN)/python main.py
 
 # tests/cluster starts Ray instances of its own (one GPU, a simulated multi-node cluster):
 # a second pytest session, after the one that shares a Ray instance across tests/integration.

@@ -23,7 +23,9 @@ def start_ray(**init: Any) -> int:
     on the head only (several nodes on one machine cannot all bind the port); returns the
     HTTP port."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    options: dict[str, Any] = {"include_dashboard": False} if "address" not in init else {}
+    options: dict[str, Any] = {}
+    if "address" not in init:  # a new instance of our own, never a stale `ray start` head
+        options = {"address": "local", "include_dashboard": False}
     ray.init(
         namespace=NAMESPACE,
         runtime_env=RUNTIME_ENV,

@@ -45,6 +45,7 @@ def http_port() -> int:
 def ray_cluster(http_port: int) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(
+        address="local",  # never a cluster a `ray start` on this machine left behind
         num_cpus=8,
         num_gpus=4,  # declared, not real: GPU placement is testable on a CPU machine
         namespace=NAMESPACE,
