@@ -291,11 +291,18 @@ def _format_s(seconds: float) -> str:
 
 
 class _ProgressParser:
-    """Turns `-progress pipe:1` key=value blocks into progress callbacks."""
+    """Turns `-progress pipe:1` key=value blocks into progress callbacks.
 
-    def __init__(self, expected_duration_s: float | None, progress: ProgressCallback | None):
+    Every message names the child ("... s processed (ffmpeg pid 1234)"): whichever report
+    reaches the job's status or event log, it says which process does the work.
+    """
+
+    def __init__(
+        self, expected_duration_s: float | None, progress: ProgressCallback | None, pid: int
+    ):
         self.expected_duration_s = expected_duration_s
         self.progress = progress
+        self.pid = pid
         self._buffer = b""
         self._out_time_s = 0.0
         self._last_fraction = -1.0
@@ -324,7 +331,13 @@ class _ProgressParser:
             return
         self._last_fraction = fraction
         total = f"/{_format_s(expected)}" if expected else ""
-        self.progress(fraction, f"{_format_s(self._out_time_s)}{total} s processed")
+        processed = f"{_format_s(self._out_time_s)}{total} s processed"
+        self.progress(fraction, f"{processed} (ffmpeg pid {self.pid})")
+
+    def started(self) -> None:
+        """The first report, before ffmpeg has processed anything: which process runs."""
+        if self.progress is not None:
+            self.progress(0.0, f"ffmpeg pid {self.pid} running")
 
 
 def run_ffmpeg(
@@ -338,7 +351,9 @@ def run_ffmpeg(
     """Run `ffmpeg ARGS`, reporting progress and honouring cancellation and a timeout.
 
     `args` are everything after the global options (inputs, filters, outputs); `-y` is added
-    so a stale output never blocks on a prompt. Progress is out_time / expected_duration_s.
+    so a stale output never blocks on a prompt. Progress is out_time / expected_duration_s;
+    the first report, sent as soon as the child exists, is "ffmpeg pid N running", and every
+    later one ends "(ffmpeg pid N)", so whoever watches the job can tell the process apart.
     The child is killed on cancel (StageCancelled), timeout (StageTimeout) and any other
     exception, KeyboardInterrupt included (how Ray interrupts a task). A non-zero exit
     raises MediaError(code="ffmpeg_failed") with the tail of ffmpeg's stderr.
@@ -360,7 +375,6 @@ def run_ffmpeg(
         "-y",
         *args,
     ]
-    parser = _ProgressParser(expected_duration_s, progress)
     stderr_tail: deque[str] = deque(maxlen=200)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
@@ -379,7 +393,9 @@ def run_ffmpeg(
         target=_drain_lines, args=(proc.stderr, stderr_tail), name="ffmpeg-stderr", daemon=True
     )
     stderr_reader.start()
+    parser = _ProgressParser(expected_duration_s, progress, proc.pid)
     try:
+        parser.started()
         with selectors.DefaultSelector() as selector:
             selector.register(proc.stdout, selectors.EVENT_READ)
             stdout_open = True

@@ -136,16 +136,23 @@ def test_full_processing_across_three_nodes(nodes: ThreeNodes, speech_video: str
 def test_worker_removed_mid_job_is_retried_on_the_rest(
     nodes: ThreeNodes, media_server: Any, sample_media: Any
 ) -> None:
-    app = nodes.app  # sample_media puts long.mp4 (385 KB: ~19 s at 20 kB/s) on the server
-    job = app.submit(media_server.url("slow/long.mp4?rate=20000"), max_retries=2)
-    # Only worker A has a free `fetcher`: the download runs there. Once it has started:
-    app.wait(job["id"], lambda j: j["current_stage"] == "fetch" and j["progress"] > 0)
-    ray.kill(nodes.holder)  # the head may fetch now
-    nodes.cluster.remove_node(nodes.worker_a)
+    app = nodes.app
+    hold = media_server.hold("long.mp4")  # the first download cannot finish (sample_media)
+    try:
+        job = app.submit(hold.url, max_retries=2)
+        # Only worker A has a free `fetcher`: the download runs there. Once it has started:
+        app.wait(job["id"], lambda j: j["current_stage"] == "fetch" and j["progress"] > 0)
+        assert app.job(job["id"])["attempt"] == 1
+        ray.kill(nodes.holder)  # the head may fetch now
+        nodes.cluster.remove_node(nodes.worker_a)
+        app.wait(job["id"], lambda j: j["retry_count"] == 1, timeout_s=120)
+    finally:
+        hold.release()  # the retry downloads the whole file
     done = app.wait(job["id"], timeout_s=240)
     assert done["status"] == "completed", done
     retries = [e for e in app.events(job["id"]) if e["type"] == "retry_scheduled"]
     assert [e["data"]["error_code"] for e in retries] == ["worker_crashed"]
     where = _stage_nodes(app, job["id"])
+    assert where["fetch"] == nodes.head
     assert nodes.worker_a_id not in where.values()
     assert _store_keys(app, job["id"]) == _registered(app, job["id"])

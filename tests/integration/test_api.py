@@ -198,15 +198,19 @@ def test_list_filters_sort_pagination(
 
 
 def test_cancel_retry_delete_state_rules(
-    app: VpaApp, done_job: dict[str, Any], sample_media: Any
+    app: VpaApp, done_job: dict[str, Any], media_server: Any
 ) -> None:
     job_id = done_job["id"]
     assert app.client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409
     assert app.client.post(f"/api/v1/jobs/{job_id}/retry").status_code == 409
-    new_id = app.submit(sample_media.slow_long)["id"]
-    assert app.client.delete(f"/api/v1/jobs/{new_id}").status_code == 409
-    assert app.client.post(f"/api/v1/jobs/{new_id}/retry").status_code == 409
-    cancelled = app.client.post(f"/api/v1/jobs/{new_id}/cancel")
+    hold = media_server.hold("long.mp4")  # the new job cannot end before it is cancelled
+    try:
+        new_id = app.submit(hold.url)["id"]
+        assert app.client.delete(f"/api/v1/jobs/{new_id}").status_code == 409
+        assert app.client.post(f"/api/v1/jobs/{new_id}/retry").status_code == 409
+        cancelled = app.client.post(f"/api/v1/jobs/{new_id}/cancel")
+    finally:
+        hold.release()
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
     assert app.client.delete(f"/api/v1/jobs/{new_id}").status_code == 200
@@ -227,23 +231,26 @@ def test_delete_removes_artifact_files(app: VpaApp, sample_media: Any) -> None:
     assert app.client.get(f"/api/v1/jobs/{job['id']}/artifacts").status_code == 404
 
 
-def test_bulk_create_cancel_delete(app: VpaApp, sample_media: Any) -> None:
-    slow = sample_media.slow_long
-    r = app.client.post(
-        "/api/v1/jobs/bulk",
-        json={
-            "jobs": [
-                {"youtube_url": slow, "job_type": "analysis", "priority": 0},
-                {"youtube_url": slow + "?b", "job_type": "analysis", "priority": 0},
-            ]
-        },
-    )
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["succeeded"] == 2 and body["failed"] == 0
-    ids = [item["job_id"] for item in body["results"]]
-    unknown = "00000000-0000-0000-0000-000000000000"
-    r = app.client.post("/api/v1/jobs/bulk/cancel", json={"job_ids": [*ids, unknown]})
+def test_bulk_create_cancel_delete(app: VpaApp, media_server: Any) -> None:
+    hold = media_server.hold("long.mp4")  # neither job can end before it is cancelled
+    try:
+        r = app.client.post(
+            "/api/v1/jobs/bulk",
+            json={
+                "jobs": [
+                    {"youtube_url": hold.url, "job_type": "analysis", "priority": 0},
+                    {"youtube_url": hold.url + "?b", "job_type": "analysis", "priority": 0},
+                ]
+            },
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["succeeded"] == 2 and body["failed"] == 0
+        ids = [item["job_id"] for item in body["results"]]
+        unknown = "00000000-0000-0000-0000-000000000000"
+        r = app.client.post("/api/v1/jobs/bulk/cancel", json={"job_ids": [*ids, unknown]})
+    finally:
+        hold.release()
     results = r.json()["results"]
     assert [x["status_code"] for x in results] == [200, 200, 404]
     assert [x["job"]["status"] for x in results[:2]] == ["cancelled", "cancelled"]

@@ -24,6 +24,7 @@ import pytest
 from pipeline.ffmpeg import ffmpeg_exe, probe
 from tests.fixtures.speech import make_speech_video
 from tests.integration.conftest import VpaApp
+from tests.integration.processes import describe, kill_if_running, stop_running_ffmpeg, wait_gone
 
 FPS = 25
 FRAME_S = 1 / FPS
@@ -267,27 +268,32 @@ def test_cancel_while_cutting_removes_partial_clips(app: VpaApp, clip_video: str
     """Cancelling during the clips stage kills ffmpeg and leaves no clip files behind."""
     heavy = {"start": 0, "end": 22, "title": "Whole"}
     options = {
-        "segments": [heavy] * 6,  # slow on purpose: six full-length, re-encoded, composited
+        "segments": [heavy] * 6,  # long cuts: full-length, re-encoded, composited
         "output_format": "webm",
         "aspect_ratio": "1:1",
         "aspect_mode": "blur",
         "burn_captions": True,
     }
     job = app.submit(clip_video, job_type="clip_generation", options=options)
-    app.wait(
-        job["id"],
-        lambda j: j["current_stage"] == "clips" and j["status_message"] != "clips started",
-        timeout_s=180,
-    )
-    r = app.client.post(f"/api/v1/jobs/{job['id']}/cancel")
-    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    # one of the stage's ffmpeg runs stopped where it stands: the stage cannot end first
+    ffmpeg = stop_running_ffmpeg(app, job["id"], "clips", timeout_s=240)
+    try:
+        r = app.client.post(f"/api/v1/jobs/{job['id']}/cancel")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+        assert wait_gone(ffmpeg), describe(ffmpeg)
+    finally:
+        kill_if_running(ffmpeg)
     events = app.events(job["id"])
     assert events[-1]["type"] == "cancelled" and events[-1]["stage"] == "clips"
     job_dir = Path(app.settings.artifact_dir) / job["id"]
+
+    def leftovers() -> list[Path]:  # in the store, or the stage's scratch directory
+        return [*job_dir.glob("*clip*"), *app.settings.scratch_path.glob(f"*/{job['id']}")]
+
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and list(job_dir.glob("*clip*")):
+    while time.monotonic() < deadline and leftovers():
         time.sleep(0.2)
-    assert list(job_dir.glob("*clip*")) == []  # nor the staging directory
+    assert leftovers() == []
     assert not [a for a in app.client.get(f"/api/v1/jobs/{job['id']}/artifacts").json()
                 if a["kind"].startswith("clip")]  # fmt: skip
 

@@ -68,8 +68,12 @@ def test_media_duration_limit(limited: VpaApp, media_server: Any, sample_media: 
 
 
 def test_job_timeout(limited: VpaApp, media_server: Any) -> None:
-    job = limited.submit(media_server.url("slow/clip.mp4?rate=2000"), max_retries=2)
-    done = limited.wait(job["id"], timeout_s=60)
+    hold = media_server.hold("clip.mp4")  # only the timeout can end this download
+    try:
+        job = limited.submit(hold.url, max_retries=2)
+        done = limited.wait(job["id"], timeout_s=60)
+    finally:
+        hold.release()
     assert done["status"] == "failed"
     assert done["error_code"] == "timeout"
     assert "JOB_TIMEOUT" in done["error_message"]

@@ -1,16 +1,28 @@
 """Queue behaviour on real Ray: priority order, the concurrency limit, retries with backoff,
-resuming from a checkpoint, cancelling a running job."""
+resuming from a checkpoint, cancelling a running job.
+
+Nothing here races a job's end: a job that must still be running when the test acts
+downloads a held file (`media_server.hold`) or extracts endless silence, and processes are
+found by the pid their stage reports or by the connection they hold, never by name.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.integration.conftest import VpaApp
+from tests.integration.processes import (
+    describe,
+    gone,
+    kill_if_running,
+    running_ffmpeg,
+    wait_gone,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +41,19 @@ def _first(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 def test_priority_order_and_concurrency_limit(
     app: VpaApp, sample_media: Any, media_server: Any
 ) -> None:
-    blockers = [app.submit(media_server.url("slow/long.mp4?rate=200000"))["id"] for _ in range(2)]
+    # the two blockers hold both slots until the queue has been read
+    hold = media_server.hold("long.mp4")
+    blockers = [app.submit(hold.url)["id"] for _ in range(2)]
     app.wait(blockers[0], lambda j: j["status"] == "processing")
     app.wait(blockers[1], lambda j: j["status"] == "processing")
     order = [(1, "p1"), (9, "p9a"), (5, "p5"), (9, "p9b"), (0, "p0")]
     ids = {}
-    for prio, name in order:
-        ids[name] = app.submit(sample_media.clip, priority=prio)["id"]
-    status = app.client.get("/api/v1/jobs/queue/status").json()
+    try:
+        for prio, name in order:
+            ids[name] = app.submit(sample_media.clip, priority=prio)["id"]
+        status = app.client.get("/api/v1/jobs/queue/status").json()
+    finally:
+        hold.release()
     assert status["running_count"] == 2
     assert status["queued_order"] == [ids[n] for n in ("p9a", "p9b", "p5", "p1", "p0")]
     assert status["queued_by_priority"]["9"] == [ids["p9a"], ids["p9b"]]
@@ -96,18 +113,30 @@ def test_manual_retry_resumes_from_last_completed_stage(app: VpaApp, sample_medi
     assert started_stages == ["audio"]  # fetch was checkpointed, not run again
 
 
-def _ffmpeg_children(job_id: str) -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "ffmpeg"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if job_id in line]
+def _partial_audio_files(app: VpaApp, job_id: str) -> list[Path]:
+    """Audio files of the job, finished or half-written ("audio.mp3", ".audio-1a2b.mp3.part"),
+    in the artifact store (a local directory here) or a scratch directory of any node."""
+    places = [app.settings.artifact_path / job_id, *app.settings.scratch_path.glob(f"*/{job_id}")]
+    return [
+        p
+        for place in places
+        if place.is_dir()
+        for p in place.rglob("*")
+        if p.name.lstrip(".").startswith("audio")
+    ]
 
 
 def test_cancel_running_download(app: VpaApp, media_server: Any) -> None:
-    # At this rate the whole download would take ~50 s; the cancel call answers once the
-    # run has ended (grace period plus a forced kill at most), so "cancelled" in its answer
+    # The held download cannot end before the cancel; the cancel call answers once the run
+    # has ended (grace period plus a forced kill at most), so "cancelled" in its answer
     # proves the download was interrupted rather than waited out.
-    job = app.submit(media_server.url("slow/long.mp4?rate=8000"))
-    app.wait(job["id"], lambda j: j["status"] == "processing" and j["progress"] > 0)
-    r = app.client.post(f"/api/v1/jobs/{job['id']}/cancel")
+    hold = media_server.hold("long.mp4")
+    try:
+        job = app.submit(hold.url)
+        app.wait(job["id"], lambda j: j["status"] == "processing" and j["progress"] > 0)
+        r = app.client.post(f"/api/v1/jobs/{job['id']}/cancel")
+    finally:
+        hold.release()
     assert r.status_code == 200
     assert r.json()["status"] == "cancelled"
     assert r.json()["progress"] < 50
@@ -116,38 +145,36 @@ def test_cancel_running_download(app: VpaApp, media_server: Any) -> None:
     assert events[-1]["stage"] == "fetch"
 
 
-def test_cancel_running_ffmpeg_kills_it(app: VpaApp, media_server: Any, sample_media: Any) -> None:
-    media_server.add_file(sample_media.path("long_silence.flac"), "long_silence.flac")
+def test_cancel_running_ffmpeg_kills_it(
+    app: VpaApp, media_server: Any, endless_silence: Path
+) -> None:
+    # weeks of audio: this ffmpeg runs until something kills it
     job = app.submit(
-        media_server.url("long_silence.flac"),
-        options={"audio_format": "mp3", "audio_quality": "high"},
+        media_server.url(endless_silence.name),
+        options={"audio_format": "mp3", "audio_quality": "low"},
     )
-    app.wait(job["id"], lambda j: j["current_stage"] == "audio", timeout_s=60)
-    deadline = time.monotonic() + 20
-    while not _ffmpeg_children(job["id"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _ffmpeg_children(job["id"]), "ffmpeg never started"
-    r = app.client.post(f"/api/v1/jobs/{job['id']}/cancel")
-    assert r.json()["status"] == "cancelled"
-    deadline = time.monotonic() + 5
-    while _ffmpeg_children(job["id"]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _ffmpeg_children(job["id"]) == []
-    job_dir = app.settings.artifact_path / job["id"]
-    assert not [p for p in job_dir.iterdir() if p.name.startswith("audio")]
+    ffmpeg = running_ffmpeg(app, job["id"], "audio")
+    try:
+        assert not gone(ffmpeg), describe(ffmpeg)
+        r = app.client.post(f"/api/v1/jobs/{job['id']}/cancel")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+        assert wait_gone(ffmpeg), describe(ffmpeg)
+    finally:
+        kill_if_running(ffmpeg)
+    events = app.events(job["id"])
+    assert events[-1]["type"] == "cancelled" and events[-1]["stage"] == "audio"
+    assert _partial_audio_files(app, job["id"]) == []
 
 
 def test_crashed_worker_is_retried(app: VpaApp, media_server: Any) -> None:
-    job = app.submit(media_server.url("slow/long.mp4?rate=100000"), max_retries=2)
-    app.wait(job["id"], lambda j: j["status"] == "processing" and j["progress"] > 0)
-    title = f"vpa-fetch-{job['id'][:8]}"
-    pids: list[str] = []
-    deadline = time.monotonic() + 10
-    while not pids and time.monotonic() < deadline:
-        pids = subprocess.run(["pgrep", "-f", title], capture_output=True, text=True).stdout.split()
-        time.sleep(0.05)
-    assert pids, f"no process titled {title}"
-    subprocess.run(["kill", "-9", *pids], check=True)
+    hold = media_server.hold("long.mp4")  # the first attempt cannot finish its download
+    try:
+        job = app.submit(hold.url, max_retries=2)
+        worker = psutil.Process(hold.wait_client_pid())  # the process downloading it
+        assert app.job(job["id"])["current_stage"] == "fetch"
+        worker.kill()
+    finally:
+        hold.release()  # the retry downloads the file in full
     done = app.wait(job["id"], timeout_s=90)
     assert done["status"] == "completed", done
     retries = [e for e in app.events(job["id"]) if e["type"] == "retry_scheduled"]

@@ -1,10 +1,13 @@
 """The coordinator killed in the middle of a job, and a whole application restart: no job
-is lost, none runs twice at once, and work resumes from the last completed stage."""
+is lost, none runs twice at once, and work resumes from the last completed stage.
+
+The job in flight is held where it is while the test acts, so it cannot end first: its
+ffmpeg stopped (SIGSTOP, by the pid its stage reported), or its download held back by the
+media server until the test releases it.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -14,11 +17,13 @@ import ray
 
 from actors.job_coordinator import coordinator_name
 from tests.integration.conftest import NAMESPACE, VpaApp, deploy, kill_vpa_actors
-
-
-def _ffmpeg_count(job_id: str) -> int:
-    out = subprocess.run(["pgrep", "-af", "ffmpeg"], capture_output=True, text=True).stdout
-    return sum(1 for line in out.splitlines() if job_id in line and "pgrep" not in line)
+from tests.integration.processes import (
+    describe,
+    gone,
+    kill_if_running,
+    reported_ffmpeg_pids,
+    stop_running_ffmpeg,
+)
 
 
 def _ts(value: str) -> datetime:
@@ -36,27 +41,22 @@ def test_coordinator_killed_mid_job_resumes_from_checkpoint(app: VpaApp, media_s
         media_server.url("long_silence.flac"),
         options={"audio_format": "mp3", "audio_quality": "high"},
     )
-    app.wait(job["id"], lambda j: j["current_stage"] == "audio", timeout_s=60)
-    peak = 0
-    stop = threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, _ffmpeg_count(job["id"]))
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
+    first = stop_running_ffmpeg(app, job["id"], "audio")  # the attempt cannot finish now
     try:
         ray.kill(ray.get_actor(coordinator_name(app.settings), namespace=NAMESPACE))
+        # Its ffmpeg must be gone before the next attempt starts one: a second pid reported
+        # while the first process still exists means two ran for one job at the same time.
+        deadline = time.monotonic() + 120
+        while not gone(first):
+            others = set(reported_ffmpeg_pids(app, job["id"], "audio")) - {first.pid}
+            assert not others, f"two ffmpeg processes ran for one job: {describe(first)}"
+            assert time.monotonic() < deadline, f"the first attempt lives on: {describe(first)}"
+            time.sleep(0.1)
         done = app.wait(job["id"], timeout_s=120)
     finally:
-        stop.set()
-        watcher.join()
+        kill_if_running(first)
     assert done["status"] == "completed", done
     assert done["attempt"] == 2
-    assert peak <= 1, "two ffmpeg processes ran for one job at the same time"
     events = app.events(done["id"])
     types = [e["type"] for e in events]
     assert "recovered" in types
@@ -69,11 +69,15 @@ def test_coordinator_killed_mid_job_resumes_from_checkpoint(app: VpaApp, media_s
 def test_application_restart_keeps_queue_and_order(
     app: VpaApp, http_port: int, sample_media: Any, media_server: Any
 ) -> None:
-    blocker = app.submit(media_server.url("slow/clip.mp4?rate=4000"), priority=5)["id"]
-    app.wait(blocker, lambda j: j["status"] == "processing")
-    queued = [app.submit(sample_media.clip, priority=p)["id"] for p in (3, 7, 3)]
-    kill_vpa_actors()
-    restarted = deploy(http_port, app.settings)
+    hold = media_server.hold("clip.mp4")  # the blocker runs until after the restart
+    try:
+        blocker = app.submit(hold.url, priority=5)["id"]
+        app.wait(blocker, lambda j: j["status"] == "processing")
+        queued = [app.submit(sample_media.clip, priority=p)["id"] for p in (3, 7, 3)]
+        kill_vpa_actors()
+        restarted = deploy(http_port, app.settings)
+    finally:
+        hold.release()
     for job_id in [blocker, *queued]:
         assert restarted.wait(job_id, timeout_s=90)["status"] == "completed"
     started = {

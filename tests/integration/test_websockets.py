@@ -1,5 +1,10 @@
 """WebSockets on two ingress replicas: initial status, ordered updates, the final message,
-reconnect with missed updates, several clients, broadcast, health, connection counts."""
+reconnect with missed updates, several clients, broadcast, health, connection counts.
+
+A job whose updates a client must see downloads a held file (`media_server.hold`): it
+waits until the clients are connected, then goes on (at a throttled rate, so that there is
+progress to report) to the end.
+"""
 
 from __future__ import annotations
 
@@ -51,11 +56,16 @@ def check_stream(messages: list[dict[str, Any]], after: int | None = None) -> No
 
 
 def test_job_socket_initial_updates_and_final(app: VpaApp, media_server: Any) -> None:
-    job = app.submit(media_server.url("slow/long.mp4?rate=400000"), priority=10)
-    with ws(app, f"/ws/{job['id']}") as conn:
-        messages = read_all(conn)
-        assert conn.close_code == 1000
-    first = messages[0]
+    hold = media_server.hold("long.mp4", rate=400_000)
+    job = app.submit(hold.url, priority=10)
+    try:
+        with ws(app, f"/ws/{job['id']}") as conn:
+            first = json.loads(conn.recv(timeout=30))
+            hold.release()
+            messages = [first, *read_all(conn)]
+            assert conn.close_code == 1000
+    finally:
+        hold.release()
     assert first["data"]["id"] == job["id"]
     assert set(first["data"]) >= {"status", "progress", "youtube_url", "created_at"}
     check_stream(messages)
@@ -78,16 +88,25 @@ def test_unknown_and_malformed_job_ids_close_with_documented_codes(app: VpaApp) 
 
 
 def test_several_clients_on_both_replicas_get_every_update(app: VpaApp, media_server: Any) -> None:
-    job = app.submit(media_server.url("slow/long.mp4?rate=300000"), priority=10)
+    hold = media_server.hold("long.mp4", rate=300_000)
+    job = app.submit(hold.url, priority=10)
     results: list[list[dict[str, Any]]] = [[] for _ in range(8)]
+    connected = threading.Semaphore(0)
 
     def client(i: int) -> None:
         with ws(app, f"/ws/{job['id']}") as conn:
-            results[i] = read_all(conn)
+            first = json.loads(conn.recv(timeout=30))
+            connected.release()
+            results[i] = [first, *read_all(conn)]
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
+    try:
+        for t in threads:
+            t.start()
+        for _ in threads:  # every client has its initial status before the job goes on
+            assert connected.acquire(timeout=60), "a client never got its initial status"
+    finally:
+        hold.release()
     for t in threads:
         t.join(90)
     assert len({r[0]["replica"] for r in results}) == 2, "all clients landed on one replica"
@@ -101,9 +120,15 @@ def test_several_clients_on_both_replicas_get_every_update(app: VpaApp, media_se
 
 
 def test_reconnect_with_after_seq_receives_missed_updates(app: VpaApp, media_server: Any) -> None:
-    job = app.submit(media_server.url("slow/long.mp4?rate=300000"), priority=10)
-    with ws(app, f"/ws/{job['id']}") as conn:
-        seen = [json.loads(conn.recv(timeout=30)) for _ in range(3)]
+    hold = media_server.hold("long.mp4", rate=300_000)
+    job = app.submit(hold.url, priority=10)
+    try:
+        with ws(app, f"/ws/{job['id']}") as conn:
+            seen = [json.loads(conn.recv(timeout=30))]
+            hold.release()
+            seen += [json.loads(conn.recv(timeout=30)) for _ in range(2)]
+    finally:
+        hold.release()
     last = seen[-1]["seq"]
     app.wait(job["id"])
     with ws(app, f"/ws/{job['id']}?after_seq={last}") as conn:
@@ -168,9 +193,14 @@ def test_updates_survive_a_progress_hub_restart(app: VpaApp, media_server: Any) 
     from actors.job_coordinator import HUB_NAME
     from tests.integration.conftest import kill_named
 
-    job = app.submit(media_server.url("slow/long.mp4?rate=150000"), priority=10)
-    with ws(app, f"/ws/{job['id']}") as conn:
-        first = [json.loads(conn.recv(timeout=30)) for _ in range(2)]
-        kill_named(HUB_NAME)
-        messages = first + read_all(conn)
+    hold = media_server.hold("long.mp4", rate=150_000)
+    job = app.submit(hold.url, priority=10)
+    try:
+        with ws(app, f"/ws/{job['id']}") as conn:
+            first = json.loads(conn.recv(timeout=30))
+            kill_named(HUB_NAME)  # while the job is held: every update comes after the restart
+            hold.release()
+            messages = [first, *read_all(conn)]
+    finally:
+        hold.release()
     check_stream(messages)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +270,21 @@ def test_slow_path_throttles(media_server: MediaServer, sample_media: SampleMedi
         body = response.read()
     assert body == sample_media.path("clip.mp4").read_bytes()
     assert time.monotonic() - started > len(body) / 100_000 * 0.8
+
+
+def test_held_download_waits_for_its_release(
+    media_server: MediaServer, sample_media: SampleMedia, tmp_path: Path
+) -> None:
+    # the integration tests rely on /held/... to keep a download going until they act, and
+    # on finding the process that downloads by its connection
+    hold = media_server.hold("clip.mp4")
+    results: list[FetchResult] = []
+    thread = threading.Thread(target=lambda: results.append(run(hold.url, tmp_path)))
+    thread.start()
+    try:
+        assert hold.wait_client_pid() == os.getpid()
+        assert thread.is_alive() and not results  # the last byte is held back
+    finally:
+        hold.release()
+        thread.join(60)
+    assert results and results[0].size_bytes == sample_media.path("clip.mp4").stat().st_size

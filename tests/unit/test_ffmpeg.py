@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,7 +129,12 @@ def test_run_reports_increasing_progress(tmp_path: Path) -> None:
     assert progress.fractions == sorted(progress.fractions)
     assert progress.fractions[-1] == 1.0
     assert all(0.0 <= f <= 1.0 for f in progress.fractions)
-    assert progress.calls[-1][1].endswith("/3.0 s processed")
+    # the first report names the child at once, and every later one names it too
+    first = re.fullmatch(r"ffmpeg pid (\d+) running", progress.calls[0][1])
+    assert first is not None and progress.calls[0][0] == 0.0
+    pid = first[1]
+    assert all(message.endswith(f"(ffmpeg pid {pid})") for _, message in progress.calls[1:])
+    assert progress.calls[-1][1].endswith(f"/3.0 s processed (ffmpeg pid {pid})")
 
 
 def test_run_failure_carries_stderr(tmp_path: Path) -> None:
