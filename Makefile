@@ -64,6 +64,7 @@ bench: setup-dev
 	$(BIN)/python -m bench.analyze
 	$(BIN)/python bench/clips.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -108,8 +108,10 @@ def run_job(client: httpx.Client, url: str, options: dict[str, Any]) -> dict[str
         raise RuntimeError(f"job {job_id} ended {job['status']}: {job.get('error_message')}")
     events = client.get(f"/api/v1/jobs/{job_id}/events").json()
     done = [e for e in events if e["type"] == "stage_completed"]
+    artifacts = client.get(f"/api/v1/jobs/{job_id}/artifacts").json()
     return {
         "wall_s": wall,
+        "stored": sum(int(a["size_bytes"] or 0) for a in artifacts),
         "bytes_in": sum(int(e["data"].get("bytes_in") or 0) for e in done),
         "bytes_out": sum(int(e["data"].get("bytes_out") or 0) for e in done),
         "nodes": len({e["data"].get("node") for e in done}),
@@ -129,6 +131,7 @@ def measure(label: str, client: httpx.Client, url: str, warm_url: str, runs: int
         "wall_s": statistics.median(r["wall_s"] for r in results),
         "bytes_in": statistics.median(r["bytes_in"] for r in results),
         "bytes_out": statistics.median(r["bytes_out"] for r in results),
+        "stored": statistics.median(r["stored"] for r in results),
         "nodes": min(r["nodes"] for r in results),
         "stages": results[-1]["stages"],
     }
@@ -154,6 +157,7 @@ def report(args: argparse.Namespace, local: dict[str, Any], s3: dict[str, Any], 
         f"{mib(s3['bytes_in'])} | |",
         f"| bytes from the nodes to the store | {mib(local['bytes_out'])} | "
         f"{mib(s3['bytes_out'])} | |",
+        f"| artifacts the job stored | {mib(local['stored'])} | {mib(s3['stored'])} | |",
         f"| nodes the stages ran on | {local['nodes']} | {s3['nodes']} | |",
         "",
         "Per stage on S3 (bytes in / out, seconds):",

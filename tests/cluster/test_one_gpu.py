@@ -1,7 +1,7 @@
 """One GPU, both model deployments: with ENABLE_GPU and the default GPU shares (0.4 for a
 Transcriber replica, 0.1 for an Analyzer replica), a Ray instance with a single GPU places
 both deployments and completes a job. The GPU is declared, not real: the models run on the
-CPU, as they do on a GPU-less machine."""
+CPU, as they do on a GPU-less machine. MAX_CONCURRENT_JOBS=auto takes the cluster's CPUs."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VpaApp]:
     port = start_ray(num_cpus=4, num_gpus=1)
     try:
         tmp: Path = tmp_path_factory.mktemp("one-gpu")
-        settings = make_settings(tmp, enable_gpu=True, max_concurrent_jobs=1)
+        settings = make_settings(tmp, enable_gpu=True, max_concurrent_jobs="auto")
         yield deploy(port, settings, with_models=True)
     finally:
         serve.shutdown()
@@ -42,6 +42,10 @@ def test_both_model_deployments_share_the_one_gpu(app: VpaApp, speech_video: str
     assert _gpu_of("Analyzer") == [pytest.approx(0.1)]
     assert ray.cluster_resources()["GPU"] == 1.0
     assert ray.available_resources().get("GPU", 0.0) == pytest.approx(0.5)
+
+    # MAX_CONCURRENT_JOBS=auto: one job per CPU of the cluster (ray.init(num_cpus=4))
+    limit = app.client.get("/api/v1/jobs/queue/status").json()["max_concurrent_jobs"]
+    assert limit == 4
 
     job = app.submit(speech_video, job_type="analysis")
     done = app.wait(job["id"], timeout_s=240)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
+from actors.coordinator_config import auto_concurrency
 from config.logging import bind_job, job_logger, setup_logging
 from config.settings import Settings
 from serve_app import absolute_paths
@@ -50,6 +52,11 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     "key, value",
     [
         ("MAX_CONCURRENT_JOBS", "0"),
+        ("MAX_CONCURRENT_JOBS", "1001"),
+        ("MAX_CONCURRENT_JOBS", "many"),
+        ("TRANSCRIBER_NUM_GPUS", "0"),
+        ("ANALYZER_MIN_REPLICAS", "5"),  # above ANALYZER_MAX_REPLICAS (2)
+        ("STAGE_RESOURCES", "not json"),
         ("LOG_LEVEL", "chatty"),
         ("API_PORT", "70000"),
         ("ENABLE_GPU", "maybe"),
@@ -59,8 +66,30 @@ def test_bad_values_are_refused_at_start(
     monkeypatch: pytest.MonkeyPatch, key: str, value: str
 ) -> None:
     monkeypatch.setenv(key, value)
-    with pytest.raises(ValidationError):
+    with pytest.raises((ValidationError, SettingsError), match=key.lower()):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), (" AUTO ", "auto"), ("12", 12)])
+def test_max_concurrent_jobs_takes_a_number_or_auto(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: object
+) -> None:
+    monkeypatch.setenv("MAX_CONCURRENT_JOBS", value)
+    assert Settings(_env_file=None).max_concurrent_jobs == expected
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"), [({"CPU": 6.0}, 6), ({"CPU": 0.5}, 1), ({}, 1), ({"CPU": 5e4}, 1000)]
+)
+def test_auto_concurrency_is_one_job_per_cluster_cpu(
+    resources: dict[str, float], expected: int
+) -> None:
+    assert auto_concurrency(resources) == expected
+
+
+def test_stage_resources_are_read_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGE_RESOURCES", '{"clips": {"ffmpeg_node": 1}}')
+    assert Settings(_env_file=None).stage_resources == {"clips": {"ffmpeg_node": 1.0}}
 
 
 def test_debug_forces_debug_logging_and_paths_become_absolute(tmp_path: Path) -> None:
