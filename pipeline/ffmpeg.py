@@ -204,8 +204,26 @@ def _channel_count(layout: str) -> int | None:
 
 
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
-    """Describe a media file. Raises MediaError for missing, non-media or unreadable files."""
-    path = Path(path)
+    """Describe a media file. Raises MediaError for missing, non-media or unreadable files.
+
+    An ffmpeg that fails without saying why (no known open error in its output) is asked
+    once more: twice, under heavy load, a probe of a good file failed that way and the same
+    file read fine right after. If it fails again, the error is retryable and quotes ffmpeg.
+    """
+    try:
+        return _probe_once(Path(path))
+    except _UnexplainedProbeFailure:
+        try:
+            return _probe_once(Path(path))
+        except _UnexplainedProbeFailure as again:
+            raise MediaError(str(again), code="ffmpeg_failed", retryable=True) from None
+
+
+class _UnexplainedProbeFailure(Exception):
+    pass
+
+
+def _probe_once(path: Path) -> MediaInfo:
     if not path.is_file():
         raise MediaError(f"The file {path.name} does not exist", code="file_missing")
     try:
@@ -236,7 +254,14 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
         raise MediaError(f"{path.name} is empty, not a video or audio file", code="not_media")
     # ffmpeg could not open it: either no demuxer recognised the bytes (not media), or one did
     # and choked on them (a truncated download, a corrupt header), or the OS refused.
-    why = match["why"].strip() if (match := _OPEN_ERROR_RE.search(stderr)) else "unknown error"
+    match = _OPEN_ERROR_RE.search(stderr)
+    if match is None:
+        last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
+        raise _UnexplainedProbeFailure(
+            f"ffmpeg could not read {path.name} and did not say why "
+            f"(exit code {completed.returncode}; {last.strip()[:200] or 'no output'})"
+        )
+    why = match["why"].strip()
     if why != _INVALID_DATA:
         raise MediaError(f"{path.name} cannot be read: {why}", code="unreadable_file")
     reasons = [

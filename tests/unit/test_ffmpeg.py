@@ -120,6 +120,42 @@ def test_probe_killed_by_a_signal_is_retryable(
     assert caught.value.code == "ffmpeg_failed" and caught.value.retryable
 
 
+def _flaky_ffmpeg(tmp_path: Path, failures: int) -> tuple[Path, Path]:
+    """An ffmpeg that fails `failures` times without saying why, then is the real one."""
+    calls = tmp_path / "calls"
+    script = tmp_path / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo x >> "{calls}"\n'
+        f'if [ "$(wc -l < "{calls}")" -le {failures} ]; then echo "something odd" >&2; exit 1; fi\n'
+        f'exec "{ffmpeg_exe()}" "$@"\n'
+    )
+    script.chmod(0o755)
+    return script, calls
+
+
+def test_probe_asks_again_when_ffmpeg_fails_without_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media = make_audio_only(tmp_path / "a.flac")
+    script, calls = _flaky_ffmpeg(tmp_path, failures=1)
+    monkeypatch.setattr("pipeline.ffmpeg.ffmpeg_exe", lambda: str(script))
+    assert probe(media).has_audio
+    assert len(calls.read_text().splitlines()) == 2
+
+
+def test_probe_failing_twice_without_a_reason_is_retryable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media = make_audio_only(tmp_path / "a.flac")
+    script, calls = _flaky_ffmpeg(tmp_path, failures=2)
+    monkeypatch.setattr("pipeline.ffmpeg.ffmpeg_exe", lambda: str(script))
+    with pytest.raises(MediaError, match=r"did not say why .*exit code 1; something odd") as caught:
+        probe(media)
+    assert caught.value.code == "ffmpeg_failed" and caught.value.retryable
+    assert len(calls.read_text().splitlines()) == 2
+
+
 def test_run_reports_increasing_progress(tmp_path: Path) -> None:
     progress = Progress()
     out = tmp_path / "tone.wav"
