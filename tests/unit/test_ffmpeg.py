@@ -208,11 +208,12 @@ def _all_dead(procs: list[subprocess.Popen[bytes]]) -> bool:
 def test_cancel_kills_ffmpeg_promptly(children: list[subprocess.Popen[bytes]]) -> None:
     cancel = CancelToken()
     threading.Timer(0.3, cancel.cancel).start()
-    started = time.monotonic()
     with pytest.raises(StageCancelled):
         run_ffmpeg(SLOW_ARGS, expected_duration_s=30.0, progress=None, cancel=cancel)
-    assert time.monotonic() - started < 1.5
     assert _all_dead(children)
+    # the run's ffmpeg was killed by a signal, not ended by itself: the cancel interrupted it
+    runs = [proc for proc in children if "sine=duration=30" in str(proc.args)]
+    assert len(runs) == 1 and runs[0].returncode < 0, [(p.args, p.returncode) for p in children]
 
 
 def test_timeout_kills_ffmpeg(children: list[subprocess.Popen[bytes]]) -> None:

@@ -175,38 +175,52 @@ def test_audio_windows_cut_in_pauses(speech_sample: SpeechSample) -> None:
 
 
 def test_cancel_stops_promptly(engine: FasterWhisperEngine, speech_sample: SpeechSample) -> None:
+    """Cancelled at its first progress report, the engine stops at its next check: no more
+    segments decoded (at most the report that closes the current audio window)."""
     cancel = CancelToken()
-    cancelled_at: list[float] = []
+    reports: list[float] = []
 
     def progress(fraction: float, message: str) -> None:
-        if not cancelled_at:
-            cancelled_at.append(time.monotonic())
-            cancel.cancel()
+        reports.append(fraction)
+        cancel.cancel()
 
     with pytest.raises(StageCancelled):
         engine.transcribe(speech_sample.path, TranscribeOptions(vad_filter=False), progress, cancel)
-    assert cancelled_at, "progress was never reported"
-    assert time.monotonic() - cancelled_at[0] < 2.0
+    assert reports, "progress was never reported"
+    assert len(reports) <= 2, reports
 
 
 def test_cancel_from_another_thread(
     engine: FasterWhisperEngine, speech_sample: SpeechSample
 ) -> None:
+    """Another thread cancels while the engine works: its first progress report waits until
+    the cancel has been made, so the transcription cannot finish first, whatever the speed."""
     cancel = CancelToken()
-    timer = threading.Timer(0.3, cancel.cancel)
-    timer.start()
-    started = time.monotonic()
+    working, cancelled = threading.Event(), threading.Event()
+
+    def progress(fraction: float, message: str) -> None:
+        working.set()
+        cancelled.wait(60)
+
+    def canceller() -> None:
+        if working.wait(60):
+            cancel.cancel()
+        cancelled.set()
+
+    thread = threading.Thread(target=canceller)
+    thread.start()
     try:
         with pytest.raises(StageCancelled):
             engine.transcribe(
                 speech_sample.path,
                 TranscribeOptions(vad_filter=False, beam_size=5),
-                Progress(),
+                progress,
                 cancel,
             )
     finally:
-        timer.cancel()
-    assert time.monotonic() - started < 3.0
+        cancelled.set()
+        thread.join(60)
+    assert working.is_set()
 
 
 def test_cancelled_before_start(engine: FasterWhisperEngine, speech_sample: SpeechSample) -> None:
@@ -318,12 +332,11 @@ def test_not_audio(engine: FasterWhisperEngine, tmp_path: Path) -> None:
     ["base", "large-v3", "distil-small.en", "Systran/faster-whisper-small", "no-such-size"],
 )
 def test_model_not_available_offline(model: str, tmp_path: Path) -> None:
-    started = time.monotonic()
+    # Offline: it fails at once with a clear reason (a network wait would hit the test timeout).
     with pytest.raises(PipelineError) as caught:
         FasterWhisperEngine(model, download_root=str(tmp_path / "hub"))
     assert caught.value.code == "model_unavailable"
     assert model in caught.value.message
-    assert time.monotonic() - started < 5.0
 
 
 def test_model_directory_missing_or_invalid(tmp_path: Path) -> None:
