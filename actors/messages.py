@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.models import EventType, Job, JobEvent, JobStatus
+from storage.models import Job, JobEvent, JobStatus
 from storage.schemas import JobPublic, iso_z
-
-TERMINAL_EVENTS = {EventType.completed.value, EventType.failed.value, EventType.cancelled.value}
 
 
 def _value(x: Any) -> Any:

@@ -23,8 +23,7 @@ import ray
 
 from actors.stage_files import remove_stale, stage_in, stage_out, stage_workspace
 from config.logging import bind_job, configure_logging
-from deployments.model_calls import raise_error
-from pipeline.errors import PipelineError, StageCancelled
+from pipeline.errors import PipelineError, StageCancelled, error_from_dict
 from pipeline.stages import StageInput, StageOutput, run_stage
 from pipeline.types import CancelToken, ProgressCallback
 from storage.stores import StorageConfig, node_scratch, open_store
@@ -104,7 +103,7 @@ class ServeModels:
                 if item["type"] == "progress":
                     progress(item["fraction"], item["message"])
                 elif item["type"] == "error":
-                    raise_error(item["error"])
+                    raise error_from_dict(item["error"])
                 else:
                     result: dict[str, Any] = item["result"]
                     return result

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from pipeline.errors import PipelineError, StageCancelled
+from pipeline.errors import PipelineError
 from pipeline.types import CancelToken, ProgressCallback
 
 Work = Callable[[ProgressCallback, CancelToken], Any]
@@ -59,18 +59,6 @@ async def stream_work(work: Work) -> AsyncIterator[dict[str, Any]]:
             cancel.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(future), 30)
-
-
-def raise_error(error: dict[str, Any]) -> None:
-    """Turn an `{"type": "error"}` payload back into the `PipelineError` it came from."""
-    code = str(error.get("code", "model_error"))
-    if code == "cancelled":
-        raise StageCancelled(str(error.get("message", "cancelled")))
-    raise PipelineError(
-        str(error.get("message", "model call failed")),
-        code=code,
-        retryable=bool(error.get("retryable", False)),
-    )
 
 
 def cuda_devices() -> int:

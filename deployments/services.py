@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import ray
 import ray.exceptions as rex
 
 from actors.job_coordinator import get_coordinator, get_hub
@@ -95,9 +94,3 @@ class IngressServices:
     def refresh_hub(self) -> Any:
         self.hub = get_hub(self.settings)
         return self.hub
-
-
-def ensure_ray(settings: Settings) -> None:
-    """For running the FastAPI app outside Serve (tests, uvicorn): connect to Ray."""
-    if not ray.is_initialized():
-        ray.init(namespace=settings.ray_namespace, ignore_reinit_error=True)

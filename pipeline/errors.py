@@ -6,6 +6,8 @@ stage modules; only the ingress turns them into HTTP status codes.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PipelineError(Exception):
     """A stage failed. `code` is a stable machine-readable reason, `message` is for people."""
@@ -74,3 +76,16 @@ class StorageError(PipelineError):
 
     code = "storage_error"
     retryable = True
+
+
+def error_from_dict(error: dict[str, Any]) -> PipelineError:
+    """The `PipelineError` an error payload (`PipelineError.to_dict()`, as the model
+    deployments stream it) came from; code "cancelled" is a `StageCancelled`."""
+    code = str(error.get("code", "model_error"))
+    if code == "cancelled":
+        return StageCancelled(str(error.get("message", "cancelled")))
+    return PipelineError(
+        str(error.get("message", "model call failed")),
+        code=code,
+        retryable=bool(error.get("retryable", False)),
+    )

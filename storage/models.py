@@ -100,10 +100,6 @@ TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
 )
 """Statuses in which no work is scheduled; the job stays put until someone acts on it."""
 
-ACTIVE_STATUSES: frozenset[JobStatus] = frozenset(
-    {JobStatus.pending, JobStatus.queued, JobStatus.processing}
-)
-
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.pending: frozenset({JobStatus.queued, JobStatus.cancelled, JobStatus.failed}),
     JobStatus.queued: frozenset({JobStatus.processing, JobStatus.cancelled, JobStatus.failed}),
