@@ -67,13 +67,16 @@ def test_model_replicas_take_their_gpu_share(app: VpaApp) -> None:
 def _scale_under_load(deployment: str, call: Any) -> list[int]:
     """Replica counts of `deployment` seen while 6 threads keep calling `call()`."""
     seen: list[int] = []
+    errors: list[dict[str, Any]] = []  # model errors, asserted below (not lost in a thread)
     stop = threading.Event()
 
     def load() -> None:
         while not stop.is_set():
-            for item in call():
-                if item["type"] == "error":
-                    raise AssertionError(item)
+            try:
+                errors.extend(item for item in call() if item["type"] == "error")
+            except Exception as exc:  # a failed call, reported to the test below
+                errors.append({"type": "exception", "error": repr(exc)})
+                return
 
     def watch() -> None:
         while not stop.is_set():
@@ -92,6 +95,7 @@ def _scale_under_load(deployment: str, call: Any) -> list[int]:
         stop.set()
         for t in threads:
             t.join(120)
+    assert errors == []
     return seen
 
 
