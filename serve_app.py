@@ -70,7 +70,6 @@ def model_options(settings: Settings, name: str) -> dict[str, Any]:
 def model_deployments(settings: Settings) -> tuple[serve.Application, serve.Application]:
     """The Transcriber and Analyzer, each on a share of a GPU when ENABLE_GPU is on."""
     device = "auto" if settings.enable_gpu else "cpu"
-    store = storage_config(settings)
     transcriber = cast(Any, Transcriber).options(**model_options(settings, "transcriber"))
     analyzer = cast(Any, Analyzer).options(**model_options(settings, "analyzer"))
     return (
@@ -80,7 +79,7 @@ def model_deployments(settings: Settings) -> tuple[serve.Application, serve.Appl
             device,
             settings.whisper_max_loaded_models,
             settings.transcriber_max_ongoing_requests,
-            store,
+            storage=storage_config(settings),
         ),
         analyzer.bind(settings.spacy_model, settings.sentiment_model, device),
     )

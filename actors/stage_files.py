@@ -77,7 +77,7 @@ def stage_in(
     for name in input_files(stage, inp.checkpoints):
         with contextlib.suppress(FileNotFoundError), store_errors(f"reading {name}"):
             path = store.stage_in(job_key(inp.job_id, name), work / name)
-            moved += 0 if path.is_symlink() else path.stat().st_size
+            moved += path.stat().st_size if store.remote else 0
     return replace(inp, work_dir=str(work)), moved
 
 
@@ -92,7 +92,7 @@ def stage_out(store: ArtifactStore, job_id: str, output: StageOutput) -> StageOu
             key = job_key(job_id, Path(spec.path).name)
             with store_errors(f"storing {key}"):
                 size = store.put_file(Path(spec.path), key)
-                moved += 0 if store.local_path(key) is not None else size
+                moved += size if store.remote else 0
             done.append(replace(spec, key=key, size_bytes=size))
     except BaseException:
         with contextlib.suppress(Exception):

@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from deployments.services import IngressServices
 from deployments.zip_stream import ZipMember, iter_zip
-from storage.artifacts import ArtifactPathError
+from storage.artifacts import job_prefix
 from storage.models import Artifact
 from storage.schemas import ArtifactPublic, JobPublic
 
@@ -32,12 +32,9 @@ def _members(
     members: list[ZipMember] = []
     missing: list[str] = []
     store = services.store
+    stored = set(store.list_keys(job_prefix(job.id)))  # one listing, not a request per file
     for artifact in artifacts:
-        try:
-            present = store.exists(artifact.storage_path)
-        except ArtifactPathError:
-            present = False
-        if not present:
+        if artifact.storage_path not in stored:
             missing.append(artifact.filename)
             continue
         members.append(

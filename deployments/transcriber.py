@@ -67,12 +67,13 @@ class Transcriber:
         device: str = "cpu",
         max_models: int = 2,
         concurrency: int = 4,
-        storage: StorageConfig | None = None,
+        *,
+        storage: StorageConfig,
     ) -> None:
         # Audio arrives as an artifact store key, read from the store on this replica's
         # node (downloaded into its scratch directory when the store is object storage).
         self._storage = storage
-        self._store = open_store(storage) if storage is not None else None
+        self._store = open_store(storage)
         self._engine_name = engine
         self._default_model = model
         self._device: Device = "cuda" if resolve_device(device) == "cuda" else "cpu"
@@ -92,8 +93,7 @@ class Transcriber:
     async def transcribe(
         self, audio_key: str, options: dict[str, Any], model: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
-        """Transcribe the audio stored under `audio_key` (with no store configured, a
-        local path: tests and benchmarks that call the deployment directly)."""
+        """Transcribe the audio stored under `audio_key` in the artifact store."""
         name = model or self._default_model
 
         def work(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
@@ -110,14 +110,11 @@ class Transcriber:
     @contextlib.contextmanager
     def _audio_file(self, key: str) -> Iterator[tuple[Path, int]]:
         """The audio as a local file, and the bytes downloaded to get it."""
-        if self._storage is None or self._store is None:
-            yield Path(key), 0
-            return
         node = ray.get_runtime_context().get_node_id()
         scratch = node_scratch(self._storage, node) / "transcriber"
         try:
             with staged_file(self._store, key, scratch) as path:
-                yield path, 0 if self._store.local_path(key) is not None else path.stat().st_size
+                yield path, path.stat().st_size if self._store.remote else 0
         except FileNotFoundError as exc:
             raise MediaError(f"the audio {key!r} is missing from the artifact store") from exc
 

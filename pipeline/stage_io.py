@@ -88,10 +88,8 @@ def checkpoint_key(inp: StageInput, stage: str) -> str:
 
 
 def checkpoint_file(inp: StageInput, stage: str) -> Path:
-    try:
-        name = inp.checkpoints[stage]["file"]
-    except KeyError as exc:
-        raise PipelineError(f"stage {stage!r} has no checkpoint to resume from") from exc
+    """The completed stage's output in this stage's work dir (the stage task put it there)."""
+    name = checkpoint_name(inp, stage)
     path = Path(inp.work_dir) / name
     if not path.is_file():
         raise MediaError(f"the {stage} output {name!r} is missing from the artifact store")

@@ -62,6 +62,11 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
 SRT_FILE = "transcript.srt"
 
 
+def srt_file(checkpoints: dict[str, dict[str, Any]]) -> str:
+    """The transcript's SRT file name (checkpoints from before it was recorded: the default)."""
+    return str(checkpoints.get("transcribe", {}).get("srt_file", SRT_FILE))
+
+
 def input_files(stage: str, checkpoints: dict[str, dict[str, Any]]) -> list[str]:
     """The file names `stage` needs from the store, given the checkpoints so far."""
     names = [
@@ -70,7 +75,7 @@ def input_files(stage: str, checkpoints: dict[str, dict[str, Any]]) -> list[str]
         if "file" in checkpoints.get(s, {})
     ]
     if stage == "subtitles" and "transcribe" in checkpoints:
-        names.append(str(checkpoints["transcribe"].get("srt_file", SRT_FILE)))
+        names.append(srt_file(checkpoints))
     return names
 
 
@@ -123,8 +128,7 @@ def _check_clip_source(inp: StageInput, path: Path) -> None:
 
 def _subtitles(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
     source = checkpoint_file(inp, "fetch")
-    srt_name = inp.checkpoints.get("transcribe", {}).get("srt_file", SRT_FILE)
-    srt = Path(inp.work_dir) / srt_name
+    srt = Path(inp.work_dir) / srt_file(inp.checkpoints)
     if not srt.is_file():
         raise MediaError("the transcript's SRT file is missing from the artifact store")
     if not srt.read_text(encoding="utf-8").strip():

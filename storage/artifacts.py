@@ -80,6 +80,8 @@ class ArtifactStore(ABC):
     """Objects produced by jobs, by key. Implementations are safe to use from threads."""
 
     url: str
+    # whether reads and writes cross a network (object storage) rather than the local disk
+    remote: bool = False
 
     @abstractmethod
     def put_file(self, local: Path, key: str) -> int:

@@ -29,6 +29,8 @@ UPLOAD_CONCURRENCY = 4
 
 
 class S3ArtifactStore(ArtifactStore):
+    remote = True
+
     def __init__(
         self,
         bucket: str,

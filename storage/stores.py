@@ -87,16 +87,10 @@ def node_scratch(config: StorageConfig, node_id: str) -> Path:
 
 @contextlib.contextmanager
 def staged_file(store: ArtifactStore, key: str, scratch: Path) -> Iterator[Path]:
-    """The object as a local file for the duration of the block: the file itself where the
-    store is local, otherwise a download into `scratch`, removed afterwards."""
-    local = store.local_path(key)
-    if local is not None:
-        if not local.is_file():
-            raise FileNotFoundError(key)
-        yield local
-        return
+    """The object as a local file for the duration of the block (`ArtifactStore.stage_in`
+    into a directory of its own under `scratch`, removed afterwards)."""
     work = scratch / f"in-{uuid.uuid4().hex[:12]}"
     try:
-        yield store.get_file(key, work / Path(key).name)
+        yield store.stage_in(key, work / Path(key).name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
