@@ -127,3 +127,11 @@ def test_transcriber_scales_between_its_bounds(
     infos = _replica_infos("Transcriber", 2)
     assert len(infos) == 2
     assert all(i["assigned_resources"].get("GPU") == pytest.approx(0.4) for i in infos.values())
+
+
+def test_audio_missing_from_the_store_is_a_clear_error(app: VpaApp) -> None:
+    handle: Any = serve.get_deployment_handle("Transcriber", app_name="vpa").options(stream=True)
+    key = job_key(uuid.uuid4(), "audio.wav")
+    items = list(handle.transcribe.remote(key, {"language": "en"}))
+    assert items[-1]["type"] == "error", items
+    assert "missing from the artifact store" in items[-1]["error"]["message"]

@@ -15,6 +15,7 @@ import pytest
 from actors.coordinator_config import CoordinatorConfig
 from actors.job_runner import JobRunner
 from actors.stage_files import remove_stale, stage_in, stage_out, stage_workspace
+from pipeline.errors import StorageError
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput
 from storage.artifacts import job_key, job_prefix
 from storage.db import create_db_engine, init_db
@@ -22,6 +23,7 @@ from storage.local_store import LocalArtifactStore
 from storage.models import Artifact, JobType
 from storage.repository import JobRepository
 from storage.schemas import JobCreate
+from storage.stores import StorageConfig, open_store
 
 
 @pytest.fixture
@@ -142,3 +144,23 @@ def test_stale_job_directories_are_removed(tmp_path: Path) -> None:
     assert remove_stale(tmp_path, max_age_s=3600) == [old]
     assert not old.exists() and fresh.is_dir()
     assert remove_stale(tmp_path / "missing", max_age_s=1) == []
+
+
+def test_a_store_that_refuses_fails_the_stage_retryably(s3_server: Any, tmp_path: Path) -> None:
+    refusing = open_store(
+        StorageConfig(
+            artifact_url=s3_server.artifact_url("refused"),
+            scratch_dir=str(tmp_path),
+            s3_endpoint_url=s3_server.endpoint_url,
+            aws_access_key_id=s3_server.access_key_id,
+            aws_secret_access_key="not-the-secret",
+            aws_region=s3_server.region,
+        )
+    )
+    audio = tmp_path / "audio.wav"
+    audio.write_bytes(b"x")
+    with pytest.raises(StorageError, match="storing") as caught:
+        stage_out(
+            refusing, str(uuid.uuid4()), StageOutput({}, [ArtifactSpec("audio", str(audio), "wav")])
+        )
+    assert caught.value.code == "storage_error" and caught.value.retryable
