@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.types import FetchOptions
+from pipeline.options import FetchOptions
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from actors.progress import ProgressHub
 from actors.stage_task import ServeModels, submit_stage
 from config.logging import setup_logging
 from config.settings import Settings
+from pipeline.options import FetchOptions
 from pipeline.stages import StageInput, StageOutput
-from pipeline.types import FetchOptions
 from storage.db import create_db_engine, init_db
 from storage.repository import JobRepository
 from storage.schemas import JobCreate, JobPublic

@@ -4,7 +4,7 @@ Progress goes back to the coordinator as fire-and-forget actor calls, throttled 
 chatty stage (yt-dlp calls its hook per chunk) costs the coordinator a few calls a second.
 Cancellation arrives two ways. A watcher thread asks the coordinator twice a second whether
 this attempt should stop and sets the stage's `CancelToken`, which every stage polls
-(`pipeline.ffmpeg.run_ffmpeg` kills its child and the stage removes its partial files).
+(`pipeline.media.ffmpeg.run_ffmpeg` kills its child and the stage removes its partial files).
 `ray.cancel(ref)` also raises KeyboardInterrupt in the task, but that asynchronous exception
 can land where it is swallowed (in a fork handler of `subprocess.Popen`, say), so it is only
 the backstop; after CANCEL_GRACE_S the coordinator force-kills the worker.

@@ -19,8 +19,9 @@ from typing import get_args
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from pipeline.analyze import AnalyzeOptions, analyze
-from pipeline.nlp_models import Precision, load_models
+from pipeline.analysis.analyze import analyze
+from pipeline.analysis.nlp_models import Precision, load_models
+from pipeline.options import AnalyzeOptions
 
 
 def _words(text: str) -> list[str]:

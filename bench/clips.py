@@ -47,8 +47,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.cutting import CutOptions, cut_clip, keyframe_times, snap_to_frames
-from pipeline.ffmpeg import ffmpeg_exe, probe
+from pipeline.clips.cutting import CutOptions, cut_clip, keyframe_times, snap_to_frames
+from pipeline.media.ffmpeg import ffmpeg_exe, probe
 from pipeline.types import CancelToken
 
 CACHE = Path(tempfile.gettempdir()) / "vpa-bench-clips"

@@ -62,8 +62,9 @@ import httpx  # noqa: E402
 from fastapi import WebSocket, WebSocketDisconnect  # noqa: E402
 
 from bench.common import serve_media, tree_text  # noqa: E402
+from pipeline.options import FetchOptions  # noqa: E402
 from pipeline.stages import StageInput, run_stage  # noqa: E402
-from pipeline.types import CancelToken, FetchOptions  # noqa: E402
+from pipeline.types import CancelToken  # noqa: E402
 from storage.schemas import JobCreate  # noqa: E402
 
 NAMESPACE = "vpa-bench"
@@ -597,8 +598,8 @@ def _noop_progress(fraction: float, message: str) -> None:
 
 
 def _pool_init() -> None:
-    import pipeline.audio
-    import pipeline.fetch
+    import pipeline.media.audio
+    import pipeline.media.fetch
 
     del pipeline  # imported for their side effect: a warm worker
 

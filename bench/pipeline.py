@@ -314,7 +314,7 @@ def wait_for_quiet(max_wait_s: float, busy_limit: float, notes: list[str]) -> No
 
 
 def ffmpeg(*args: str) -> None:
-    from pipeline.ffmpeg import ffmpeg_exe
+    from pipeline.media.ffmpeg import ffmpeg_exe
 
     subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
@@ -325,7 +325,7 @@ def ffmpeg(*args: str) -> None:
 
 def make_video(minutes: float, size: str) -> Path:
     """The benchmark video (cached): testsrc2 + the speech clip looped, h264/AAC in MP4."""
-    from pipeline.ffmpeg import probe
+    from pipeline.media.ffmpeg import probe
 
     duration_s = round(minutes * 60.0, 3)
     speech_tag = hashlib.sha256(SPEECH.read_bytes()).hexdigest()[:8]
@@ -391,8 +391,8 @@ class LocalModels:
     models loaded once, here, before anything is timed."""
 
     def __init__(self, settings: Any) -> None:
-        from pipeline.nlp_models import load_models
-        from pipeline.transcribe import load_engine
+        from pipeline.analysis.nlp_models import load_models
+        from pipeline.transcription.cache import load_engine
 
         self.work_dir = Path(".")  # where the stages run (set by run_alone)
         t0 = time.perf_counter()
@@ -413,7 +413,7 @@ class LocalModels:
         self, audio_key: str, options: dict[str, Any], progress: Any, cancel: Any
     ) -> dict[str, Any]:
         from deployments.transcriber import transcribe_options
-        from pipeline.transcribe import transcribe_audio
+        from pipeline.transcription.engine import transcribe_audio
 
         # The stages name the audio by its store key (<job id>/<file>); alone, every stage
         # works in one directory, where the file is.
@@ -447,8 +447,9 @@ class AloneRun:
 
 
 def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) -> AloneRun:
+    from pipeline.options import FetchOptions
     from pipeline.stages import STAGE_CHAINS, StageInput, run_stage
-    from pipeline.types import CancelToken, FetchOptions
+    from pipeline.types import CancelToken
 
     log("stages alone: loading the models ...")
     models = LocalModels(settings)
@@ -907,7 +908,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_media(args.serve_media)
         return 0
 
-    from pipeline.ffmpeg import probe
+    from pipeline.media.ffmpeg import probe
     from pipeline.stages import STAGE_CHAINS
     from storage.schemas import JobCreate
 

@@ -41,7 +41,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.ffmpeg import ffmpeg_exe, probe
+from pipeline.media.ffmpeg import ffmpeg_exe, probe
 
 ASSETS = Path(__file__).resolve().parent.parent / "tests" / "assets"
 SPEECH = ASSETS / "speech_en.ogg"
@@ -130,9 +130,10 @@ def measure_setting(
 ) -> dict[str, Any]:
     import faster_whisper  # noqa: F401  (imported before the baseline, as in the plain run)
 
-    from pipeline.transcribe import TranscribeOptions, transcribe_audio
+    from pipeline.options import TranscribeOptions
+    from pipeline.transcription.engine import transcribe_audio
+    from pipeline.transcription.whisper_engines import FasterWhisperEngine
     from pipeline.types import CancelToken
-    from pipeline.whisper_engines import FasterWhisperEngine
 
     with PeakRss() as rss:
         engine = FasterWhisperEngine(MODEL, compute_type=compute_type)
@@ -154,8 +155,8 @@ def measure_plain_faster_whisper(audio: str) -> dict[str, Any]:
     """faster-whisper as documented: the whole file decoded and featurised up front."""
     from faster_whisper import WhisperModel
 
-    from pipeline.whisper_engines import default_cpu_threads
-    from pipeline.whisper_models import resolve_faster_whisper_model
+    from pipeline.transcription.whisper_engines import default_cpu_threads
+    from pipeline.transcription.whisper_models import resolve_faster_whisper_model
 
     with PeakRss() as rss:
         model = WhisperModel(
@@ -181,8 +182,8 @@ def measure_plain_faster_whisper(audio: str) -> dict[str, Any]:
 def measure_decode(audio: str, windowed: bool) -> dict[str, Any]:
     from faster_whisper.audio import decode_audio
 
-    from pipeline.audio_windows import iter_audio_windows
-    from pipeline.whisper_engines import FASTER_WHISPER_WINDOW_S
+    from pipeline.media.audio_windows import iter_audio_windows
+    from pipeline.transcription.whisper_engines import FASTER_WHISPER_WINDOW_S
 
     with PeakRss() as rss, timer() as elapsed:
         if windowed:
@@ -200,9 +201,10 @@ def measure_decode(audio: str, windowed: bool) -> dict[str, Any]:
 
 
 def measure_concurrency(audio: str, reference: str, mode: str) -> dict[str, Any]:
-    from pipeline.transcribe import TranscribeOptions, TranscriptResult
+    from pipeline.options import TranscribeOptions
+    from pipeline.results import TranscriptResult
+    from pipeline.transcription.whisper_engines import FasterWhisperEngine
     from pipeline.types import CancelToken
-    from pipeline.whisper_engines import FasterWhisperEngine
 
     if mode == "sequential":
         engine = FasterWhisperEngine(MODEL)
@@ -279,7 +281,7 @@ def section_settings(audio: Path, reference: str, *, every: bool) -> list[dict[s
 def section_memory(
     tmp: Path, audio: Path, ours: dict[str, Any], clip_s: float, long_hours: float
 ) -> None:
-    from pipeline.whisper_engines import FASTER_WHISPER_WINDOW_S
+    from pipeline.transcription.whisper_engines import FASTER_WHISPER_WINDOW_S
 
     print("\n## 2. Memory on long input\n")
     print("| what | seconds | peak RSS MB | above process start MB |")

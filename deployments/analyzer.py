@@ -13,9 +13,10 @@ from typing import Any
 from ray import serve
 
 from deployments.model_calls import replica_info, resolve_device, stream_work
-from pipeline.analyze import AnalyzeOptions, analyze
+from pipeline.analysis.analyze import analyze
+from pipeline.analysis.nlp_models import NlpModels, load_models
 from pipeline.errors import PipelineError
-from pipeline.nlp_models import NlpModels, load_models
+from pipeline.options import AnalyzeOptions
 from pipeline.types import CancelToken, ProgressCallback
 
 log = logging.getLogger("vpa.analyzer")

@@ -25,7 +25,7 @@ from deployments.ranged import object_response
 from deployments.services import CoordinatorUnavailable, IngressServices
 from deployments.ws import build_ws_router
 from pipeline.errors import PolicyError
-from pipeline.urlpolicy import check_url
+from pipeline.media.urlpolicy import check_url
 from storage.artifacts import ArtifactPathError
 from storage.models import JobStatus, JobType
 from storage.schemas import (

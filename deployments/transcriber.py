@@ -1,6 +1,6 @@
 """The Transcriber deployment: Whisper behind Ray Serve, autoscaled, on GPUs when asked.
 
-Each replica keeps an LRU of loaded models (`pipeline.transcribe.ModelCache`), so several
+Each replica keeps an LRU of loaded models (`pipeline.transcription.engine.ModelCache`), so several
 models are served at once and a model loads once per replica, never per job. Requests
 stream progress (the share of audio seconds transcribed) and then the transcript.
 """
@@ -18,13 +18,9 @@ from ray import serve
 
 from deployments.model_calls import replica_info, resolve_device, stream_work
 from pipeline.errors import MediaError
-from pipeline.transcribe import (
-    Device,
-    ModelCache,
-    TranscribeOptions,
-    load_engine,
-    transcribe_audio,
-)
+from pipeline.options import TranscribeOptions
+from pipeline.transcription.cache import ModelCache, load_engine
+from pipeline.transcription.engine import Device, transcribe_audio
 from pipeline.types import CancelToken, ProgressCallback
 from storage.stores import StorageConfig, node_scratch, open_store, staged_file
 

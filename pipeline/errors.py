@@ -78,6 +78,12 @@ class StorageError(PipelineError):
     retryable = True
 
 
+class TranscriptionError(PipelineError):
+    """Speech recognition failed: the model or engine is missing, or decoding broke."""
+
+    code = "transcription_failed"
+
+
 def error_from_dict(error: dict[str, Any]) -> PipelineError:
     """The `PipelineError` an error payload (`PipelineError.to_dict()`, as the model
     deployments stream it) came from; code "cancelled" is a `StageCancelled`."""

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.errors import MediaError, PipelineError
-from pipeline.types import CancelToken, FetchOptions, ProgressCallback
+from pipeline.options import FetchOptions
+from pipeline.types import CancelToken, ProgressCallback
 
 
 @dataclass(frozen=True)

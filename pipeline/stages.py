@@ -12,12 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.audio import extract_audio
-from pipeline.clip_stage import CLIP_JOB_TYPES, check_clip_options, run_clips
+from pipeline.clips.stage import CLIP_JOB_TYPES, check_clip_options, run_clips
 from pipeline.errors import MediaError, PipelineError
-from pipeline.fetch import fetch
-from pipeline.ffmpeg import probe
-from pipeline.soft_subtitles import mux_subtitles
+from pipeline.media.audio import extract_audio
+from pipeline.media.fetch import fetch
+from pipeline.media.ffmpeg import probe
+from pipeline.media.soft_subtitles import mux_subtitles
+from pipeline.options import AudioOptions
+from pipeline.results import TranscriptResult
 from pipeline.stage_io import (
     ArtifactSpec,
     ModelServices,
@@ -26,9 +28,8 @@ from pipeline.stage_io import (
     checkpoint_file,
     checkpoint_key,
 )
-from pipeline.subtitles import write_subtitles
-from pipeline.transcribe import TranscriptResult
-from pipeline.types import AudioOptions, CancelToken, ProgressCallback
+from pipeline.transcription.subtitles import write_subtitles
+from pipeline.types import CancelToken, ProgressCallback
 
 STAGE_CHAINS: dict[str, tuple[str, ...]] = {
     "audio_extraction": ("fetch", "audio"),

@@ -1,6 +1,6 @@
 """The ffmpeg processes behind a job, followed by the pid its stage reports, never by name.
 
-`pipeline.ffmpeg.run_ffmpeg` names its child in every progress message ("ffmpeg pid 1234
+`pipeline.media.ffmpeg.run_ffmpeg` names its child in every progress message ("ffmpeg pid 1234
 running", then "... s processed (ffmpeg pid 1234)"), and those messages reach the job's
 `status_message` and its event log. A test reads the pid back from there, holds the exact
 process with psutil (which also notices a pid taken over by a new process), and can check
@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.media.ffmpeg import ffmpeg_exe
 from tests.integration.conftest import VpaApp
 
 _PID_RE = re.compile(r"\bffmpeg pid (\d+)\b")

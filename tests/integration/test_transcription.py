@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.media.ffmpeg import ffmpeg_exe
 from tests.fixtures.speech import word_error_rate
 from tests.integration.conftest import VpaApp
 

@@ -17,11 +17,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline import transcript_text
-from pipeline.analyze import AnalyzeOptions, analyze, chapter_starts, mmr, sentiment_label
+from pipeline.analysis import transcript_text
+from pipeline.analysis.analyze import analyze, chapter_starts, mmr, sentiment_label
+from pipeline.analysis.nlp_models import (
+    NlpModels,
+    label_valences,
+    load_models,
+    load_sentiment_scorer,
+)
+from pipeline.analysis.taxonomy import TAXONOMY
 from pipeline.errors import PipelineError
-from pipeline.nlp_models import NlpModels, label_valences, load_models, load_sentiment_scorer
-from pipeline.taxonomy import TAXONOMY
+from pipeline.options import AnalyzeOptions
 from tests.fixtures.models import tiny_sentiment_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

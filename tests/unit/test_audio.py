@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.audio import QUALITY_PRESETS, extract_audio
 from pipeline.errors import MediaError, StageCancelled
-from pipeline.ffmpeg import probe
-from pipeline.types import AudioFormat, AudioOptions, AudioQuality, CancelToken
+from pipeline.media.audio import QUALITY_PRESETS, extract_audio
+from pipeline.media.ffmpeg import probe
+from pipeline.options import AudioFormat, AudioOptions, AudioQuality
+from pipeline.types import CancelToken
 from tests.fixtures.media import SampleMedia, make_audio_only, make_truncated, make_video
 
 CODECS = {"wav": "pcm_s16le", "mp3": "mp3", "flac": "flac"}

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.clip_score import WEIGHTS, score_clip
-from pipeline.clip_select import (
+from pipeline.clips.score import WEIGHTS, score_clip
+from pipeline.clips.select import (
     ClipPlan,
     SelectOptions,
     candidates,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.clip_select import ClipPlan
-from pipeline.clip_stage import (
+from pipeline.clips.select import ClipPlan
+from pipeline.clips.stage import (
     _no_clips_reason,
     artifact_id,
     check_clip_options,
@@ -13,10 +13,10 @@ from pipeline.clip_stage import (
     frame_range,
 )
 from pipeline.errors import PipelineError
-from pipeline.ffmpeg import MediaInfo
-from pipeline.soft_subtitles import container_for
-from pipeline.subtitles import to_srt
-from pipeline.transcribe import Segment, TranscriptResult, Word
+from pipeline.media.ffmpeg import MediaInfo
+from pipeline.media.soft_subtitles import container_for
+from pipeline.results import Segment, TranscriptResult, Word
+from pipeline.transcription.subtitles import to_srt
 
 
 def _segment(i: int, start: float, words: list[tuple[float, float, str]]) -> Segment:

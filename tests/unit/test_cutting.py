@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cutting import CutOptions, CutResult, cut_clip, output_size, snap_to_frames
+from pipeline.clips.cutting import CutOptions, CutResult, cut_clip, output_size, snap_to_frames
+from pipeline.clips.keyframes import ffconcat_listing, keyframe_times, plan_smart
+from pipeline.clips.thumbnails import make_thumbnail
+from pipeline.clips.video_filters import filter_value
 from pipeline.errors import MediaError, StageCancelled
-from pipeline.ffmpeg import ffmpeg_exe, probe
-from pipeline.keyframes import ffconcat_listing, keyframe_times, plan_smart
-from pipeline.thumbnails import make_thumbnail
+from pipeline.media.ffmpeg import ffmpeg_exe, probe
 from pipeline.types import CancelToken
-from pipeline.video_filters import filter_value
 from tests.fixtures.media import make_audio_only, make_not_media, make_video
 
 FPS = 25

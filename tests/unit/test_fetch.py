@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
-import pipeline.fetch as fetch_module
+import pipeline.media.fetch as fetch_module
 from pipeline.errors import DownloadError, MediaError, PolicyError, StageCancelled
-from pipeline.fetch import fetch
-from pipeline.types import CancelToken, FetchOptions, FetchResult
-from pipeline.urlpolicy import check_url
+from pipeline.media.fetch import fetch
+from pipeline.media.urlpolicy import check_url
+from pipeline.options import FetchOptions
+from pipeline.results import FetchResult
+from pipeline.types import CancelToken
 from tests.fixtures.media import MediaServer, SampleMedia, html_video_page
 
 LOCAL = FetchOptions(allow_private_urls=True, socket_timeout_s=5.0)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import MediaError, StageCancelled, StageTimeout
-from pipeline.ffmpeg import ffmpeg_exe, has_encoder, probe, run_ffmpeg
+from pipeline.media.ffmpeg import ffmpeg_exe, has_encoder, probe, run_ffmpeg
 from pipeline.types import CancelToken
 from tests.fixtures.media import SampleMedia, make_audio_only, make_video
 
@@ -114,7 +114,7 @@ def test_probe_killed_by_a_signal_is_retryable(
     killed = tmp_path / "ffmpeg"
     killed.write_text("#!/bin/sh\nkill -9 $$\n")
     killed.chmod(0o755)
-    monkeypatch.setattr("pipeline.ffmpeg.ffmpeg_exe", lambda: str(killed))
+    monkeypatch.setattr("pipeline.media.ffmpeg.ffmpeg_exe", lambda: str(killed))
     with pytest.raises(MediaError, match="killed by signal 9") as caught:
         probe(make_audio_only(tmp_path / "a.flac"))
     assert caught.value.code == "ffmpeg_failed" and caught.value.retryable
@@ -139,7 +139,7 @@ def test_probe_asks_again_when_ffmpeg_fails_without_a_reason(
 ) -> None:
     media = make_audio_only(tmp_path / "a.flac")
     script, calls = _flaky_ffmpeg(tmp_path, failures=1)
-    monkeypatch.setattr("pipeline.ffmpeg.ffmpeg_exe", lambda: str(script))
+    monkeypatch.setattr("pipeline.media.ffmpeg.ffmpeg_exe", lambda: str(script))
     assert probe(media).has_audio
     assert len(calls.read_text().splitlines()) == 2
 
@@ -149,7 +149,7 @@ def test_probe_failing_twice_without_a_reason_is_retryable(
 ) -> None:
     media = make_audio_only(tmp_path / "a.flac")
     script, calls = _flaky_ffmpeg(tmp_path, failures=2)
-    monkeypatch.setattr("pipeline.ffmpeg.ffmpeg_exe", lambda: str(script))
+    monkeypatch.setattr("pipeline.media.ffmpeg.ffmpeg_exe", lambda: str(script))
     with pytest.raises(MediaError, match=r"did not say why .*exit code 1; something odd") as caught:
         probe(media)
     assert caught.value.code == "ffmpeg_failed" and caught.value.retryable
@@ -255,7 +255,7 @@ def test_ffmpeg_dies_with_its_parent_process() -> None:
         "        print(proc.pid, flush=True)\n"
         "    return proc\n"
         "subprocess.Popen = popen\n"
-        "from pipeline.ffmpeg import run_ffmpeg\n"
+        "from pipeline.media.ffmpeg import run_ffmpeg\n"
         f"run_ffmpeg({SLOW_ARGS!r}, expected_duration_s=None, progress=None, cancel=None)\n"
     )
     parent = subprocess.Popen(

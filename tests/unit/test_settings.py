@@ -111,7 +111,7 @@ def test_log_file_rotates_and_job_lines_carry_the_job_id(tmp_path: Path) -> None
 
         def in_job() -> None:
             bind_job("5678-ef")
-            logging.getLogger("pipeline.fetch").warning("library line")
+            logging.getLogger("pipeline.media.fetch").warning("library line")
 
         contextvars.copy_context().run(in_job)
         for handler in logging.getLogger("vpa").handlers:

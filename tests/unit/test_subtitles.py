@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.subtitles import (
+from pipeline.options import TranscribeOptions
+from pipeline.results import Segment, TranscriptResult, Word
+from pipeline.transcription.subtitles import (
     format_timestamp,
     segment_cues,
     to_json,
@@ -20,9 +22,8 @@ from pipeline.subtitles import (
     to_vtt,
     write_subtitles,
 )
-from pipeline.transcribe import Segment, TranscribeOptions, TranscriptResult, Word
+from pipeline.transcription.whisper_engines import FasterWhisperEngine
 from pipeline.types import CancelToken
-from pipeline.whisper_engines import FasterWhisperEngine
 from tests.fixtures.speech import SpeechSample, normalise_words
 
 SRT_TIME = r"(\d{2}):(\d{2}):(\d{2}),(\d{3})"

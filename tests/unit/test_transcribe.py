@@ -18,23 +18,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.audio_windows import SAMPLE_RATE_HZ, iter_audio_windows
-from pipeline.errors import MediaError, PipelineError, StageCancelled
-from pipeline.transcribe import (
-    ModelCache,
-    Segment,
-    TranscribeOptions,
-    TranscriptionEngine,
-    TranscriptionError,
-    TranscriptResult,
-    Word,
-    keep_segment,
-    load_engine,
-    transcribe_audio,
-)
+from pipeline.errors import MediaError, PipelineError, StageCancelled, TranscriptionError
+from pipeline.media.audio_windows import SAMPLE_RATE_HZ, iter_audio_windows
+from pipeline.options import TranscribeOptions
+from pipeline.results import Segment, TranscriptResult, Word
+from pipeline.transcription.cache import ModelCache, load_engine
+from pipeline.transcription.engine import TranscriptionEngine, keep_segment, transcribe_audio
+from pipeline.transcription.whisper_engines import FasterWhisperEngine, OpenAIWhisperEngine
+from pipeline.transcription.whisper_models import resolve_faster_whisper_model
 from pipeline.types import CancelToken
-from pipeline.whisper_engines import FasterWhisperEngine, OpenAIWhisperEngine
-from pipeline.whisper_models import resolve_faster_whisper_model
 from tests.fixtures.speech import SpeechSample, normalise_words, word_error_rate
 
 MAX_WER = 0.15

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import PolicyError
-from pipeline.urlpolicy import check_url, is_youtube_url
+from pipeline.media.urlpolicy import check_url, is_youtube_url
 
 
 def resolver(*addresses: str) -> Any:

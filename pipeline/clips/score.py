@@ -1,7 +1,7 @@
 """The highlight score of a clip of a transcript.
 
 `score_clip` rates a stretch [start, end] of the transcript's sentences
-(`pipeline.clip_transcript`): how well it stands on its own.
+(`pipeline.clips.transcript`): how well it stands on its own.
 
     score = speech_confidence * sum(WEIGHTS[k] * c[k]) / sum(WEIGHTS[k])   over available k
 
@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from pipeline.clip_transcript import ends_sentence, is_question
+from pipeline.clips.transcript import ends_sentence, is_question
 
 W_KEYWORDS = 0.25
 W_ENTITIES = 0.10

@@ -1,8 +1,9 @@
 """The topic taxonomy: the labels `analysis_results.topics` can hold.
 
 Each label has a description written as the vocabulary a transcript on that subject tends to
-use. The analysis stage embeds "label. description" once per process and scores a transcript
-(and each of its chapters) by cosine similarity to those embeddings; see `pipeline.analyze`.
+use. The analysis stage embeds "label. description" once per process and scores a
+transcript (and each of its chapters) by cosine similarity to those embeddings; see
+`pipeline.analysis.analyze`.
 Labels are lowercase, short and stable: clients filter on them. Add labels freely; renaming
 one breaks stored results' meaning.
 """

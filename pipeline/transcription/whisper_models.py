@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.transcribe import TranscriptionError
+from pipeline.errors import TranscriptionError
 
 _TRUTHY = {"1", "true", "yes", "on"}
 

@@ -7,15 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import MediaError, StageCancelled
-from pipeline.ffmpeg import has_encoder, probe, remove_quietly, run_ffmpeg
-from pipeline.types import (
-    AudioFormat,
-    AudioOptions,
-    AudioQuality,
-    AudioResult,
-    CancelToken,
-    ProgressCallback,
-)
+from pipeline.media.ffmpeg import has_encoder, probe, remove_quietly, run_ffmpeg
+from pipeline.options import AudioFormat, AudioOptions, AudioQuality
+from pipeline.results import AudioResult
+from pipeline.types import CancelToken, ProgressCallback
 
 AUDIO_STEM = "audio"
 

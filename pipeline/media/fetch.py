@@ -18,9 +18,11 @@ from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import ContentTooShortError, UnsupportedError
 
 from pipeline.errors import DownloadError, MediaError, PipelineError, PolicyError, StageCancelled
-from pipeline.ffmpeg import MediaInfo, ffmpeg_exe, probe, remove_quietly
-from pipeline.types import CancelToken, FetchOptions, FetchResult, ProgressCallback
-from pipeline.urlpolicy import check_url
+from pipeline.media.ffmpeg import MediaInfo, ffmpeg_exe, probe, remove_quietly
+from pipeline.media.urlpolicy import check_url
+from pipeline.options import FetchOptions
+from pipeline.results import FetchResult
+from pipeline.types import CancelToken, ProgressCallback
 
 log = logging.getLogger(__name__)
 

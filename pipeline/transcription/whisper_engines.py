@@ -1,7 +1,7 @@
 """The two Whisper engines: faster-whisper (CTranslate2, the default) and openai-whisper.
 
 Both read the audio in windows of two minutes at most, cut at the quietest moment near
-the window's end so no word is split (`pipeline.audio_windows`), and transcribe window
+the window's end so no word is split (`pipeline.media.audio_windows`), and transcribe window
 after window: memory stays bounded on a two-hour input (faster-whisper would otherwise
 decode the whole file and its spectrogram into memory), and cancellation and progress are
 checked between segments.
@@ -18,19 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.audio_windows import AudioWindow, audio_duration_s, iter_audio_windows
-from pipeline.errors import StageCancelled
-from pipeline.transcribe import (
-    Device,
-    Segment,
-    TranscribeOptions,
-    TranscriptionError,
-    TranscriptResult,
-    Word,
-    keep_segment,
+from pipeline.errors import StageCancelled, TranscriptionError
+from pipeline.media.audio_windows import AudioWindow, audio_duration_s, iter_audio_windows
+from pipeline.options import TranscribeOptions
+from pipeline.results import Segment, TranscriptResult, Word
+from pipeline.transcription.engine import Device, keep_segment
+from pipeline.transcription.whisper_models import (
+    hub_offline,
+    resolve_faster_whisper_model,
+    whisper_cache_dir,
 )
 from pipeline.types import CancelToken, ProgressCallback
-from pipeline.whisper_models import hub_offline, resolve_faster_whisper_model, whisper_cache_dir
 
 # faster-whisper: its spectrogram code holds ~40 MB per minute of audio at its peak, so
 # 2-minute windows keep a transcription's working memory near 100 MB whatever the length.

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 from pipeline.errors import MediaError, StageCancelled
-from pipeline.ffmpeg import probe, remove_quietly, run_ffmpeg
+from pipeline.media.ffmpeg import probe, remove_quietly, run_ffmpeg
 from pipeline.types import CancelToken
 
 JPEG_QUALITY = 3  # mjpeg -q:v, 2 (best) .. 31

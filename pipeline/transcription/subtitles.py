@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.transcribe import Segment, TranscriptResult
+from pipeline.results import Segment, TranscriptResult
 
 MAX_LINE_CHARS = 42
 MAX_LINES = 2

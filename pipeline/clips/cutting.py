@@ -45,11 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipeline.cut_progress import CutProgress, EitherCancel
-from pipeline.errors import MediaError, StageCancelled
-from pipeline.ffmpeg import MediaInfo, probe, remove_quietly, run_ffmpeg
-from pipeline.frames import DEFAULT_FRAME_S, exact_fps, snap_to_frames
-from pipeline.keyframes import (
+from pipeline.clips.cut_progress import CutProgress, EitherCancel
+from pipeline.clips.frames import DEFAULT_FRAME_S, exact_fps, snap_to_frames
+from pipeline.clips.keyframes import (
     H264Stream,
     SmartPlan,
     copy_packets_args,
@@ -59,8 +57,7 @@ from pipeline.keyframes import (
     plan_smart,
     x264_matching,
 )
-from pipeline.types import CancelToken, ProgressCallback
-from pipeline.video_filters import (
+from pipeline.clips.video_filters import (
     AspectMode,
     AspectRatio,
     Resolution,
@@ -69,6 +66,9 @@ from pipeline.video_filters import (
     video_encoder,
     video_filtergraph,
 )
+from pipeline.errors import MediaError, StageCancelled
+from pipeline.media.ffmpeg import MediaInfo, probe, remove_quietly, run_ffmpeg
+from pipeline.types import CancelToken, ProgressCallback
 
 __all__ = [
     "AspectRatio",

@@ -2,7 +2,7 @@
 thumbnail and subtitles, and describe them in the job's `generated_clips`.
 
 Pure pipeline code like the other stages: paths and options in, a `StageOutput` out. The
-choosing lives in `pipeline.clip_select`, the cutting in `pipeline.cutting`.
+choosing lives in `pipeline.clips.select`, the cutting in `pipeline.clips.cutting`.
 
 Each clip gives three artifacts, named `clip_NN.<fmt>`, `clip_NN.jpg` and `clip_NN.srt`,
 with ids fixed before they are registered so that `generated_clips` can point at them. They
@@ -23,8 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.clip_select import ClipPlan, SelectOptions, custom_clips, select_clips
-from pipeline.cutting import (
+from pipeline.clips.cutting import (
     CutOptions,
     CutResult,
     cut_clip,
@@ -32,12 +31,13 @@ from pipeline.cutting import (
     keyframe_times,
     snap_to_frames,
 )
+from pipeline.clips.select import ClipPlan, SelectOptions, custom_clips, select_clips
+from pipeline.clips.thumbnails import make_thumbnail
 from pipeline.errors import PipelineError, StageCancelled
-from pipeline.ffmpeg import MediaInfo, probe
+from pipeline.media.ffmpeg import MediaInfo, probe
+from pipeline.results import Segment, TranscriptResult
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput, checkpoint_file
-from pipeline.subtitles import to_srt
-from pipeline.thumbnails import make_thumbnail
-from pipeline.transcribe import Segment, TranscriptResult
+from pipeline.transcription.subtitles import to_srt
 from pipeline.types import CancelToken, ProgressCallback
 
 CLIP_JOB_TYPES = frozenset({"clip_generation", "full_processing"})

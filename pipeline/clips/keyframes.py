@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import MediaError
-from pipeline.ffmpeg import probe, run_ffmpeg
+from pipeline.media.ffmpeg import probe, run_ffmpeg
 from pipeline.types import CancelToken
 
 X264_PIECE_CRF = 18  # head and tail sit next to copied source frames: keep them close

@@ -1,0 +1,85 @@
+"""Speech to text: the engine protocol, the guard that drops invented segments and the
+`transcribe_audio` entry point. The engines (`whisper_engines`) implement the protocol;
+`cache` loads them; results and options are in `pipeline.results` / `pipeline.options`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pipeline.errors import StageCancelled
+from pipeline.options import TranscribeOptions
+from pipeline.results import Segment, TranscriptResult
+from pipeline.types import CancelToken, ProgressCallback
+
+Device = Literal["cpu", "cuda"]
+EngineName = Literal["faster-whisper", "openai-whisper"]
+ENGINE_NAMES: tuple[EngineName, ...] = ("faster-whisper", "openai-whisper")
+
+# A segment whose words average below this probability, in a window the model calls silent,
+# is invented text (Whisper's classic "you" on silence).
+MIN_MEAN_WORD_PROBABILITY = 0.5
+
+
+def keep_segment(segment: Segment, options: TranscribeOptions) -> bool:
+    """False for segments that are most likely invented on silence, music or noise.
+
+    - A decode whose average log probability stays under `log_prob_threshold` after the
+      whole temperature fallback. Whisper keeps these unless the window also looks silent;
+      we drop them: on a steady tone tiny.en then "hears" "Thanks for watching!" or
+      "Beep, beep" in about one run out of five (the fallback samples), while on speech it
+      clears the threshold easily (about -0.4 on the test clip).
+    - A repetition loop that survived the fallback (compression ratio over its threshold).
+    - Low word confidence in a window the model itself calls silent (its "you" on silence).
+    """
+    if not segment.text.strip() or not math.isfinite(segment.avg_logprob):
+        return False
+    if options.log_prob_threshold is not None and segment.avg_logprob < options.log_prob_threshold:
+        return False
+    if (
+        options.compression_ratio_threshold is not None
+        and segment.compression_ratio > options.compression_ratio_threshold
+    ):
+        return False
+    silent = (
+        options.no_speech_threshold is not None
+        and segment.no_speech_prob > options.no_speech_threshold
+    )
+    if silent and segment.words:
+        mean_probability = sum(word.probability for word in segment.words) / len(segment.words)
+        if mean_probability < MIN_MEAN_WORD_PROBABILITY:
+            return False
+    return True
+
+
+class TranscriptionEngine(Protocol):
+    """A loaded Whisper model. Thread-safe: one engine serves concurrent jobs."""
+
+    name: str
+    model: str
+
+    def transcribe(
+        self,
+        audio_path: Path,
+        options: TranscribeOptions,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> TranscriptResult: ...
+
+
+def transcribe_audio(
+    audio_path: str | Path,
+    engine: TranscriptionEngine,
+    options: TranscribeOptions,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+) -> TranscriptResult:
+    """Transcribe the audio file with a loaded engine.
+
+    Progress is the share of audio seconds transcribed; it reaches 1.0 at the end.
+    Raises MediaError (missing or unreadable audio), TranscriptionError or StageCancelled.
+    """
+    if cancel.cancelled:
+        raise StageCancelled("Cancelled before transcription started")
+    return engine.transcribe(Path(audio_path), options, progress, cancel)
