@@ -28,6 +28,7 @@ from actors.coordinator_config import CoordinatorConfig, backoff_s
 from actors.errors import classify_failure
 from config.logging import bind_job, job_logger
 from pipeline.errors import PipelineError, StageCancelled, StageTimeout
+from pipeline.options import stage_options
 from pipeline.stages import StageInput, StageOutput, overall_progress
 from storage.artifacts import ArtifactStore, content_type_for, job_prefix
 from storage.models import Artifact, EventType, Job, JobStatus
@@ -191,7 +192,7 @@ class JobRunner:
                 stage_input = StageInput(
                     job_id=run.job_id,
                     url=job.youtube_url,
-                    options=dict(job.options or {}),
+                    options=stage_options(job.options or {}),
                     work_dir="",  # the stage task's scratch directory, on its node
                     checkpoints=checkpoints,
                     fetch_options=self.config.fetch_options,

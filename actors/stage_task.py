@@ -24,6 +24,7 @@ import ray
 from actors.stage_files import remove_stale, stage_in, stage_out, stage_workspace
 from config.logging import bind_job, configure_logging
 from pipeline.errors import PipelineError, StageCancelled, error_from_dict
+from pipeline.options import AnalyzeOptions, TranscribeOptions
 from pipeline.stages import StageInput, StageOutput, run_stage
 from pipeline.types import CancelToken, ProgressCallback
 from storage.stores import StorageConfig, node_scratch, open_store
@@ -115,19 +116,19 @@ class ServeModels:
     def transcribe(
         self,
         audio_key: str,
-        options: dict[str, Any],
+        options: TranscribeOptions,
         progress: ProgressCallback,
         cancel: CancelToken,
     ) -> dict[str, Any]:
         handle = self._transcriber.options(stream=True)
-        stream = handle.transcribe.remote(audio_key, options, options.get("model_size"))
+        stream = handle.transcribe.remote(audio_key, options)
         return self._consume(stream, progress, cancel)
 
     def analyze(
         self,
         text: str,
         segments: list[dict[str, Any]],
-        options: dict[str, Any],
+        options: AnalyzeOptions,
         language: str | None,
         progress: ProgressCallback,
         cancel: CancelToken,

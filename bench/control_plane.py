@@ -62,7 +62,7 @@ import httpx  # noqa: E402
 from fastapi import WebSocket, WebSocketDisconnect  # noqa: E402
 
 from bench.common import serve_media, tree_text  # noqa: E402
-from pipeline.options import FetchOptions  # noqa: E402
+from pipeline.options import FetchOptions, StageOptions  # noqa: E402
 from pipeline.stages import StageInput, run_stage  # noqa: E402
 from pipeline.types import CancelToken  # noqa: E402
 from storage.schemas import JobCreate  # noqa: E402
@@ -610,7 +610,7 @@ def baseline_job(url: str, work_dir: str, job_id: str) -> tuple[float, float]:
     inp = StageInput(
         job_id=job_id,
         url=url,
-        options={},
+        options=StageOptions(),
         work_dir=work_dir,
         checkpoints={},
         fetch_options=FetchOptions(allow_private_urls=True),

@@ -410,24 +410,21 @@ class LocalModels:
         self.nlp_load_s = time.perf_counter() - t0
 
     def transcribe(
-        self, audio_key: str, options: dict[str, Any], progress: Any, cancel: Any
+        self, audio_key: str, options: Any, progress: Any, cancel: Any
     ) -> dict[str, Any]:
-        from deployments.transcriber import transcribe_options
         from pipeline.transcription.engine import transcribe_audio
 
         # The stages name the audio by its store key (<job id>/<file>); alone, every stage
         # works in one directory, where the file is.
         audio_path = str(self.work_dir / Path(audio_key).name)
-        result = transcribe_audio(
-            audio_path, self.engine, transcribe_options(options), progress, cancel
-        )
+        result = transcribe_audio(audio_path, self.engine, options, progress, cancel)
         return result.to_dict()
 
     def analyze(
         self,
         text: str,
         segments: list[dict[str, Any]],
-        options: dict[str, Any],
+        options: Any,
         language: str | None,
         progress: Any,
         cancel: Any,
@@ -447,7 +444,7 @@ class AloneRun:
 
 
 def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) -> AloneRun:
-    from pipeline.options import FetchOptions
+    from pipeline.options import FetchOptions, stage_options
     from pipeline.stages import STAGE_CHAINS, StageInput, run_stage
     from pipeline.types import CancelToken
 
@@ -474,7 +471,7 @@ def run_alone(url: str, options: dict[str, Any], work_dir: Path, settings: Any) 
         inp = StageInput(
             job_id=job_id,
             url=url,
-            options=dict(options),
+            options=stage_options(options),
             work_dir=str(work_dir),
             checkpoints=dict(checkpoints),
             fetch_options=fetch_options,

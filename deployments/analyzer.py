@@ -22,27 +22,18 @@ from pipeline.types import CancelToken, ProgressCallback
 log = logging.getLogger("vpa.analyzer")
 
 
-def analyze_options(options: dict[str, Any], language: str | None) -> AnalyzeOptions:
-    return AnalyzeOptions(
-        sentiment_analysis=bool(options.get("sentiment_analysis", True)),
-        topic_modeling=bool(options.get("topic_modeling", True)),
-        keyword_extraction=bool(options.get("keyword_extraction", True)),
-        min_confidence=float(options.get("min_confidence", 0.5)),
-        language=options.get("language") or language,
-    )
-
-
 def analyze_transcript(
     models: NlpModels,
     text: str,
     segments: list[dict[str, Any]],
-    options: dict[str, Any],
+    options: AnalyzeOptions,
     language: str | None,
     progress: ProgressCallback,
 ) -> dict[str, Any]:
-    """One request's work: the job options applied, the analysis as the job stores it."""
+    """One request's work: the analysis as the job stores it. `language` is the one the
+    transcriber detected (`options.language`, when set, wins)."""
     progress(0.1, "analysing the transcript")
-    result = analyze(text, segments, analyze_options(options, language), models)
+    result = analyze(text, segments, options, models, detected_language=language)
     progress(1.0, "analysis done")
     return result.to_dict()
 
@@ -78,7 +69,7 @@ class Analyzer:
         self,
         text: str,
         segments: list[dict[str, Any]],
-        options: dict[str, Any],
+        options: AnalyzeOptions,
         language: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         def work(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:

@@ -27,19 +27,6 @@ from storage.stores import StorageConfig, node_scratch, open_store, staged_file
 log = logging.getLogger("vpa.transcriber")
 
 
-def transcribe_options(options: dict[str, Any]) -> TranscribeOptions:
-    """Job options → engine options (only the keys a transcription uses)."""
-    kwargs: dict[str, Any] = {}
-    if options.get("language"):
-        kwargs["language"] = options["language"]
-    for key in ("word_timestamps", "vad_filter", "beam_size"):
-        if options.get(key) is not None:
-            kwargs[key] = options[key]
-    if options.get("temperature_fallback") is False:
-        kwargs["temperature"] = (0.0,)
-    return TranscribeOptions(**kwargs)
-
-
 @serve.deployment(
     name="Transcriber",
     ray_actor_options={"num_cpus": 0.5},
@@ -87,17 +74,16 @@ class Transcriber:
             log.exception("default model %s could not be loaded; jobs will report why", model)
 
     async def transcribe(
-        self, audio_key: str, options: dict[str, Any], model: str | None = None
+        self, audio_key: str, options: TranscribeOptions
     ) -> AsyncIterator[dict[str, Any]]:
-        """Transcribe the audio stored under `audio_key` in the artifact store."""
-        name = model or self._default_model
+        """Transcribe the audio stored under `audio_key` in the artifact store, with
+        `options.model` (None: this replica's default model)."""
+        name = options.model or self._default_model
 
         def work(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
             engine = self._cache.get(self._engine_name, name, self._device)
             with self._audio_file(audio_key) as (path, downloaded):
-                result = transcribe_audio(
-                    str(path), engine, transcribe_options(options), progress, cancel
-                )
+                result = transcribe_audio(str(path), engine, options, progress, cancel)
             return {**result.to_dict(), "audio_bytes_read": downloaded}
 
         async for item in stream_work(work):

@@ -7,11 +7,16 @@ deployments take these dataclasses; nothing reads the options mapping again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 AudioFormat = Literal["wav", "mp3", "flac"]
 AudioQuality = Literal["low", "medium", "high"]
+OutputFormat = Literal["mp4", "webm"]
+Resolution = Literal["360p", "480p", "720p", "1080p", "source"]
+AspectRatio = Literal["source", "16:9", "9:16", "1:1"]
+AspectMode = Literal["crop", "blur"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class TranscribeOptions:
     """Per-job decoding options. Thresholds follow Whisper's own names and defaults."""
 
     language: str | None = None  # None: detect it from the first 30 s
+    model: str | None = None  # the Whisper model for this job; None: the replica's default
     word_timestamps: bool = True
     vad_filter: bool = True  # Silero VAD: only speech reaches the decoder (faster-whisper)
     beam_size: int = 1
@@ -66,3 +72,75 @@ class AnalyzeOptions:
     max_topics: int = 5
     summary_sentences: int = 3
     language: str | None = None  # "en", "de", ...; None: the detected language, else a guess
+
+
+@dataclass(frozen=True)
+class ClipRange:
+    """A range of the video to cut as a clip exactly (`options.segments`), in seconds."""
+
+    start_s: float
+    end_s: float
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class ClipOptions:
+    """How the clips stage chooses and cuts clips."""
+
+    clip_duration_s: float = 30.0  # target length of a chosen clip
+    overlap_duration_s: float = 2.0  # chosen clips overlap by at most this
+    max_clips: int = 10
+    min_confidence: float = 0.5  # minimum highlight score of a chosen clip
+    ranges: tuple[ClipRange, ...] = ()  # cut exactly these instead of choosing
+    output_format: OutputFormat = "mp4"
+    resolution: Resolution = "source"
+    aspect_ratio: AspectRatio = "source"
+    aspect_mode: AspectMode = "crop"
+    burn_captions: bool = False
+    fast_cut: bool = True  # stream-copy between keyframes; False re-encodes whole clips
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """A job's options, one group per stage that reads them."""
+
+    audio: AudioOptions = field(default_factory=AudioOptions)
+    transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
+    analyze: AnalyzeOptions = field(default_factory=AnalyzeOptions)
+    clips: ClipOptions = field(default_factory=ClipOptions)
+
+
+def _picked(cls: type, options: Mapping[str, Any], **renamed: Any) -> Any:
+    """`cls` built from the option keys named like its fields (absent or null keys keep
+    the field's default: jobs stored by older versions lack newer options)."""
+    names = {f.name for f in fields(cls)}
+    values = {k: v for k, v in options.items() if k in names and v is not None}
+    values.update({k: v for k, v in renamed.items() if v is not None})
+    return cls(**values)
+
+
+def stage_options(options: Mapping[str, Any]) -> StageOptions:
+    """The stage option groups of a job's stored options (`ProcessingOptions` as JSON)."""
+    ranges = tuple(
+        ClipRange(float(r["start"]), float(r["end"]), r.get("title"))
+        for r in options.get("segments") or ()
+    )
+    fallback = None if options.get("temperature_fallback", True) else (0.0,)
+    return StageOptions(
+        audio=_picked(AudioOptions, options),
+        transcribe=_picked(
+            TranscribeOptions,
+            options,
+            model=options.get("model_size"),
+            temperature=fallback,
+            language=options.get("language") or None,
+        ),
+        analyze=_picked(AnalyzeOptions, options),
+        clips=_picked(
+            ClipOptions,
+            options,
+            clip_duration_s=options.get("clip_duration"),
+            overlap_duration_s=options.get("overlap_duration"),
+            ranges=ranges,
+        ),
+    )

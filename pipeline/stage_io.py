@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.errors import MediaError, PipelineError
-from pipeline.options import FetchOptions
+from pipeline.options import AnalyzeOptions, FetchOptions, StageOptions, TranscribeOptions
 from pipeline.types import CancelToken, ProgressCallback
 
 
@@ -20,7 +20,7 @@ class StageInput:
 
     job_id: str
     url: str
-    options: dict[str, Any]
+    options: StageOptions
     work_dir: str
     checkpoints: dict[str, dict[str, Any]]
     fetch_options: FetchOptions = field(default_factory=FetchOptions)
@@ -58,7 +58,7 @@ class ModelServices(Protocol):
     def transcribe(
         self,
         audio_key: str,
-        options: dict[str, Any],
+        options: TranscribeOptions,
         progress: ProgressCallback,
         cancel: CancelToken,
     ) -> dict[str, Any]: ...
@@ -67,7 +67,7 @@ class ModelServices(Protocol):
         self,
         text: str,
         segments: list[dict[str, Any]],
-        options: dict[str, Any],
+        options: AnalyzeOptions,
         language: str | None,
         progress: ProgressCallback,
         cancel: CancelToken,

@@ -12,13 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.clips.stage import CLIP_JOB_TYPES, check_clip_options, run_clips
+from pipeline.clips.stage import check_clip_options, run_clips
 from pipeline.errors import MediaError, PipelineError
 from pipeline.media.audio import extract_audio
 from pipeline.media.fetch import fetch
 from pipeline.media.ffmpeg import probe
 from pipeline.media.soft_subtitles import mux_subtitles
-from pipeline.options import AudioOptions
 from pipeline.results import TranscriptResult
 from pipeline.stage_io import (
     ArtifactSpec,
@@ -116,7 +115,7 @@ def _fetch(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> 
 
 def _check_clip_source(inp: StageInput, path: Path) -> None:
     """Clip jobs fail here, before transcribing, when the video cannot give the clips asked."""
-    if inp.job_type not in CLIP_JOB_TYPES:
+    if "clips" not in STAGE_CHAINS.get(inp.job_type, ()):
         return
     info = probe(path)
     if not info.has_video:
@@ -124,7 +123,7 @@ def _check_clip_source(inp: StageInput, path: Path) -> None:
             "clips need a video track, and this source has none (audio only)",
             code="no_video_stream",
         )
-    check_clip_options(inp.options, info.duration_s)
+    check_clip_options(inp.options.clips, info.duration_s)
 
 
 def _subtitles(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
@@ -152,10 +151,7 @@ def _subtitles(inp: StageInput, progress: ProgressCallback, cancel: CancelToken)
 
 def _audio(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
     source = checkpoint_file(inp, "fetch")
-    opts = AudioOptions(
-        audio_format=inp.options.get("audio_format", "wav"),
-        audio_quality=inp.options.get("audio_quality", "medium"),
-    )
+    opts = inp.options.audio
     result = extract_audio(source, Path(inp.work_dir), opts, progress, cancel)
     path = Path(result.path)
     meta = {
@@ -181,7 +177,9 @@ def _audio(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> 
 def _transcribe(
     inp: StageInput, progress: ProgressCallback, cancel: CancelToken, models: ModelServices
 ) -> StageOutput:
-    result = models.transcribe(checkpoint_key(inp, "audio"), inp.options, progress, cancel)
+    result = models.transcribe(
+        checkpoint_key(inp, "audio"), inp.options.transcribe, progress, cancel
+    )
     audio_bytes = int(result.pop("audio_bytes_read", 0))  # what the model replica downloaded
     transcript = TranscriptResult.from_dict(result)
     files = write_subtitles(transcript, Path(inp.work_dir))
@@ -222,7 +220,7 @@ def _analyze(
     result = models.analyze(
         transcript.get("text", ""),
         transcript.get("segments", []),
-        inp.options,
+        inp.options.analyze,
         language,
         progress,
         cancel,

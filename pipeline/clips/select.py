@@ -39,6 +39,7 @@ from pipeline.clips.transcript import (
     transcript_pieces,
 )
 from pipeline.errors import PipelineError
+from pipeline.options import ClipRange
 
 __all__ = [
     "ClipPlan",
@@ -154,17 +155,17 @@ def select_clips(
 
 
 def custom_clips(
-    ranges: Sequence[Mapping[str, Any]],
+    ranges: Sequence[ClipRange],
     segments: Sequence[Mapping[str, Any]],
     analysis: Mapping[str, Any],
     duration_s: float | None,
 ) -> list[ClipPlan]:
-    """Exactly the ranges asked for (`options.segments`: [{start, end, title?}]), in the
+    """Exactly the ranges asked for (`options.segments`), in the
     order given, scored from their content. Raises PipelineError(code="invalid_options")
     naming the first bad range. Ends are checked against `duration_s` when it is known."""
     analysis = analysis or {}
     track = Track(transcript_pieces(segments), duration_s, 0.0)
-    checked = [_checked_range(n, r, duration_s) for n, r in enumerate(ranges)]
+    checked = [checked_range(n, r, duration_s) for n, r in enumerate(ranges)]
     plans: list[ClipPlan] = []
     titles: set[str] = set()
     for start, end, given in checked:
@@ -341,21 +342,17 @@ def _title(
     return next((t for t in usable if t not in used), usable[0])
 
 
-def _checked_range(n: int, item: Any, duration_s: float | None) -> tuple[float, float, str]:
+def checked_range(n: int, item: ClipRange, duration_s: float | None) -> tuple[float, float, str]:
+    """Range `n` of `options.segments` as (start, end, title), clamped to the media within
+    `RANGE_TOLERANCE_S`. Raises PipelineError(code="invalid_options") naming the problem."""
+
     def fail(problem: str) -> PipelineError:
         return PipelineError(f"options.segments[{n}]: {problem}", code="invalid_options")
 
-    if not isinstance(item, Mapping):
-        raise fail("expected an object with start and end")
-    values = []
-    for key in ("start", "end"):
-        value = item.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail(f"{key} must be a number of seconds, got {value!r}")
+    start, end = item.start_s, item.end_s
+    for key, value in (("start", start), ("end", end)):
         if not math.isfinite(value):
             raise fail(f"{key} must be finite, got {value!r}")
-        values.append(float(value))
-    start, end = values
     if start < -RANGE_TOLERANCE_S:
         raise fail(f"start {start:g} s is negative")
     if end <= start:
@@ -366,10 +363,7 @@ def _checked_range(n: int, item: Any, duration_s: float | None) -> tuple[float, 
         if end > duration_s + RANGE_TOLERANCE_S:
             raise fail(f"end {end:g} s is past the end of the video ({duration_s:.2f} s)")
         end = min(end, duration_s)
-    title = item.get("title")
-    if title is not None and not isinstance(title, str):
-        raise fail(f"title must be a string, got {title!r}")
-    return max(0.0, start), end, (title or "").strip()
+    return max(0.0, start), end, (item.title or "").strip()
 
 
 def _check(options: SelectOptions) -> None:

@@ -18,7 +18,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,16 +31,22 @@ from pipeline.clips.cutting import (
     keyframe_times,
     snap_to_frames,
 )
-from pipeline.clips.select import ClipPlan, SelectOptions, custom_clips, select_clips
+from pipeline.clips.select import (
+    ClipPlan,
+    SelectOptions,
+    checked_range,
+    custom_clips,
+    select_clips,
+)
 from pipeline.clips.thumbnails import make_thumbnail
 from pipeline.errors import PipelineError, StageCancelled
 from pipeline.media.ffmpeg import MediaInfo, probe
+from pipeline.options import ClipOptions
 from pipeline.results import Segment, TranscriptResult
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput, checkpoint_file
 from pipeline.transcription.subtitles import to_srt
 from pipeline.types import CancelToken, ProgressCallback
 
-CLIP_JOB_TYPES = frozenset({"clip_generation", "full_processing"})
 DURATION_TOLERANCE_S = 0.05
 STAGING_DIR = ".clips-partial"
 THUMBNAIL_AT = 0.3  # share of the clip: past the first words, before the end
@@ -51,25 +57,15 @@ def invalid_option(message: str) -> PipelineError:
     return PipelineError(message, code="invalid_options", retryable=False)
 
 
-def check_clip_options(options: Mapping[str, Any], duration_s: float | None) -> None:
+def check_clip_options(options: ClipOptions, duration_s: float | None) -> None:
     """Refuse clip options the video cannot satisfy, as soon as its duration is known."""
     if duration_s is None or duration_s <= 0:
         return
-    segments = options.get("segments")
-    if segments:
-        for i, seg in enumerate(segments):
-            if float(seg["start"]) >= duration_s:
-                raise invalid_option(
-                    f"options.segments[{i}]: start {float(seg['start']):g} s is past the end "
-                    f"of the video ({duration_s:.2f} s)"
-                )
-            if float(seg["end"]) > duration_s + DURATION_TOLERANCE_S:
-                raise invalid_option(
-                    f"options.segments[{i}]: end {float(seg['end']):g} s is past the end "
-                    f"of the video ({duration_s:.2f} s)"
-                )
+    if options.ranges:
+        for i, clip_range in enumerate(options.ranges):
+            checked_range(i, clip_range, duration_s)
         return
-    clip_duration = float(options.get("clip_duration", 30.0))
+    clip_duration = options.clip_duration_s
     if clip_duration > duration_s + DURATION_TOLERANCE_S:
         raise invalid_option(
             f"options.clip_duration ({clip_duration:g} s) is longer than the video "
@@ -145,33 +141,32 @@ def clip_segments(segments: Sequence[Segment], start: float, end: float) -> list
 def _plans(inp: StageInput, transcript: TranscriptResult, analysis: dict[str, Any],
            duration_s: float | None) -> list[ClipPlan]:  # fmt: skip
     segments = [s.to_dict() for s in transcript.segments]
-    ranges = inp.options.get("segments")
-    if ranges:
-        return custom_clips(ranges, segments, analysis, duration_s)
+    options = inp.options.clips
+    if options.ranges:
+        return custom_clips(options.ranges, segments, analysis, duration_s)
     opts = SelectOptions(
-        clip_duration=float(inp.options.get("clip_duration", 30.0)),
-        overlap_duration=float(inp.options.get("overlap_duration", 2.0)),
-        max_clips=int(inp.options.get("max_clips", 10)),
-        min_confidence=float(inp.options.get("min_confidence", 0.5)),
+        clip_duration=options.clip_duration_s,
+        overlap_duration=options.overlap_duration_s,
+        max_clips=options.max_clips,
+        min_confidence=options.min_confidence,
     )
     return select_clips(segments, analysis, opts, duration_s)
 
 
-def _no_clips_reason(transcript: TranscriptResult, options: Mapping[str, Any]) -> str:
+def _no_clips_reason(transcript: TranscriptResult, options: ClipOptions) -> str:
     if not any(seg.text.strip() for seg in transcript.segments):
         return "no speech to choose clips from; options.segments cuts chosen ranges anyway"
-    threshold = float(options.get("min_confidence", 0.5))
-    return f"no part of the video reached options.min_confidence ({threshold:g})"
+    return f"no part of the video reached options.min_confidence ({options.min_confidence:g})"
 
 
-def _cut_options(options: Mapping[str, Any], subtitles: Path | None) -> CutOptions:
+def _cut_options(options: ClipOptions, subtitles: Path | None) -> CutOptions:
     return CutOptions(
-        output_format=options.get("output_format", "mp4"),
-        resolution=options.get("resolution", "source"),
-        aspect_ratio=options.get("aspect_ratio", "source"),
-        aspect_mode=options.get("aspect_mode", "crop"),
+        output_format=options.output_format,
+        resolution=options.resolution,
+        aspect_ratio=options.aspect_ratio,
+        aspect_mode=options.aspect_mode,
         subtitles_path=str(subtitles) if subtitles is not None else None,
-        method="auto" if options.get("fast_cut", True) else "reencode",
+        method="auto" if options.fast_cut else "reencode",
     )
 
 
@@ -222,13 +217,13 @@ def _make_clip(
     the names they will have in the job's directory."""
     if ctx.cancel.cancelled:
         raise StageCancelled("the job was cancelled")
-    fmt = ctx.inp.options.get("output_format", "mp4")
+    fmt = ctx.inp.options.clips.output_format
     names = {"video": f"clip_{n:02d}.{fmt}", "thumbnail": f"clip_{n:02d}.jpg",
              "subtitles": f"clip_{n:02d}.srt"}  # fmt: skip
     start, end = frame_range(plan, ctx.info.fps, ctx.duration_s, ctx.words)
     srt = to_srt(clip_segments(ctx.transcript.segments, start, end))
     (staging / names["subtitles"]).write_text(srt, encoding="utf-8")
-    burn = staging / names["subtitles"] if ctx.inp.options.get("burn_captions") and srt else None
+    burn = staging / names["subtitles"] if ctx.inp.options.clips.burn_captions and srt else None
 
     def clip_progress(fraction: float, message: str) -> None:
         share = 0.05 + 0.95 * (n - 1 + min(max(fraction, 0.0), 1.0)) / ctx.count
@@ -239,7 +234,7 @@ def _make_clip(
         start,
         end,
         staging / names["video"],
-        _cut_options(ctx.inp.options, burn),
+        _cut_options(ctx.inp.options.clips, burn),
         clip_progress,
         ctx.cancel,
         info=ctx.info,
@@ -272,12 +267,12 @@ def run_clips(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) 
         analysis = json.loads(checkpoint_file(inp, "analyze").read_text(encoding="utf-8"))
     info = probe(source)  # the fetch stage refused sources without video
     duration = info.duration_s or transcript.duration_s
-    check_clip_options(inp.options, duration)  # again: the fetch may not have known it
+    check_clip_options(inp.options.clips, duration)  # again: the fetch may not have known it
     plans = _plans(inp, transcript, analysis, duration)
     progress(0.05, f"{len(plans)} clips chosen")
     if not plans:
         return StageOutput(
-            checkpoint={"clips": 0, "note": _no_clips_reason(transcript, inp.options)},
+            checkpoint={"clips": 0, "note": _no_clips_reason(transcript, inp.options.clips)},
             job_fields={"generated_clips": []},
         )
     ctx = _ClipContext(

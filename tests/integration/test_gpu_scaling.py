@@ -21,6 +21,7 @@ import pytest
 import ray
 from ray import serve
 
+from pipeline.options import AnalyzeOptions, TranscribeOptions
 from storage.artifacts import job_key
 from storage.stores import open_store, storage_config
 from tests.integration.conftest import VpaApp
@@ -102,7 +103,9 @@ def _scale_under_load(deployment: str, call: Any) -> list[int]:
 def test_analyzer_scales_between_its_bounds(app: VpaApp, speech_sample: Any) -> None:
     handle: Any = serve.get_deployment_handle("Analyzer", app_name="vpa").options(stream=True)
     text = " ".join([speech_sample.text] * 40)
-    seen = _scale_under_load("Analyzer", lambda: handle.analyze.remote(text, [], {}, "en"))
+    seen = _scale_under_load(
+        "Analyzer", lambda: handle.analyze.remote(text, [], AnalyzeOptions(), "en")
+    )
     assert min(seen) >= 1
     assert max(seen) == 2, seen
     infos = _replica_infos("Analyzer", 2)
@@ -120,7 +123,7 @@ def test_transcriber_scales_between_its_bounds(
     open_store(storage_config(app.settings)).put_file(copy, key)
     handle: Any = serve.get_deployment_handle("Transcriber", app_name="vpa").options(stream=True)
     seen = _scale_under_load(
-        "Transcriber", lambda: handle.transcribe.remote(key, {"language": "en"})
+        "Transcriber", lambda: handle.transcribe.remote(key, TranscribeOptions(language="en"))
     )
     assert min(seen) >= 1
     assert max(seen) == 2, seen
@@ -132,6 +135,6 @@ def test_transcriber_scales_between_its_bounds(
 def test_audio_missing_from_the_store_is_a_clear_error(app: VpaApp) -> None:
     handle: Any = serve.get_deployment_handle("Transcriber", app_name="vpa").options(stream=True)
     key = job_key(uuid.uuid4(), "audio.wav")
-    items = list(handle.transcribe.remote(key, {"language": "en"}))
+    items = list(handle.transcribe.remote(key, TranscribeOptions(language="en")))
     assert items[-1]["type"] == "error", items
     assert "missing from the artifact store" in items[-1]["error"]["message"]

@@ -19,6 +19,7 @@ from pipeline.clips.select import (
     sentence_boundaries,
 )
 from pipeline.errors import PipelineError
+from pipeline.options import ClipRange
 
 BLAND = [
     "The room has a table and some chairs near the window.",
@@ -478,10 +479,7 @@ def test_custom_clips_keep_the_ranges_and_score_them() -> None:
     segments, analysis = long_talk()
     sentences = sentence_boundaries(segments)
     hi = next(s for s in sentences if s.text == HIGHLIGHT[0])
-    ranges: list[dict[str, Any]] = [
-        {"start": hi.start, "end": hi.start + 25.0},
-        {"start": 1.234, "end": 9.876, "title": "My pick"},
-    ]
+    ranges = [ClipRange(hi.start, hi.start + 25.0), ClipRange(1.234, 9.876, "My pick")]
     clips = custom_clips(ranges, segments, analysis, 300.0)
     assert [(c.start, c.end) for c in clips] == [(hi.start, hi.start + 25.0), (1.234, 9.876)]
     assert [c.source for c in clips] == ["custom", "custom"]
@@ -496,23 +494,21 @@ def test_custom_clips_keep_the_ranges_and_score_them() -> None:
 @pytest.mark.parametrize(
     ("ranges", "message"),
     [
-        ([{"start": -5.0, "end": 10.0}], "options.segments[0]: start -5 s is negative"),
+        ([ClipRange(-5.0, 10.0)], "options.segments[0]: start -5 s is negative"),
         (
-            [{"start": 0.0, "end": 10.0}, {"start": 20.0, "end": 20.0}],
+            [ClipRange(0.0, 10.0), ClipRange(20.0, 20.0)],
             "options.segments[1]: end 20 s is not after start 20 s",
         ),
         (
-            [{"start": 0.0, "end": 10.0}, {"start": 30.0, "end": 95.0}],
+            [ClipRange(0.0, 10.0), ClipRange(30.0, 95.0)],
             "options.segments[1]: end 95 s is past the end of the video (60.00 s)",
         ),
         (
-            [{"start": 70.0, "end": 80.0}],
+            [ClipRange(70.0, 80.0)],
             "options.segments[0]: start 70 s is past the end of the video (60.00 s)",
         ),
-        ([{"start": "a", "end": 10.0}], "options.segments[0]: start must be a number"),
-        ([{"start": 1.0}], "options.segments[0]: end must be a number"),
-        ([{"start": 1.0, "end": 2.0, "title": 5}], "options.segments[0]: title must be a string"),
-        ([5], "options.segments[0]: expected an object with start and end"),
+        ([ClipRange(math.nan, 10.0)], "options.segments[0]: start must be finite"),
+        ([ClipRange(1.0, math.inf)], "options.segments[0]: end must be finite"),
     ],
 )
 def test_custom_ranges_are_validated(ranges: list[Any], message: str) -> None:
@@ -525,9 +521,9 @@ def test_custom_ranges_are_validated(ranges: list[Any], message: str) -> None:
 
 def test_custom_ranges_within_tolerance_are_clamped() -> None:
     segments = make_segments(BLAND)
-    clips = custom_clips([{"start": -0.05, "end": 60.04}], segments, {}, 60.0)
+    clips = custom_clips([ClipRange(-0.05, 60.04)], segments, {}, 60.0)
     assert (clips[0].start, clips[0].end) == (0.0, 60.0)
-    unknown = custom_clips([{"start": 10.0, "end": 500.0}], segments, {}, None)
+    unknown = custom_clips([ClipRange(10.0, 500.0)], segments, {}, None)
     assert (unknown[0].start, unknown[0].end) == (10.0, 500.0)
 
 

@@ -15,6 +15,7 @@ from pipeline.clips.stage import (
 from pipeline.errors import PipelineError
 from pipeline.media.ffmpeg import MediaInfo
 from pipeline.media.soft_subtitles import container_for
+from pipeline.options import ClipOptions, ClipRange
 from pipeline.results import Segment, TranscriptResult, Word
 from pipeline.transcription.subtitles import to_srt
 
@@ -54,16 +55,16 @@ def test_clip_segments_are_relative_and_trimmed() -> None:
 
 
 def test_check_clip_options_against_the_duration() -> None:
-    check_clip_options({"clip_duration": 20}, 30.0)
-    check_clip_options({"clip_duration": 20}, None)  # unknown length: checked later
+    check_clip_options(ClipOptions(clip_duration_s=20), 30.0)
+    check_clip_options(ClipOptions(clip_duration_s=20), None)  # unknown length: checked later
     with pytest.raises(PipelineError, match=r"options.clip_duration \(45 s\) is longer") as err:
-        check_clip_options({"clip_duration": 45}, 30.0)
+        check_clip_options(ClipOptions(clip_duration_s=45), 30.0)
     assert err.value.code == "invalid_options" and not err.value.retryable
-    check_clip_options({"clip_duration": 45, "segments": [{"start": 0, "end": 30.02}]}, 30.0)
+    check_clip_options(ClipOptions(clip_duration_s=45, ranges=(ClipRange(0, 30.02),)), 30.0)
     with pytest.raises(PipelineError, match=r"segments\[1\]: end 31 s is past"):
-        check_clip_options({"segments": [{"start": 0, "end": 3}, {"start": 5, "end": 31}]}, 30)
+        check_clip_options(ClipOptions(ranges=(ClipRange(0, 3), ClipRange(5, 31))), 30)
     with pytest.raises(PipelineError, match=r"segments\[0\]: start 30 s is past"):
-        check_clip_options({"segments": [{"start": 30, "end": 31}]}, 30)
+        check_clip_options(ClipOptions(ranges=(ClipRange(30, 31),)), 30)
 
 
 def test_artifact_ids_are_stable_per_job_and_file() -> None:
@@ -114,6 +115,8 @@ def test_frame_range_never_moves_into_a_word() -> None:
 
 def test_no_clips_reason() -> None:
     empty = TranscriptResult("", (), "en", 1.0, 10.0)
-    assert "no speech" in _no_clips_reason(empty, {})
+    assert "no speech" in _no_clips_reason(empty, ClipOptions())
     spoken = TranscriptResult("Hello there.", tuple(SEGMENTS), "en", 1.0, 10.0)
-    assert "options.min_confidence (0.9)" in _no_clips_reason(spoken, {"min_confidence": 0.9})
+    assert "options.min_confidence (0.9)" in _no_clips_reason(
+        spoken, ClipOptions(min_confidence=0.9)
+    )

@@ -16,6 +16,7 @@ from actors.coordinator_config import CoordinatorConfig
 from actors.job_runner import JobRunner
 from actors.stage_files import remove_stale, stage_in, stage_out, stage_workspace
 from pipeline.errors import StorageError
+from pipeline.options import StageOptions
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput
 from storage.artifacts import job_key, job_prefix
 from storage.db import create_db_engine, init_db
@@ -42,7 +43,7 @@ def _put(store: LocalArtifactStore, tmp_path: Path, job: str, name: str, data: b
 
 def _input(job: str, checkpoints: dict[str, dict[str, Any]]) -> StageInput:
     return StageInput(
-        job_id=job, url="https://x/v", options={}, work_dir="", checkpoints=checkpoints
+        job_id=job, url="https://x/v", options=StageOptions(), work_dir="", checkpoints=checkpoints
     )
 
 

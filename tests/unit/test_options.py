@@ -1,0 +1,103 @@
+"""A job's stored options become the stage option groups once (`pipeline.options`)."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from pipeline.options import (
+    AnalyzeOptions,
+    AudioOptions,
+    ClipOptions,
+    ClipRange,
+    StageOptions,
+    TranscribeOptions,
+    stage_options,
+)
+from storage.schemas import ProcessingOptions
+
+# One value per ProcessingOptions field, different from its default.
+CHANGED: dict[str, Any] = {
+    "audio_format": "mp3",
+    "audio_quality": "high",
+    "language": "de",
+    "model_size": "base",
+    "clip_duration": 20.0,
+    "overlap_duration": 1.0,
+    "max_clips": 3,
+    "sentiment_analysis": False,
+    "topic_modeling": False,
+    "keyword_extraction": False,
+    "output_format": "webm",
+    "resolution": "720p",
+    "min_confidence": 0.3,
+    "word_timestamps": False,
+    "vad_filter": False,
+    "beam_size": 5,
+    "temperature_fallback": False,
+    "segments": [{"start": 1.0, "end": 4.5, "title": "Intro"}, {"start": 6.0, "end": 9.0}],
+    "aspect_ratio": "9:16",
+    "aspect_mode": "blur",
+    "burn_captions": True,
+    "fast_cut": False,
+}
+
+
+def test_defaults_are_the_dataclass_defaults() -> None:
+    assert stage_options(ProcessingOptions().model_dump()) == StageOptions()
+    assert stage_options({}) == StageOptions()  # a job stored before options existed
+
+
+def test_every_option_reaches_its_stage() -> None:
+    assert set(CHANGED) == set(ProcessingOptions.model_fields), "a new option needs a stage"
+    opts = stage_options(ProcessingOptions(**CHANGED).model_dump())
+    assert opts.audio == AudioOptions(audio_format="mp3", audio_quality="high")
+    assert opts.transcribe == TranscribeOptions(
+        language="de",
+        model="base",
+        word_timestamps=False,
+        vad_filter=False,
+        beam_size=5,
+        temperature=(0.0,),
+    )
+    assert opts.analyze == AnalyzeOptions(
+        sentiment_analysis=False,
+        topic_modeling=False,
+        keyword_extraction=False,
+        min_confidence=0.3,
+        language="de",
+    )
+    assert opts.clips == ClipOptions(
+        clip_duration_s=20.0,
+        overlap_duration_s=1.0,
+        max_clips=3,
+        min_confidence=0.3,
+        ranges=(ClipRange(1.0, 4.5, "Intro"), ClipRange(6.0, 9.0, None)),
+        output_format="webm",
+        resolution="720p",
+        aspect_ratio="9:16",
+        aspect_mode="blur",
+        burn_captions=True,
+        fast_cut=False,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(CHANGED))
+def test_each_option_changes_the_stage_options(name: str) -> None:
+    """No option is dropped on the way: changing any one of them changes what a stage gets."""
+    changed = ProcessingOptions(**{name: CHANGED[name]}).model_dump()
+    assert stage_options(changed) != StageOptions()
+
+
+def test_stage_options_survive_pickling() -> None:
+    """They cross Ray task and Serve handle boundaries."""
+    opts = stage_options(ProcessingOptions(**CHANGED).model_dump())
+    assert pickle.loads(pickle.dumps(opts)) == opts
+
+
+def test_beam_size_is_bounded() -> None:
+    with pytest.raises(ValidationError, match="beam_size"):
+        ProcessingOptions(beam_size=0)
