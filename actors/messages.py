@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.models import Job, JobEvent, JobStatus
+from storage.models import TERMINAL_STATUSES, Job, JobEvent
 from storage.schemas import JobPublic, iso_z
 
 
@@ -67,8 +67,5 @@ def finished_message(job: Job) -> dict[str, Any]:
 
 
 def is_terminal_status(status: Any) -> bool:
-    return _value(status) in {
-        JobStatus.completed.value,
-        JobStatus.failed.value,
-        JobStatus.cancelled.value,
-    }
+    """Whether a status (a `JobStatus` or its value) is one of `TERMINAL_STATUSES`."""
+    return _value(status) in TERMINAL_STATUSES

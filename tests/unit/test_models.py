@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
+from actors.messages import is_terminal_status
 from storage.models import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATUSES,
@@ -39,6 +40,12 @@ S = JobStatus
 def test_every_status_has_a_transition_row_and_terminal_set() -> None:
     assert set(ALLOWED_TRANSITIONS) == set(JobStatus)
     assert {S.completed, S.failed, S.cancelled} == TERMINAL_STATUSES
+    # live updates end on the same set, whether they see the enum or its JSON value
+    assert {s for s in JobStatus if is_terminal_status(s)} == TERMINAL_STATUSES
+    assert {s.value for s in JobStatus if is_terminal_status(s.value)} == {
+        s.value for s in TERMINAL_STATUSES
+    }
+    assert not is_terminal_status(None) and not is_terminal_status("finished")
 
 
 @pytest.mark.parametrize(
