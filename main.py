@@ -125,9 +125,11 @@ def serve_until_stopped(signals: StopSignals) -> None:
     import ray
     from ray import serve
 
+    from config.logging import setup_logging
     from serve_app import build_app, load_settings
 
     settings = load_settings()
+    setup_logging(settings, role="main")  # an unwritable LOG_FILE fails here, before Ray
     if signals.stopped:
         return
     here = os.path.dirname(os.path.abspath(__file__))

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from ray import serve
 
-from config.logging import setup_logging
+from config.logging import log_config, setup_logging
 from config.settings import Settings
 from deployments.analyzer import Analyzer
 from deployments.ingress import Ingress
@@ -80,8 +80,11 @@ def model_deployments(settings: Settings) -> tuple[serve.Application, serve.Appl
             settings.whisper_max_loaded_models,
             settings.transcriber_max_ongoing_requests,
             storage=storage_config(settings),
+            logs=log_config(settings),
         ),
-        analyzer.bind(settings.spacy_model, settings.sentiment_model, device),
+        analyzer.bind(
+            settings.spacy_model, settings.sentiment_model, device, logs=log_config(settings)
+        ),
     )
 
 
@@ -91,7 +94,7 @@ def app_from_settings(
     """The application for these settings; `ingress_replicas` overrides INGRESS_REPLICAS.
     Without models, jobs that need them fail their model stage with a clear error (used by
     control-plane tests and benchmarks)."""
-    setup_logging(settings)
+    setup_logging(settings, role="main")
     # Create the schema once, up front, so replicas never race on CREATE TABLE.
     init_db(create_db_engine(settings.resolved_database_url()))
     open_store(storage_config(settings))  # a bad ARTIFACT_URL fails here, before deploying

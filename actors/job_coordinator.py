@@ -19,7 +19,7 @@ from actors.coordinator_core import CoordinatorCore
 from actors.job_runner import StageHandle
 from actors.progress import ProgressHub
 from actors.stage_task import ServeModels, submit_stage
-from config.logging import setup_logging
+from config.logging import log_config, setup_logging
 from config.settings import Settings
 from pipeline.options import FetchOptions
 from pipeline.stages import StageInput, StageOutput
@@ -74,7 +74,7 @@ class JobCoordinatorActor:
     def __init__(self, settings_json: str, generation: float = 0.0) -> None:
         self._settings = Settings.model_validate_json(settings_json)
         self._generation = generation
-        setup_logging(self._settings)
+        setup_logging(self._settings, role="coordinator", required=False)
         engine = create_db_engine(self._settings.resolved_database_url())
         init_db(engine)
         self._hub = get_hub(self._settings)
@@ -99,7 +99,7 @@ class JobCoordinatorActor:
             self._self_handle,
             attempt,
             storage_config(settings),
-            settings.effective_log_level,
+            log_config(settings),
             self._models,
             settings.stage_resources.get(name),
         )
@@ -149,7 +149,7 @@ class JobCoordinatorActor:
         if generation > self._generation:
             self._settings = Settings.model_validate_json(settings_json)
             self._generation = generation
-            setup_logging(self._settings)
+            setup_logging(self._settings, role="coordinator", required=False)
             self._core.reconfigure(config_from_settings(self._settings))
             log.info("coordinator adopted the settings of deployment %.3f", generation)
         return await self.ping()
@@ -205,7 +205,7 @@ JobCoordinator: Any = ray.remote(**_COORDINATOR_OPTIONS)(JobCoordinatorActor)
 def get_hub(settings: Settings) -> Any:
     return ProgressHub.options(
         name=HUB_NAME, namespace=settings.ray_namespace, lifetime="detached", get_if_exists=True
-    ).remote()
+    ).remote(log_config(settings))
 
 
 def coordinator_name(settings: Settings) -> str:

@@ -24,6 +24,8 @@ from typing import Any
 
 import ray
 
+from config.logging import LogConfig, setup_logging
+
 BROADCAST = "broadcast"
 Message = dict[str, Any]
 
@@ -152,7 +154,9 @@ class ProgressHubCore:
 class ProgressHubActor:
     """Named actor wrapping `ProgressHubCore` (use `ProgressHub`, its Ray actor class)."""
 
-    def __init__(self) -> None:
+    def __init__(self, logs: LogConfig | None = None) -> None:
+        if logs is not None:
+            setup_logging(logs, role="progress-hub", required=False)
         self._core = ProgressHubCore()
 
     async def publish(self, job_id: str, seq: int, message: Message) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import ray
 
 from actors.stage_files import remove_stale, stage_in, stage_out, stage_workspace
-from config.logging import bind_job, configure_logging
+from config.logging import LogConfig, current_job_id, setup_logging
 from pipeline.errors import PipelineError, StageCancelled, error_from_dict
 from pipeline.options import AnalyzeOptions, TranscribeOptions
 from pipeline.stages import StageInput, StageOutput, run_stage
@@ -121,7 +121,7 @@ class ServeModels:
         cancel: CancelToken,
     ) -> dict[str, Any]:
         handle = self._transcriber.options(stream=True)
-        stream = handle.transcribe.remote(audio_key, options)
+        stream = handle.transcribe.remote(audio_key, options, job_id=current_job_id())
         return self._consume(stream, progress, cancel)
 
     def analyze(
@@ -134,7 +134,7 @@ class ServeModels:
         cancel: CancelToken,
     ) -> dict[str, Any]:
         handle = self._analyzer.options(stream=True)
-        stream = handle.analyze.remote(text, segments, options, language)
+        stream = handle.analyze.remote(text, segments, options, language, job_id=current_job_id())
         return self._consume(stream, progress, cancel)
 
 
@@ -145,13 +145,12 @@ def run_stage_task(
     coordinator: Any,
     attempt: int,
     storage: StorageConfig,
-    log_level: str = "INFO",
+    logs: LogConfig | None = None,
     models: ServeModels | None = None,
 ) -> StageOutput:
     """Run one stage on this node: inputs from the store into a scratch directory, the
     stage, its outputs into the store; the scratch directory is removed however it ends."""
-    configure_logging(log_level)  # console only: Ray keeps each worker's output in its logs
-    bind_job(inp.job_id)
+    setup_logging(logs or LogConfig(), f"stage:{name}", inp.job_id, required=False)
     node = ray.get_runtime_context().get_node_id()
     log.info("stage %s starting (attempt %d) on node %s", name, attempt, node[:12])
     store = open_store(storage)
@@ -175,7 +174,7 @@ def submit_stage(
     coordinator: Any,
     attempt: int,
     storage: StorageConfig,
-    log_level: str,
+    logs: LogConfig,
     models: ServeModels | None = None,
     resources: dict[str, float] | None = None,
 ) -> Any:
@@ -185,4 +184,4 @@ def submit_stage(
     task = run_stage_task.options(
         num_cpus=num_cpus, name=f"vpa-{name}-{inp.job_id[:8]}", resources=resources or {}
     )
-    return task.remote(name, inp, coordinator, attempt, storage, log_level, models)
+    return task.remote(name, inp, coordinator, attempt, storage, logs, models)

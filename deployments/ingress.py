@@ -54,7 +54,7 @@ class Ingress:
         analyzer: Any = None,
     ) -> None:
         self._settings = Settings.model_validate_json(settings_json)
-        setup_logging(self._settings)
+        setup_logging(self._settings, role="ingress", required=False)
         try:
             replica_id = serve.get_replica_context().replica_tag
         except Exception:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -33,7 +34,8 @@ async def stream_work(work: Work) -> AsyncIterator[dict[str, Any]]:
         item = {"type": "progress", "fraction": float(fraction), "message": message}
         loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    future = loop.run_in_executor(None, work, progress, cancel)
+    # The worker thread runs in a copy of this context: its log lines carry the job id.
+    future = loop.run_in_executor(None, contextvars.copy_context().run, work, progress, cancel)
     try:
         while not future.done() or not queue.empty():
             getter = asyncio.ensure_future(queue.get())

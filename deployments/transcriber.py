@@ -16,6 +16,7 @@ from typing import Any
 import ray
 from ray import serve
 
+from config.logging import LogConfig, bind_job, setup_logging
 from deployments.model_calls import replica_info, resolve_device, stream_work
 from pipeline.errors import MediaError
 from pipeline.options import TranscribeOptions
@@ -52,7 +53,10 @@ class Transcriber:
         concurrency: int = 4,
         *,
         storage: StorageConfig,
+        logs: LogConfig | None = None,
     ) -> None:
+        if logs is not None:
+            setup_logging(logs, role="transcriber", required=False)
         # Audio arrives as an artifact store key, read from the store on this replica's
         # node (downloaded into its scratch directory when the store is object storage).
         self._storage = storage
@@ -74,10 +78,11 @@ class Transcriber:
             log.exception("default model %s could not be loaded; jobs will report why", model)
 
     async def transcribe(
-        self, audio_key: str, options: TranscribeOptions
+        self, audio_key: str, options: TranscribeOptions, job_id: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Transcribe the audio stored under `audio_key` in the artifact store, with
         `options.model` (None: this replica's default model)."""
+        bind_job(job_id)  # this request's lines (its worker thread's too) carry the job id
         name = options.model or self._default_model
 
         def work(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
