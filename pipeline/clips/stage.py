@@ -78,10 +78,6 @@ def artifact_id(job_id: str, filename: str) -> str:
     return str(uuid.uuid5(_ARTIFACT_NS, f"{job_id}/{filename}"))
 
 
-def download_url(job_id: str, art_id: str) -> str:
-    return f"/api/v1/jobs/{job_id}/artifacts/{art_id}/download"
-
-
 WORD_EDGE_S = 0.005  # a boundary this close to a word's edge is not inside it
 
 
@@ -170,9 +166,7 @@ def _cut_options(options: ClipOptions, subtitles: Path | None) -> CutOptions:
     )
 
 
-def _clip_entry(
-    job_id: str, index: int, plan: ClipPlan, cut: CutResult, ids: dict[str, str]
-) -> dict[str, Any]:
+def _clip_entry(index: int, plan: ClipPlan, cut: CutResult, ids: dict[str, str]) -> dict[str, Any]:
     return {
         "index": index,
         "start": round(cut.start_s, 3),
@@ -189,10 +183,7 @@ def _clip_entry(
         "height": cut.height,
         "format": Path(cut.path).suffix.lstrip("."),
         "cut_method": cut.method,
-        "artifacts": ids,
-        "video_url": download_url(job_id, ids["video"]),
-        "thumbnail_url": download_url(job_id, ids["thumbnail"]),
-        "subtitles_url": download_url(job_id, ids["subtitles"]),
+        "artifacts": ids,  # the API adds the download links (video_url, ...) from these
     }
 
 
@@ -253,7 +244,7 @@ def _make_clip(
         ArtifactSpec("clip_subtitles", final["subtitles"], "srt", cut.duration_s, meta,
                      ids["subtitles"]),
     ]  # fmt: skip
-    entry = _clip_entry(ctx.inp.job_id, n, plan, cut, ids)
+    entry = _clip_entry(n, plan, cut, ids)
     return entry, specs
 
 

@@ -1,0 +1,223 @@
+"""Jobs: create (one or many), list, read, cancel, retry, delete; the queue and statistics.
+
+Reads go to the replica's repository; every write goes to the coordinator, whose errors
+the app's handlers turn into 404/409. Static paths (`/queue/...`, `/statistics`, `/bulk...`)
+are declared before `/{job_id}...` so that they match first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from actors.errors import CoordinatorError
+from deployments.deps import CoordinatorDep, JobDep, RepoDep, SettingsDep
+from deployments.services import CoordinatorClient
+from deployments.urls import public_job
+from pipeline.errors import PolicyError
+from pipeline.media.urlpolicy import check_url
+from storage.models import JobStatus, JobType
+from storage.repository import JobRepository
+from storage.schemas import (
+    BulkItemResult,
+    BulkJobCreate,
+    BulkJobIds,
+    BulkResult,
+    JobCreate,
+    JobEventPublic,
+    JobListQuery,
+    JobPublic,
+    JobsPublic,
+)
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+SortKey = Literal["created_at", "updated_at", "priority", "progress", "status", "completed_at"]
+
+
+async def submit(
+    repo: JobRepository,
+    coordinator: CoordinatorClient,
+    allow_private_urls: bool,
+    body: JobCreate,
+) -> tuple[dict[str, Any], bool]:
+    """Create a job, or find the one with the same idempotency key: (the job, created)."""
+    if body.idempotency_key:
+        existing = await asyncio.to_thread(repo.get_job_by_key, body.idempotency_key)
+        if existing is not None:
+            return JobPublic.model_validate(existing).model_dump(mode="json"), False
+    try:
+        url = await asyncio.to_thread(check_url, body.youtube_url, allow_private=allow_private_urls)
+    except PolicyError as exc:
+        if exc.code != "url_unresolvable":
+            raise
+        # DNS may be failing only for now: accept, and let the fetch stage (which checks
+        # the address again before downloading) fail or retry the job.
+        url = body.youtube_url
+    data = body.model_dump(mode="json")
+    data["youtube_url"] = url
+    created: tuple[dict[str, Any], bool] = await coordinator.call("submit", data)
+    return created
+
+
+@router.post("/", status_code=201, response_model=JobPublic, summary="Create a processing job")
+async def create_job(
+    body: JobCreate,
+    response: Response,
+    repo: RepoDep,
+    coordinator: CoordinatorDep,
+    settings: SettingsDep,
+) -> Any:
+    job, created = await submit(repo, coordinator, settings.allow_private_urls, body)
+    if not created:
+        response.status_code = status.HTTP_200_OK  # idempotent resubmission
+    return public_job(job)
+
+
+@router.get("/", response_model=JobsPublic, summary="List jobs with filters and pagination")
+async def list_jobs(
+    repo: RepoDep,
+    status_filter: JobStatus | None = None,
+    job_type: JobType | None = None,
+    min_priority: Annotated[int | None, Query(ge=0, le=10)] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    sort_by: SortKey = "created_at",
+    order: Literal["asc", "desc"] = "desc",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    q = JobListQuery(
+        status_filter=status_filter,
+        job_type=job_type,
+        min_priority=min_priority,
+        created_after=created_after,
+        created_before=created_before,
+        sort_by=sort_by,
+        order=order,
+        limit=limit,
+        offset=offset,
+    )
+    rows, total = await asyncio.to_thread(repo.list_jobs, q)
+    return JobsPublic(data=[public_job(r) for r in rows], count=total, limit=limit, offset=offset)
+
+
+@router.get("/queue/status", summary="Queued jobs by priority, running jobs, the limit")
+async def queue_status(coordinator: CoordinatorDep) -> Any:
+    return await coordinator.call("queue_status")
+
+
+@router.delete("/queue/clear", summary="Cancel every pending and queued job")
+async def queue_clear(coordinator: CoordinatorDep) -> Any:
+    cleared = await coordinator.call("clear_queue")
+    return {"cleared": cleared, "message": f"Cancelled {cleared} pending or queued job(s)"}
+
+
+@router.get("/statistics", summary="Counts, success rate, durations, throughput")
+async def statistics(repo: RepoDep) -> Any:
+    return await asyncio.to_thread(repo.statistics, datetime.now(UTC))
+
+
+@router.post("/bulk", response_model=BulkResult, summary="Create many jobs")
+async def bulk_create(
+    body: BulkJobCreate, repo: RepoDep, coordinator: CoordinatorDep, settings: SettingsDep
+) -> Any:
+    results: list[BulkItemResult] = []
+    for index, item in enumerate(body.jobs):
+        try:
+            job, created = await submit(repo, coordinator, settings.allow_private_urls, item)
+            results.append(
+                BulkItemResult(
+                    index=index,
+                    job_id=UUID(job["id"]),
+                    ok=True,
+                    status_code=201 if created else 200,
+                    job=public_job(job),
+                )
+            )
+        except PolicyError as exc:
+            results.append(
+                BulkItemResult(index=index, ok=False, status_code=422, detail=exc.message)
+            )
+    return bulk_result(results)
+
+
+async def bulk_each(coordinator: CoordinatorClient, ids: list[UUID], method: str) -> BulkResult:
+    """Call one coordinator method per job; each job's refusal is its own result."""
+    results: list[BulkItemResult] = []
+    for index, job_id in enumerate(ids):
+        try:
+            out = await coordinator.call(method, str(job_id))
+            job = public_job(out) if isinstance(out, dict) else None
+            results.append(
+                BulkItemResult(index=index, job_id=job_id, ok=True, status_code=200, job=job)
+            )
+        except CoordinatorError as exc:
+            results.append(
+                BulkItemResult(
+                    index=index,
+                    job_id=job_id,
+                    ok=False,
+                    status_code=exc.status_code,
+                    detail=exc.detail,
+                )
+            )
+    return bulk_result(results)
+
+
+def bulk_result(results: list[BulkItemResult]) -> BulkResult:
+    ok = sum(1 for r in results if r.ok)
+    return BulkResult(results=results, succeeded=ok, failed=len(results) - ok)
+
+
+@router.post("/bulk/cancel", response_model=BulkResult, summary="Cancel many jobs")
+async def bulk_cancel(body: BulkJobIds, coordinator: CoordinatorDep) -> Any:
+    return await bulk_each(coordinator, body.job_ids, "cancel")
+
+
+@router.post("/bulk/delete", response_model=BulkResult, summary="Delete many finished jobs")
+async def bulk_delete(body: BulkJobIds, coordinator: CoordinatorDep) -> Any:
+    return await bulk_each(coordinator, body.job_ids, "delete")
+
+
+@router.get("/{job_id}", response_model=JobPublic, summary="Job status and results")
+async def get_job(job: JobDep) -> Any:
+    return public_job(job)
+
+
+@router.delete("/{job_id}", summary="Delete a finished job and its artifacts")
+async def delete_job(job_id: UUID, coordinator: CoordinatorDep) -> Any:
+    await coordinator.call("delete", str(job_id))
+    return {"message": f"Job {job_id} deleted", "id": str(job_id)}
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, summary="Cancel a job")
+async def cancel_job(job_id: UUID, coordinator: CoordinatorDep) -> Any:
+    return public_job(await coordinator.call("cancel", str(job_id)))
+
+
+@router.post("/{job_id}/retry", response_model=JobPublic, summary="Retry a failed job")
+async def retry_job(job_id: UUID, coordinator: CoordinatorDep) -> Any:
+    return public_job(await coordinator.call("retry", str(job_id)))
+
+
+@router.get("/{job_id}/events", response_model=list[JobEventPublic], summary="Event log")
+async def job_events(
+    job: JobDep,
+    repo: RepoDep,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+) -> Any:
+    events = await asyncio.to_thread(repo.list_events, job.id, after_seq, limit)
+    return [JobEventPublic.model_validate(e) for e in events]
+
+
+# The seed's endpoint table lists these relative to /api/v1 as well; kept out of the schema.
+aliases = APIRouter()
+aliases.add_api_route("/queue/status", queue_status, methods=["GET"], include_in_schema=False)
+aliases.add_api_route("/queue/clear", queue_clear, methods=["DELETE"], include_in_schema=False)
+aliases.add_api_route("/statistics", statistics, methods=["GET"], include_in_schema=False)
