@@ -134,15 +134,7 @@ def analyze(
         notes.append("nothing to analyse: the transcript is empty")
         return AnalysisResult(speaking_rate_wpm=rate, language=language, notes=notes)
 
-    nlp = models.spacy_for(language)
-    if nlp is None:
-        parsed = tt.ParsedText(tt.split_sentences(text))
-        notes.append(
-            f"no spaCy pipeline for language {language!r}: sentences split on punctuation; "
-            "entities and keywords skipped"
-        )
-    else:
-        parsed = tt.parse(nlp, text)
+    parsed = _parsed(models, text, language, notes)
     sentences = [text[a:b] for a, b in parsed.spans]
     weights = np.array([len(s.split()) for s in sentences], np.float32)
     report(0.3, f"parsed {len(sentences)} sentences")
@@ -162,18 +154,12 @@ def analyze(
     else:
         notes.append("topic modeling switched off (options.topic_modeling=false)")
 
-    cand_texts: list[str] = []
-    cand_sentences: list[set[int]] = []
-    cand_vecs = np.zeros((0, vectors.shape[1]), np.float32)
+    candidates = _Candidates([], [], np.zeros((0, vectors.shape[1]), np.float32))
     if not options.keyword_extraction:
         notes.append("keyword extraction switched off (options.keyword_extraction=false)")
     else:
-        cand_texts, cand_sentences = tt.keyword_candidates(parsed, MAX_CANDIDATES)
-        cand_vecs = models.embedder.embed(cand_texts)
-        relevance = cand_vecs @ doc_vec
-        chosen = mmr(cand_vecs, relevance, options.max_keywords, MMR_RELEVANCE_WEIGHT)
-        result["keywords"] = [cand_texts[i] for i in chosen]
-        result["keyword_scores"] = {cand_texts[i]: round(float(relevance[i]), 4) for i in chosen}
+        candidates = _Candidates.of(models, parsed)
+        result.update(candidates.keywords(doc_vec, options.max_keywords))
     report(0.8, "topics and keywords")
 
     if options.sentiment_analysis:
@@ -185,16 +171,11 @@ def analyze(
     chapters = []
     for c, (a, b) in enumerate(ranges):
         central = a + int(np.argmax(vectors[a:b] @ chapter_vecs[c]))
-        inside = [i for i, sents in enumerate(cand_sentences) if any(a <= s < b for s in sents)]
-        if inside:
-            best = cand_texts[inside[int(np.argmax(cand_vecs[inside] @ chapter_vecs[c]))]]
-            title = best[:1].upper() + best[1:]
-        elif chapter_conf[c].max() >= options.min_confidence:
+        title = candidates.title_within(a, b, chapter_vecs[c])
+        if title is None and chapter_conf[c].max() >= options.min_confidence:
             title = models.topics[int(np.argmax(chapter_conf[c]))].label.capitalize()
-        else:
-            title = _opening(sentences[a])
         start, end = times.at(parsed.spans[a][0]), times.at(parsed.spans[b - 1][1])
-        chapters.append(Chapter(start, end, title, sentences[central]))
+        chapters.append(Chapter(start, end, title or _opening(sentences[a]), sentences[central]))
 
     return AnalysisResult(
         entities=_entities(parsed.entities),
@@ -206,6 +187,52 @@ def analyze(
         notes=notes,
         **result,
     )
+
+
+def _parsed(models: NlpModels, text: str, language: str | None, notes: list[str]) -> tt.ParsedText:
+    """Sentences, entities and noun phrases by spaCy; sentences alone where the language
+    has no pipeline."""
+    nlp = models.spacy_for(language)
+    if nlp is not None:
+        return tt.parse(nlp, text)
+    notes.append(
+        f"no spaCy pipeline for language {language!r}: sentences split on punctuation; "
+        "entities and keywords skipped"
+    )
+    return tt.ParsedText(tt.split_sentences(text))
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Keyword candidates (noun phrases), the sentences each occurs in, their embeddings."""
+
+    texts: list[str]
+    sentences: list[set[int]]
+    vectors: np.ndarray
+
+    @classmethod
+    def of(cls, models: NlpModels, parsed: tt.ParsedText) -> _Candidates:
+        texts, sentences = tt.keyword_candidates(parsed, MAX_CANDIDATES)
+        return cls(texts, sentences, models.embedder.embed(texts))
+
+    def keywords(self, doc_vec: np.ndarray, count: int) -> dict[str, Any]:
+        """The `count` most relevant, mutually distinct candidates (MMR) and their scores."""
+        relevance = self.vectors @ doc_vec
+        chosen = mmr(self.vectors, relevance, count, MMR_RELEVANCE_WEIGHT)
+        return {
+            "keywords": [self.texts[i] for i in chosen],
+            "keyword_scores": {self.texts[i]: round(float(relevance[i]), 4) for i in chosen},
+        }
+
+    def title_within(self, first: int, stop: int, chapter_vec: np.ndarray) -> str | None:
+        """The candidate of sentences [first, stop) closest to the chapter, capitalised."""
+        inside = [
+            i for i, sents in enumerate(self.sentences) if any(first <= s < stop for s in sents)
+        ]
+        if not inside:
+            return None
+        best = self.texts[inside[int(np.argmax(self.vectors[inside] @ chapter_vec))]]
+        return best[:1].upper() + best[1:]
 
 
 def sentiment_label(

@@ -115,89 +115,16 @@ def fetch(
     MediaError (not_media, corrupt_media) or StageCancelled. Nothing is left in `dest_dir`
     when it raises.
     """
-    try:
-        url = check_url(url, allow_private=options.allow_private_urls)
-    except PolicyError as exc:
-        if exc.code != "url_unresolvable":
-            raise
-        # A name that does not resolve now may resolve later (DNS outage, no network yet):
-        # a network error, so the coordinator retries with backoff.
-        raise DownloadError(exc.message, code="network_error", retryable=True) from exc
+    url = _allowed_url(url, options)
     if cancel.cancelled:
         raise StageCancelled("Cancelled before the download started")
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    ytdlp_logger = _YtdlpLogger()
-    limit_bytes = options.max_download_bytes
-    limit_s = options.max_media_duration_s
-
-    def on_progress(status: dict[str, Any]) -> None:
-        if cancel.cancelled:
-            raise StageCancelled("Cancelled during the download")
-        if status.get("status") != "downloading":
-            return
-        done = status.get("downloaded_bytes") or 0
-        total = status.get("total_bytes") or status.get("total_bytes_estimate")
-        if limit_bytes is not None and max(done, total or 0) > limit_bytes:
-            raise _too_large(total if total and total > limit_bytes else None, limit_bytes)
-        if total:
-            progress(min(done / total, 0.99), f"downloading {_sizes(done, total)}")
-        else:
-            progress(0.0, f"downloading {_size(done)}")
-
-    def match_filter(info: dict[str, Any], *, incomplete: object = False) -> str | None:
-        if cancel.cancelled:
-            raise StageCancelled("Cancelled before the download started")
-        duration = info.get("duration")
-        if limit_s is not None and duration and duration > limit_s:
-            raise _too_long(float(duration), limit_s)
-        if not incomplete:
-            # media found inside a page must obey the same address policy as the page
-            for media_url in _media_urls(info):
-                check_url(media_url, allow_private=options.allow_private_urls)
-        return None
-
-    params: dict[str, Any] = {
-        "quiet": True,
-        "noprogress": True,
-        "noplaylist": True,
-        "playlist_items": "1",  # a page with several videos: take the first
-        "outtmpl": {"default": str(dest_dir / f"{SOURCE_STEM}.%(ext)s")},
-        "format": FORMAT_SELECTOR,
-        "max_filesize": limit_bytes,
-        "match_filter": match_filter,
-        "progress_hooks": [on_progress],
-        "logger": ytdlp_logger,
-        "socket_timeout": options.socket_timeout_s,
-        "retries": RETRIES,
-        "fragment_retries": RETRIES,
-        "extractor_retries": 1,
-        "file_access_retries": 1,
-        "overwrites": True,
-        "continuedl": False,
-        "updatetime": False,
-        "cachedir": False,
-    }
-    try:  # only needed to merge separate video and audio formats
-        params["ffmpeg_location"] = ffmpeg_exe()
-    except MediaError:
-        log.warning("no ffmpeg found: formats that need merging will fail")
+    guards = _Guards(options, progress, cancel)
     try:
-        with yt_dlp.YoutubeDL(params) as ydl:
-            try:
-                info = ydl.extract_info(url, download=True)
-            except yt_dlp.utils.DownloadError as exc:
-                raise _translate(exc, url) from None
-        if cancel.cancelled:
-            raise StageCancelled("Cancelled during the download")
-        entry = _first_entry(info)
-        path = _downloaded_file(entry, dest_dir)
-        if path is None:
-            if ytdlp_logger.too_large and limit_bytes is not None:
-                match = re.search(r"\((\d+) bytes >", ytdlp_logger.too_large)
-                raise _too_large(int(match[1]) if match else None, limit_bytes)
-            raise DownloadError(f"Nothing was downloaded from {url}", code="download_failed")
+        entry, path = _download(url, dest_dir, guards)
         size_bytes = path.stat().st_size
+        limit_bytes, limit_s = options.max_download_bytes, options.max_media_duration_s
         if limit_bytes is not None and size_bytes > limit_bytes:
             raise _too_large(size_bytes, limit_bytes)
         media = _probe_downloaded(path)
@@ -216,6 +143,107 @@ def fetch(
         extractor=entry.get("extractor_key") or entry.get("extractor"),
         webpage_url=entry.get("webpage_url") or url,
     )
+
+
+def _allowed_url(url: str, options: FetchOptions) -> str:
+    """`url` checked against the address policy. A name that does not resolve now may
+    resolve later (DNS outage, no network yet): a retryable network error."""
+    try:
+        return check_url(url, allow_private=options.allow_private_urls)
+    except PolicyError as exc:
+        if exc.code != "url_unresolvable":
+            raise
+        raise DownloadError(exc.message, code="network_error", retryable=True) from exc
+
+
+class _Guards:
+    """yt-dlp's hooks: progress, cancellation, the size and length limits and the address
+    policy for media found inside a page, checked while the download runs."""
+
+    def __init__(
+        self, options: FetchOptions, progress: ProgressCallback, cancel: CancelToken
+    ) -> None:
+        self.options = options
+        self.progress = progress
+        self.cancel = cancel
+        self.logger = _YtdlpLogger()
+
+    def on_progress(self, status: dict[str, Any]) -> None:
+        if self.cancel.cancelled:
+            raise StageCancelled("Cancelled during the download")
+        if status.get("status") != "downloading":
+            return
+        limit_bytes = self.options.max_download_bytes
+        done = status.get("downloaded_bytes") or 0
+        total = status.get("total_bytes") or status.get("total_bytes_estimate")
+        if limit_bytes is not None and max(done, total or 0) > limit_bytes:
+            raise _too_large(total if total and total > limit_bytes else None, limit_bytes)
+        if total:
+            self.progress(min(done / total, 0.99), f"downloading {_sizes(done, total)}")
+        else:
+            self.progress(0.0, f"downloading {_size(done)}")
+
+    def match_filter(self, info: dict[str, Any], *, incomplete: object = False) -> str | None:
+        if self.cancel.cancelled:
+            raise StageCancelled("Cancelled before the download started")
+        limit_s = self.options.max_media_duration_s
+        duration = info.get("duration")
+        if limit_s is not None and duration and duration > limit_s:
+            raise _too_long(float(duration), limit_s)
+        if not incomplete:
+            # media found inside a page must obey the same address policy as the page
+            for media_url in _media_urls(info):
+                check_url(media_url, allow_private=self.options.allow_private_urls)
+        return None
+
+
+def _ytdlp_params(dest_dir: Path, guards: _Guards) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "quiet": True,
+        "noprogress": True,
+        "noplaylist": True,
+        "playlist_items": "1",  # a page with several videos: take the first
+        "outtmpl": {"default": str(dest_dir / f"{SOURCE_STEM}.%(ext)s")},
+        "format": FORMAT_SELECTOR,
+        "max_filesize": guards.options.max_download_bytes,
+        "match_filter": guards.match_filter,
+        "progress_hooks": [guards.on_progress],
+        "logger": guards.logger,
+        "socket_timeout": guards.options.socket_timeout_s,
+        "retries": RETRIES,
+        "fragment_retries": RETRIES,
+        "extractor_retries": 1,
+        "file_access_retries": 1,
+        "overwrites": True,
+        "continuedl": False,
+        "updatetime": False,
+        "cachedir": False,
+    }
+    try:  # only needed to merge separate video and audio formats
+        params["ffmpeg_location"] = ffmpeg_exe()
+    except MediaError:
+        log.warning("no ffmpeg found: formats that need merging will fail")
+    return params
+
+
+def _download(url: str, dest_dir: Path, guards: _Guards) -> tuple[dict[str, Any], Path]:
+    """Run yt-dlp; the entry it downloaded and the file it wrote."""
+    with yt_dlp.YoutubeDL(_ytdlp_params(dest_dir, guards)) as ydl:
+        try:
+            info = ydl.extract_info(url, download=True)
+        except yt_dlp.utils.DownloadError as exc:
+            raise _translate(exc, url) from None
+    if guards.cancel.cancelled:
+        raise StageCancelled("Cancelled during the download")
+    entry = _first_entry(info)
+    path = _downloaded_file(entry, dest_dir)
+    if path is None:
+        limit_bytes = guards.options.max_download_bytes
+        if guards.logger.too_large and limit_bytes is not None:
+            match = re.search(r"\((\d+) bytes >", guards.logger.too_large)
+            raise _too_large(int(match[1]) if match else None, limit_bytes)
+        raise DownloadError(f"Nothing was downloaded from {url}", code="download_failed")
+    return entry, path
 
 
 def _translate(exc: yt_dlp.utils.DownloadError, url: str) -> PipelineError:
