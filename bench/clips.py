@@ -45,8 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # `python bench/clips.py`: bench/ would shadow the `pipeline` package
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from bench.media import ffmpeg
 from pipeline.clips.cutting import CutOptions, cut_clip, keyframe_times, snap_to_frames
 from pipeline.media.ffmpeg import ffmpeg_exe, probe
 from pipeline.types import CancelToken
@@ -60,16 +62,6 @@ SEED = 20261124
 
 
 # ----------------------------------------------------------------------------- media
-
-
-def _ffmpeg(*args: str, capture: bool = False) -> bytes:
-    done = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
-        check=True,
-        capture_output=capture,
-        timeout=3600,
-    )
-    return done.stdout if capture else b""
 
 
 def keyframe_schedule(duration_s: float, rng: random.Random) -> list[float]:
@@ -93,13 +85,14 @@ def make_source(minutes: float) -> Path:
     partial = path.with_suffix(".part.mp4")
     print(f"generating {path} ({minutes:g} min, {len(keyframes)} keyframes) ...", flush=True)
     started = time.perf_counter()
-    _ffmpeg(
+    ffmpeg(
         "-f", "lavfi", "-i", f"testsrc2=size={SIZE}:rate={FPS}:duration={duration}",
         "-f", "lavfi", "-i", f"sine=frequency=440:beep_factor=4:sample_rate=48000:d={duration}",
         "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-pix_fmt", "yuv420p",
         "-g", "1000", "-sc_threshold", "0",
         "-force_key_frames", ",".join(f"{t:.2f}" for t in keyframes),
         "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-movflags", "+faststart", str(partial),
+        timeout=3600,
     )  # fmt: skip
     partial.replace(path)
     print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
@@ -121,10 +114,10 @@ def gray_frames(
 ) -> np.ndarray:
     args = [] if seek_s is None else ["-ss", f"{seek_s:.6f}"]
     args += [] if length_s is None else ["-t", f"{length_s:.6f}"]
-    raw = _ffmpeg(
+    raw = ffmpeg(
         *args, "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
         "-vf", f"scale={GRAY_W}:{GRAY_H}", "-f", "rawvideo", "-pix_fmt", "gray", "-",
-        capture=True,
+        capture=True, timeout=3600,
     )  # fmt: skip
     return np.frombuffer(raw, np.uint8).reshape(-1, GRAY_H, GRAY_W).astype(np.float32)
 

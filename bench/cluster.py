@@ -13,7 +13,7 @@ database is SQLite (one machine); each node has its own scratch directory.
 
 For each backend, in the same run, on the same cluster: the app deployed with that store,
 one short warm-up job, then `--runs` full_processing jobs of a `--minutes` video (testsrc2 +
-speech, made once and cached by bench/pipeline.py), one after the other. Per job: seconds
+speech, made once and cached by bench/media.py), one after the other. Per job: seconds
 from the POST to completed, and the bytes the stages moved from and into the artifact
 store (each `stage_completed` event's `bytes_in` / `bytes_out`; the transcribe stage's
 `bytes_in` is what the Transcriber replica downloaded). With the local store, inputs are
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -35,25 +34,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_HERE)]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+if not __package__:  # `python bench/cluster.py`: bench/ would shadow the `pipeline` package
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import httpx  # noqa: E402
+import httpx
 
-from bench.common import tree_text  # noqa: E402
-from bench.pipeline import free_port, log, make_video, media_server  # noqa: E402
+from bench.common import ROOT, free_port, log, tree_text
+from bench.media import make_video, media_server
+from bench.service import WARM_UP_MINUTES, WARM_UP_OPTIONS, poll_job, post_job
+from bench.stats import mib
 
 NAMESPACE = "vpa-bench-cluster"
 JOB_TYPE = "full_processing"
 OPTIONS: dict[str, Any] = {"clip_duration": 20, "max_clips": 3, "min_confidence": 0.0}
-WARM_UP: dict[str, Any] = {"clip_duration": 8, "max_clips": 1, "min_confidence": 0.0}
 STAGE_RESOURCES = {"fetch": {"worker_a": 1}, "clips": {"gpu_node": 1}, "subtitles": {"head": 1}}
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
 def start_cluster() -> tuple[Any, int]:
@@ -97,12 +91,8 @@ def deploy(port: int, tmp: Path, **store: Any) -> httpx.Client:
 def run_job(client: httpx.Client, url: str, options: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     body = {"youtube_url": url, "job_type": JOB_TYPE, "options": options}
-    job_id = client.post("/api/v1/jobs/", json=body).json()["id"]
-    while True:
-        job = client.get(f"/api/v1/jobs/{job_id}").json()
-        if job["status"] in TERMINAL:
-            break
-        time.sleep(0.2)
+    job_id = post_job(client, body)
+    job = poll_job(client, job_id, timeout_s=3600)
     wall = time.perf_counter() - t0
     if job["status"] != "completed":
         raise RuntimeError(f"job {job_id} ended {job['status']}: {job.get('error_message')}")
@@ -121,7 +111,7 @@ def run_job(client: httpx.Client, url: str, options: dict[str, Any]) -> dict[str
 
 def measure(label: str, client: httpx.Client, url: str, warm_url: str, runs: int) -> dict[str, Any]:
     log(f"{label}: warm-up job ...")
-    run_job(client, warm_url, WARM_UP)
+    run_job(client, warm_url, WARM_UP_OPTIONS)
     results = []
     for n in range(runs):
         result = run_job(client, url, OPTIONS)
@@ -135,10 +125,6 @@ def measure(label: str, client: httpx.Client, url: str, warm_url: str, runs: int
         "nodes": min(r["nodes"] for r in results),
         "stages": results[-1]["stages"],
     }
-
-
-def mib(n: float) -> str:
-    return f"{n / 2**20:.1f} MiB"
 
 
 def report(args: argparse.Namespace, local: dict[str, Any], s3: dict[str, Any], video: Path) -> str:
@@ -186,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.fixtures.s3 import start_s3_server
 
     video = make_video(args.minutes, args.size)
-    warm = make_video(20 / 60, args.size)
+    warm = make_video(WARM_UP_MINUTES, args.size)
     with tempfile.TemporaryDirectory(prefix="vpa-bench-cluster-") as tmp_dir:
         tmp = Path(tmp_dir)
         with media_server(video.parent) as base, start_s3_server(tmp / "s3") as s3:

@@ -27,7 +27,6 @@ import math
 import multiprocessing
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,14 +37,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # `python bench/transcribe.py`: bench/ would shadow the `pipeline` package
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from pipeline.media.ffmpeg import ffmpeg_exe, probe
+from bench.common import ROOT
+from bench.media import SPEECH, ffmpeg
+from pipeline.media.ffmpeg import probe
 
-ASSETS = Path(__file__).resolve().parent.parent / "tests" / "assets"
-SPEECH = ASSETS / "speech_en.ogg"
-SPEECH_TEXT = ASSETS / "speech_en.txt"
+SPEECH_TEXT = ROOT / "tests" / "assets" / "speech_en.txt"
 MODEL = "tiny.en"
 SAMPLE_EVERY_S = 0.02
 CONCURRENT_JOBS = 4
@@ -91,18 +90,10 @@ def timer() -> Iterator[list[float]]:
     elapsed.append(time.perf_counter() - started)
 
 
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def looped(dest: Path, loops: int, *, copy: bool = False) -> Path:
     """The speech clip played `loops` times (16 kHz mono WAV, or the Opus packets copied)."""
     codec = ["-c", "copy"] if copy else ["-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le"]
-    _ffmpeg("-stream_loop", str(loops - 1), "-i", str(SPEECH), *codec, str(dest))
+    ffmpeg("-stream_loop", str(loops - 1), "-i", str(SPEECH), *codec, str(dest))
     return dest
 
 
