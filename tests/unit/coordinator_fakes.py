@@ -102,6 +102,8 @@ class FakeStage:
         self.received = {s: asyncio.Event() for s in ("stop", "interrupt", "kill")}
         self._clock = clock
         self._future: asyncio.Future[StageOutput] = asyncio.get_running_loop().create_future()
+        # how a stage the coordinator stopped waiting for ended is nobody's business
+        self._future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def result(self) -> StageOutput:
         return await asyncio.shield(self._future)
@@ -227,6 +229,7 @@ class Harness:
     async def crash(self) -> None:
         self.clock.cancel_all()
         for core in self.cores:
+            core.queue_running = False  # an ended attempt's slot starts nothing new
             tasks = [r.task for r in core.running.values() if r.task is not None]
             for task in tasks:
                 task.cancel()

@@ -88,12 +88,34 @@ async def test_no_more_than_the_limit_run_and_the_next_starts_when_one_ends(
     assert h.core.queue_status()["available_slots"] == 2
 
 
+async def test_a_new_limit_applies_as_running_jobs_end(make_harness: MakeHarness) -> None:
+    h = make_harness(max_concurrent_jobs=2)
+    jobs = [h.submit() for _ in range(5)]
+    first, second = await h.stages.next_started(), await h.stages.next_started()
+    h.core.reconfigure(CoordinatorConfig(max_concurrent_jobs=1))
+    assert h.core.queue_status()["available_slots"] == 0
+    second.complete()
+    await h.run_to_completion(jobs[1])  # slot 1 is past the new limit: it is not reused
+    assert h.stages.none_waiting() and h.core.queue_status()["queued_order"] == jobs[2:]
+    first.complete()
+    await h.run_to_completion(jobs[0])
+    third = await h.stages.next_started()
+    assert third.job_id == jobs[2]
+    assert [w["current_job"] for w in h.core.workers()] == [jobs[2]]
+    h.core.reconfigure(CoordinatorConfig(max_concurrent_jobs=3))  # two more start at once
+    assert [(await h.stages.next_started()).job_id for _ in range(2)] == jobs[3:]
+    assert h.core.queue_status()["available_slots"] == 0
+
+
 async def test_a_known_idempotency_key_returns_the_same_job_and_runs_nothing(
     make_harness: MakeHarness,
 ) -> None:
     h = make_harness(max_concurrent_jobs=1)
-    data = JobCreate(youtube_url="https://media.example/a.mp4", job_type=JobType.audio_extraction,
-                     idempotency_key="upload-42")  # fmt: skip
+    data = JobCreate(
+        youtube_url="https://media.example/a.mp4",
+        job_type=JobType.audio_extraction,
+        idempotency_key="upload-42",
+    )
     job, created = h.core.submit(data)
     again, created_again = h.core.submit(data)
     assert (created, created_again) == (True, False)
@@ -115,10 +137,12 @@ async def test_recovery_requeues_pending_and_queued_jobs_in_queue_order(
     mid = h.submit(priority=5)
     # a job created but not yet queued when the coordinator died
     pending, _ = h.repo.create_job(
-        JobCreate(youtube_url="https://media.example/p.mp4", job_type=JobType.audio_extraction,
-                  priority=8),
-        default_max_retries=3, now=h.clock.now(),
-    )  # fmt: skip
+        JobCreate(
+            youtube_url="https://media.example/p.mp4", job_type=JobType.audio_extraction, priority=8
+        ),
+        default_max_retries=3,
+        now=h.clock.now(),
+    )
     h.clock.advance(1.0)
     core = await h.restart()
     assert core.recover() == 4
@@ -185,8 +209,10 @@ async def test_manual_retry_keeps_the_completed_stages(make_harness: MakeHarness
     (await h.stages.next_started()).fail(MediaError("the file has no audio track", code="no_audio"))
     failed = await h.ended(job_id)
     assert (failed.status, failed.error_code, failed.retry_count) == (
-        JobStatus.failed, "no_audio", 0,
-    )  # fmt: skip
+        JobStatus.failed,
+        "no_audio",
+        0,
+    )
     queued = h.core.retry(job_id)
     assert queued.status == JobStatus.queued and queued.error_code is None
     assert h.last_event(job_id, "queued").message == "manual retry; completed stages kept: fetch"
@@ -227,8 +253,9 @@ async def test_clearing_the_queue_cancels_queued_and_retry_waiting_jobs(
     assert first.job_id == blocker
     assert h.core.clear_queue() == 2
     assert (h.job(retrying).status, h.job(waiting).status) == (
-        JobStatus.cancelled, JobStatus.cancelled,
-    )  # fmt: skip
+        JobStatus.cancelled,
+        JobStatus.cancelled,
+    )
     # the retry's backoff timer is gone; the running job's timeout is all that is left
     assert h.clock.pending() == [h.config.job_timeout_s]
     assert h.core.queue_status()["queued"] == 0

@@ -10,14 +10,17 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
 from actors.coordinator_config import CoordinatorConfig
-from actors.job_runner import INTERRUPT_GRACE_S
+from actors.job_runner import INTERRUPT_GRACE_S, JobRunner
+from actors.running_job import RunningJob
 from pipeline.errors import DownloadError, MediaError, PipelineError, WorkerCrashed
-from storage.models import JobStatus
-from tests.unit.coordinator_fakes import Harness
+from storage.models import EventType, Job, JobStatus, JobType
+from storage.schemas import JobCreate
+from tests.unit.coordinator_fakes import FakeStageRunner, Harness
 
 MakeHarness = Callable[..., Harness]
 
@@ -43,10 +46,12 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
 )
 @pytest.mark.parametrize(
     "error",
-    [WorkerCrashed("the worker died"), DownloadError("HTTP 503", code="network_error",
-                                                     retryable=True)],
+    [
+        WorkerCrashed("the worker died"),
+        DownloadError("HTTP 503", code="network_error", retryable=True),
+    ],
     ids=["worker_crashed", "network_error"],
-)  # fmt: skip
+)
 async def test_retryable_failures_back_off_exponentially_then_fail(
     make_harness: MakeHarness,
     base_s: float,
@@ -64,12 +69,19 @@ async def test_retryable_failures_back_off_exponentially_then_fail(
         stage.fail(error)
         job = await h.ended(job_id)
         assert (job.status, job.retry_count, job.error_code) == (
-            JobStatus.queued, number, error.code,
-        )  # fmt: skip
+            JobStatus.queued,
+            number,
+            error.code,
+        )
         assert job.next_attempt_at == h.clock.now() + timedelta(seconds=delay)
         retry = h.last_event(job_id, "retry_scheduled")
-        assert retry.data == {"status": "queued", "progress": 0.0, "retry": number,
-                              "delay_s": delay, "error_code": error.code}  # fmt: skip
+        assert retry.data == {
+            "status": "queued",
+            "progress": 0.0,
+            "retry": number,
+            "delay_s": delay,
+            "error_code": error.code,
+        }
         assert h.clock.pending() == [h.clock.monotonic() + delay]
         h.clock.advance(delay / 2)
         assert h.stages.none_waiting()
@@ -103,8 +115,11 @@ async def test_a_non_retryable_failure_fails_the_job_at_once_with_its_reason(
     (await h.stages.next_started(job_id)).fail(error)
     job = await h.ended(job_id)
     assert (job.status, job.error_code, job.error_message, job.retry_count) == (
-        JobStatus.failed, code, message, 0,
-    )  # fmt: skip
+        JobStatus.failed,
+        code,
+        message,
+        0,
+    )
     failed = h.last_event(job_id, "failed")
     assert (failed.stage, failed.message) == ("audio", message)
     assert failed.data is not None and failed.data["retryable"] is False
@@ -208,3 +223,72 @@ async def test_progress_is_persisted_at_most_once_per_interval(make_harness: Mak
     await h.stages.next_started(job_id)
     assert not h.core.should_stop(job_id, 1)
     assert h.core.should_stop(job_id, 0)  # a stale attempt's task stops
+
+
+async def test_the_runner_alone_reports_a_retry_and_gives_its_slot_back(tmp_path: Path) -> None:
+    h = Harness(tmp_path, CoordinatorConfig(retry_backoff_base_s=2.0))
+    clock = h.clock  # of the harness, only its database, store and clock are used here
+    stages = FakeStageRunner(clock)
+    retries: list[tuple[str, float]] = []
+    finished: list[RunningJob] = []
+
+    def write(
+        job_id: str,
+        event: EventType,
+        fields: dict[str, Any] | None = None,
+        *,
+        stage: str | None = None,
+        message: str | None = None,
+        data: dict[str, Any] | None = None,
+        expected: set[JobStatus] | None = None,
+    ) -> Job | None:
+        written = h.repo.transition(
+            UUID(job_id),
+            event=event,
+            fields=fields,
+            stage=stage,
+            message=message,
+            data=data,
+            now=clock.now(),
+            expected_status=expected,
+        )
+        return None if written is None else written[0]
+
+    runner = JobRunner(
+        h.repo,
+        h.store,
+        h.config,
+        stages,
+        write,
+        clock.now,
+        on_retry=lambda job_id, delay_s: retries.append((job_id, delay_s)),
+        on_finished=finished.append,
+        clock=clock.monotonic,
+        timer=clock,
+    )
+    created, _ = h.repo.create_job(
+        JobCreate(youtube_url="https://media.example/v.mp4", job_type=JobType.audio_extraction),
+        default_max_retries=3,
+        now=clock.now(),
+    )
+    job_id = str(created.id)
+    write(job_id, EventType.queued, {"status": JobStatus.queued})
+    job = write(job_id, EventType.started, {"status": JobStatus.processing, "attempt": 1})
+    assert job is not None
+    run = RunningJob(
+        job_id=job_id,
+        slot=0,
+        attempt=1,
+        chain=("fetch", "audio"),
+        done=set(),
+        started_at=clock.monotonic(),
+        last_heartbeat=clock.now(),
+    )
+    runner.start(run, job, freed_at=clock.monotonic())
+    assert runner.running == {job_id: run}
+    (await stages.next_started(job_id)).fail(WorkerCrashed("the worker died"))
+    assert run.task is not None
+    await run.task
+    assert retries == [(job_id, 2.0)] and finished == [run] and runner.running == {}
+    assert runner.dispatch_overhead_s == [0.0]
+    assert h.job(job_id).status == JobStatus.queued
