@@ -14,19 +14,22 @@ attempt. Rules it keeps:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from actors.clock import Clock, LoopTimer, Timer, TimerHandle
 from actors.coordinator_config import CoordinatorConfig
 from actors.errors import JobConflict, JobNotFound
 from actors.job_queue import JobQueue
-from actors.job_runner import JobRunner, RunningJob, StageRunner
+from actors.job_runner import JobRunner
 from actors.messages import update_message
+from actors.running_job import RunningJob
+from actors.stage_runner import StageRunner
+from actors.worker_slots import WorkerSlots
 from pipeline.stages import chain_for
 from storage.artifacts import ArtifactStore
 from storage.models import EventType, Job, JobStatus
@@ -34,7 +37,6 @@ from storage.repository import JobRepository
 from storage.schemas import JobCreate
 
 TERMINAL = {JobStatus.completed, JobStatus.failed, JobStatus.cancelled}
-INTERRUPT_GRACE_S = 2.0  # after the interrupt, before the worker is killed
 
 Publisher = Callable[[str, int, dict[str, Any]], None]
 
@@ -45,29 +47,36 @@ class CoordinatorCore:
         repo: JobRepository,
         store: ArtifactStore,
         config: CoordinatorConfig,
-        run_stage: StageRunner,
+        stages: StageRunner,
         publish: Publisher,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = time.monotonic,
+        timer: Timer | None = None,
     ) -> None:
+        """`now` stamps what is written; `clock` and `timer` measure and wait out the
+        retry backoff, the job timeout and the cancel grace periods."""
         self.repo = repo
         self.store = store
         self.config = config
         self._publish = publish
         self._now = now
+        self._clock = clock
+        self._timer = timer or LoopTimer()
         self.queue = JobQueue()
         self._runner = JobRunner(
             repo=repo,
             store=store,
             config=config,
-            run_stage=run_stage,
+            stages=stages,
             write=self._write,
             now=now,
             on_retry=self._hold_back,
             on_finished=self._release,
+            clock=clock,
+            timer=self._timer,
         )
-        self._delayed: dict[str, asyncio.TimerHandle] = {}
-        self._free_slots = list(range(config.max_concurrent_jobs))
-        self._slot_last_job: dict[int, tuple[str, float]] = {}
+        self._delayed: dict[str, TimerHandle] = {}
+        self._slots = WorkerSlots(config.max_concurrent_jobs)
         self.queue_running = True
 
     @property
@@ -119,8 +128,7 @@ class CoordinatorCore:
         """Apply new settings from a redeploy; running jobs keep their slots."""
         self.config = config
         self._runner.config = config
-        busy = {r.slot for r in self.running.values()}
-        self._free_slots = [s for s in range(config.max_concurrent_jobs) if s not in busy]
+        self._slots.resize(config.max_concurrent_jobs, (r.slot for r in self.running.values()))
         self._dispatch()
 
     # ----------------------------------------------------------------- recovery
@@ -176,8 +184,8 @@ class CoordinatorCore:
 
     def _hold_back(self, job_id: str, delay_s: float) -> None:
         """Keep a queued job out of the queue for `delay_s` (a retry's backoff)."""
-        loop = asyncio.get_running_loop()
-        self._delayed[job_id] = loop.call_later(delay_s, self._release_delayed, job_id)
+        release = functools.partial(self._release_delayed, job_id)
+        self._delayed[job_id] = self._timer.call_later(delay_s, release)
 
     def _release_delayed(self, job_id: str) -> None:
         self._delayed.pop(job_id, None)
@@ -232,18 +240,9 @@ class CoordinatorCore:
             if done is None:  # it started in the meantime
                 return await self.cancel(job_id)
             return done
-        # The stage task polls `should_stop` and stops itself, cleaning up; an interrupt and
-        # then a kill follow only for a stage that does not stop within the grace period.
-        run.cancel_requested = True
-        task = run.task
-        if task is not None:
-            grace = self.config.cancel_grace_s
-            for force, wait_s in ((False, grace), (True, INTERRUPT_GRACE_S), (None, 10.0)):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(task), wait_s)
-                    break
-                if force is not None and run.handle is not None:
-                    run.handle.cancel(force)
+        # The stage stops itself, cleaning up; an interrupt and then a kill follow only for a
+        # stage that does not stop within the grace period.
+        await self._runner.stop(run)
         return self._get(job_id)
 
     def retry(self, job_id: str) -> Job:
@@ -316,15 +315,15 @@ class CoordinatorCore:
 
     # ----------------------------------------------------------------- dispatch
     def _dispatch(self) -> None:
-        while self.queue_running and self._free_slots and len(self.queue):
+        while self.queue_running and len(self._slots) and len(self.queue):
             job_id = self.queue.pop()
             if job_id is None:
                 break
-            freed_at = time.monotonic()
-            slot = self._free_slots.pop(0)
+            freed_at = self._clock()
+            slot = self._slots.take()
             job = self.repo.get_job(UUID(job_id))
             if job is None or job.status != JobStatus.queued:
-                self._free_slots.insert(0, slot)
+                self._slots.untake(slot)
                 continue
             attempt = job.attempt + 1
             started = self._write(
@@ -342,7 +341,7 @@ class CoordinatorCore:
                 expected={JobStatus.queued},
             )
             if started is None:
-                self._free_slots.insert(0, slot)
+                self._slots.untake(slot)
                 continue
             chain = chain_for(started.job_type.value)
             run = RunningJob(
@@ -351,16 +350,14 @@ class CoordinatorCore:
                 attempt=attempt,
                 chain=chain,
                 done=set(started.stage_outputs or {}) & set(chain),
-                started_at=time.monotonic(),
+                started_at=self._clock(),
+                last_heartbeat=self._now(),
             )
             self._runner.start(run, started, freed_at)
 
     def _release(self, run: RunningJob) -> None:
         """Give an ended attempt's slot back (the runner has dropped it) and dispatch."""
-        self._slot_last_job[run.slot] = (run.job_id, time.time())
-        if run.slot < self.config.max_concurrent_jobs:  # the limit may have shrunk meanwhile
-            self._free_slots.append(run.slot)
-            self._free_slots.sort()
+        self._slots.release(run.slot, run.job_id, self._now())
         self._dispatch()
 
     # ----------------------------------------------------------------- status
@@ -379,28 +376,9 @@ class CoordinatorCore:
                 for r in sorted(self.running.values(), key=lambda r: r.slot)
             ],
             "running_count": len(self.running),
-            "available_slots": len(self._free_slots),
+            "available_slots": len(self._slots),
         }
 
     def workers(self) -> list[dict[str, Any]]:
-        by_slot = {r.slot: r for r in self.running.values()}
-        out = []
-        for slot in range(self.config.max_concurrent_jobs):
-            run = by_slot.get(slot)
-            last = self._slot_last_job.get(slot)
-            out.append(
-                {
-                    "id": f"slot-{slot}",
-                    "kind": "job_slot",
-                    "state": "busy" if run else "idle",
-                    "current_job": run.job_id if run else None,
-                    "current_stage": run.stage if run else None,
-                    "last_heartbeat": datetime.fromtimestamp(
-                        run.last_heartbeat if run else (last[1] if last else time.time()), UTC
-                    )
-                    .isoformat()
-                    .replace("+00:00", "Z"),
-                    "last_job": last[0] if last else None,
-                }
-            )
-        return out
+        """Each worker slot: busy with which job and stage, or idle since when."""
+        return self._slots.report(self.running.values(), self._now())

@@ -16,13 +16,12 @@ import ray
 
 from actors.coordinator_config import CoordinatorConfig, auto_concurrency
 from actors.coordinator_core import CoordinatorCore
-from actors.job_runner import StageHandle
 from actors.progress import ProgressHub
-from actors.stage_task import ServeModels, submit_stage
+from actors.ray_stage_runner import RayStageRunner
+from actors.stage_task import ServeModels
 from config.logging import log_config, setup_logging
 from config.settings import Settings
 from pipeline.options import FetchOptions
-from pipeline.stages import StageInput, StageOutput
 from storage.db import create_db_engine, init_db
 from storage.repository import JobRepository
 from storage.schemas import JobCreate, JobPublic
@@ -31,21 +30,6 @@ from storage.stores import open_store, storage_config
 COORDINATOR_PREFIX = "vpa-coordinator-"
 HUB_NAME = "vpa-progress-hub"
 log = logging.getLogger("vpa.coordinator")
-
-
-class _RayStageHandle:
-    def __init__(self, ref: Any) -> None:
-        self._ref = ref
-
-    async def result(self) -> StageOutput:
-        out: StageOutput = await self._ref
-        return out
-
-    def cancel(self, force: bool) -> None:
-        try:
-            ray.cancel(self._ref, force=force)
-        except Exception:  # already finished, or the worker is gone
-            log.debug("cancel of a finished stage ignored", exc_info=True)
 
 
 def config_from_settings(settings: Settings) -> CoordinatorConfig:
@@ -78,32 +62,15 @@ class JobCoordinatorActor:
         engine = create_db_engine(self._settings.resolved_database_url())
         init_db(engine)
         self._hub = get_hub(self._settings)
-        self._self_handle: Any = None
-        self._models: ServeModels | None = None
+        self._stages = RayStageRunner(self._settings)
         self._core = CoordinatorCore(
             repo=JobRepository(engine),
             store=open_store(storage_config(self._settings)),
             config=config_from_settings(self._settings),
-            run_stage=self._run_stage,
+            stages=self._stages,
             publish=self._publish,
         )
         self._started = False
-
-    def _run_stage(self, name: str, inp: StageInput, attempt: int) -> StageHandle:
-        if self._self_handle is None:
-            self._self_handle = ray.get_runtime_context().current_actor
-        settings = self._settings
-        ref = submit_stage(
-            name,
-            inp,
-            self._self_handle,
-            attempt,
-            storage_config(settings),
-            log_config(settings),
-            self._models,
-            settings.stage_resources.get(name),
-        )
-        return _RayStageHandle(ref)
 
     def _publish(self, job_id: str, seq: int, message: dict[str, Any]) -> None:
         try:
@@ -134,7 +101,7 @@ class JobCoordinatorActor:
             "queued": len(self._core.queue),
             "generation": self._generation,
             "max_concurrent_jobs": self._core.config.max_concurrent_jobs,
-            "models_connected": self._models is not None,
+            "models_connected": self._stages.models is not None,
         }
 
     async def adopt(
@@ -144,10 +111,11 @@ class JobCoordinatorActor:
         call this every second), so a redeploy with, say, another MAX_CONCURRENT_JOBS takes
         effect without a restart."""
         await self._check_hub()
-        if models is not None and (self._models is None or generation >= self._generation):
-            self._models = models
+        if models is not None and (self._stages.models is None or generation >= self._generation):
+            self._stages.models = models
         if generation > self._generation:
             self._settings = Settings.model_validate_json(settings_json)
+            self._stages.settings = self._settings
             self._generation = generation
             setup_logging(self._settings, role="coordinator", required=False)
             self._core.reconfigure(config_from_settings(self._settings))

@@ -5,7 +5,10 @@
 `start`. Rules it keeps:
 - a job runs its chain of stages from the first one without a checkpoint; each stage is
   bracketed by stage_started and stage_completed writes, the latter with the new checkpoint;
-- the whole attempt runs under the job's timeout (`job_timeout_s`);
+- the whole attempt runs under the job's timeout (`job_timeout_s`): the stage running at
+  the deadline is killed and the job fails with code "timeout";
+- a cancel (`stop`) asks the running stage to stop, then interrupts it after
+  `cancel_grace_s`, then kills it `INTERRUPT_GRACE_S` later;
 - progress from a stage task is persisted at most every `progress_persist_interval_s`;
   reports from a stale attempt or a finished stage are dropped;
 - a retryable failure is retried with exponential backoff up to the job's max_retries
@@ -16,65 +19,29 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import PurePosixPath
-from typing import Any, Protocol
-from uuid import UUID, uuid4
+from typing import Any
+from uuid import UUID
 
+from actors.clock import Clock, LoopTimer, Timer, finished_within
 from actors.coordinator_config import CoordinatorConfig, backoff_s
 from actors.errors import classify_failure
-from config.logging import bind_job, job_logger
+from actors.job_artifacts import JobArtifacts
+from actors.running_job import JobWriter, RunningJob
+from actors.stage_runner import StageRunner
+from config.logging import JobLogger, bind_job, job_logger
 from pipeline.errors import PipelineError, StageCancelled, StageTimeout
 from pipeline.options import stage_options
 from pipeline.stages import StageInput, StageOutput, overall_progress
-from storage.artifacts import ArtifactStore, content_type_for, job_prefix
-from storage.models import Artifact, EventType, Job, JobStatus
+from storage.artifacts import ArtifactStore
+from storage.models import EventType, Job, JobStatus
 from storage.repository import JobRepository
 
-
-class StageHandle(Protocol):
-    def result(self) -> Awaitable[StageOutput]: ...
-    def cancel(self, force: bool) -> None: ...
-
-
-StageRunner = Callable[[str, StageInput, int], StageHandle]
-
-
-class JobWriter(Protocol):
-    """`CoordinatorCore._write`: persist a change and its event, then publish it."""
-
-    def __call__(
-        self,
-        job_id: str,
-        event: EventType,
-        fields: dict[str, Any] | None = None,
-        *,
-        stage: str | None = None,
-        message: str | None = None,
-        data: dict[str, Any] | None = None,
-        expected: set[JobStatus] | None = None,
-    ) -> Job | None: ...
-
-
-@dataclass
-class RunningJob:
-    job_id: str
-    slot: int
-    attempt: int
-    chain: tuple[str, ...]
-    done: set[str]
-    started_at: float
-    stage: str | None = None
-    handle: StageHandle | None = None
-    task: asyncio.Task[None] | None = None
-    cancel_requested: bool = False
-    last_heartbeat: float = field(default_factory=time.time)
-    last_persist: float = 0.0
-    pending_progress: tuple[float, str] | None = None
-    flush_timer: asyncio.TimerHandle | None = None
+INTERRUPT_GRACE_S = 2.0  # after the interrupt, before the stage's worker is killed
+KILL_WAIT_S = 10.0  # after the kill, the longest a cancel waits for the attempt to end
 
 
 class JobRunner:
@@ -82,7 +49,8 @@ class JobRunner:
 
     It calls back into the coordinator twice: `on_retry(job_id, delay_s)` once a retry has
     been written, to hold the job back for its backoff, and `on_finished(run)` once an ended
-    attempt has been dropped, to give its slot back.
+    attempt has been dropped, to give its slot back. `clock` and `timer` measure and wait out
+    the job timeout, the cancel grace periods and the progress throttle.
     """
 
     def __init__(
@@ -90,26 +58,30 @@ class JobRunner:
         repo: JobRepository,
         store: ArtifactStore,
         config: CoordinatorConfig,
-        run_stage: StageRunner,
+        stages: StageRunner,
         write: JobWriter,
         now: Callable[[], datetime],
         on_retry: Callable[[str, float], None],
         on_finished: Callable[[RunningJob], None],
+        clock: Clock = time.monotonic,
+        timer: Timer | None = None,
     ) -> None:
         self.repo = repo
-        self.store = store
+        self.artifacts = JobArtifacts(repo, store)
         self.config = config
-        self._run_stage = run_stage
+        self._stages = stages
         self._write = write
         self._now = now
         self._on_retry = on_retry
         self._on_finished = on_finished
+        self._clock = clock
+        self._timer = timer or LoopTimer()
         self.running: dict[str, RunningJob] = {}
         self.dispatch_overhead_s: list[float] = []
 
     def start(self, run: RunningJob, job: Job, freed_at: float) -> None:
         """Run an attempt that has been written as started; `freed_at` is when its slot was
-        taken (monotonic), for the dispatch overhead."""
+        taken (on the runner's clock), for the dispatch overhead."""
         self.running[run.job_id] = run
         run.task = asyncio.get_running_loop().create_task(self._run(run, job, freed_at))
 
@@ -118,6 +90,26 @@ class JobRunner:
             run.flush_timer.cancel()
         self.running.pop(run.job_id, None)
         self._on_finished(run)
+
+    async def stop(self, run: RunningJob) -> None:
+        """Cancel a running attempt: ask its stage to stop, interrupt it if it has not
+        stopped within `cancel_grace_s`, kill it if it has not ended `INTERRUPT_GRACE_S`
+        later. Returns once the attempt has ended, or `KILL_WAIT_S` after the kill."""
+        run.cancel_requested = True  # also what `should_stop` answers the stage from now on
+        task = run.task
+        if task is None:
+            return
+        if run.handle is not None:
+            run.handle.stop()
+        if await finished_within(task, self.config.cancel_grace_s, self._timer):
+            return
+        if run.handle is not None:
+            run.handle.interrupt()
+        if await finished_within(task, INTERRUPT_GRACE_S, self._timer):
+            return
+        if run.handle is not None:
+            run.handle.kill()
+        await finished_within(task, KILL_WAIT_S, self._timer)
 
     # ----------------------------------------------------------------- progress
     def should_stop(self, job_id: str, attempt: int) -> bool:
@@ -131,13 +123,16 @@ class JobRunner:
         run = self.running.get(job_id)
         if run is None or run.attempt != attempt or run.stage != stage or run.cancel_requested:
             return  # a late report from a stale attempt or a finished stage
-        run.last_heartbeat = time.time()
+        run.last_heartbeat = self._now()
         run.pending_progress = (fraction, message)
-        wait = run.last_persist + self.config.progress_persist_interval_s - time.monotonic()
+        interval = self.config.progress_persist_interval_s
+        wait = 0.0 if run.last_persist is None else run.last_persist + interval - self._clock()
         if wait <= 0:
             self._flush_progress(run)
         elif run.flush_timer is None:
-            run.flush_timer = asyncio.get_running_loop().call_later(wait, self._flush_progress, run)
+            run.flush_timer = self._timer.call_later(
+                wait, functools.partial(self._flush_progress, run)
+            )
 
     def _flush_progress(self, run: RunningJob) -> None:
         run.flush_timer = None
@@ -145,7 +140,7 @@ class JobRunner:
             return
         fraction, message = run.pending_progress
         run.pending_progress = None
-        run.last_persist = time.monotonic()
+        run.last_persist = self._clock()
         progress = overall_progress(run.chain, run.done, run.stage, fraction)
         self._write(
             run.job_id,
@@ -162,126 +157,157 @@ class JobRunner:
         bind_job(run.job_id)  # this asyncio task's log lines carry the job id
         log = job_logger(run.job_id)
         log.info("attempt %d started (stages: %s)", run.attempt, " -> ".join(run.chain))
-        deadline = run.started_at + self.config.job_timeout_s
-        first_stage = True
         try:
-            checkpoints: dict[str, dict[str, Any]] = dict(job.stage_outputs or {})
-            timings: dict[str, float] = dict(job.stage_timings or {})
-            for stage in run.chain:
-                if stage in run.done:
-                    continue
-                if run.cancel_requested:
-                    raise StageCancelled("the job was cancelled")
-                run.stage = stage
-                self._write(
-                    run.job_id,
-                    EventType.stage_started,
-                    {
-                        "current_stage": stage,
-                        "status_message": f"{stage} started",
-                        "progress": overall_progress(run.chain, run.done, stage, 0.0),
-                    },
-                    stage=stage,
-                    message=f"{stage} started",
-                    expected={JobStatus.processing},
-                )
-                if first_stage:
-                    self.dispatch_overhead_s.append(time.monotonic() - freed_at)
-                    del self.dispatch_overhead_s[:-10_000]
-                    first_stage = False
-                stage_input = StageInput(
-                    job_id=run.job_id,
-                    url=job.youtube_url,
-                    options=stage_options(job.options or {}),
-                    work_dir="",  # the stage task's scratch directory, on its node
-                    checkpoints=checkpoints,
-                    fetch_options=self.config.fetch_options,
-                    job_type=str(job.job_type),
-                )
-                t0 = time.monotonic()
-                run.handle = self._run_stage(stage, stage_input, run.attempt)
-                remaining = deadline - time.monotonic()
-                try:
-                    output = await asyncio.wait_for(run.handle.result(), max(remaining, 0.001))
-                except TimeoutError:
-                    run.handle.cancel(True)
-                    raise StageTimeout(
-                        f"the job ran past JOB_TIMEOUT ({self.config.job_timeout_s:g} s) "
-                        f"during the {stage} stage"
-                    ) from None
-                except asyncio.CancelledError:
-                    run.handle.cancel(True)
-                    raise
-                except BaseException as exc:
-                    if run.cancel_requested:
-                        raise StageCancelled("the job was cancelled") from exc
-                    raise classify_failure(exc) from exc
-                finally:
-                    run.handle = None
-                if run.cancel_requested:
-                    raise StageCancelled("the job was cancelled")
-                elapsed = time.monotonic() - t0
-                self._register_artifacts(run.job_id, stage, output)
-                await asyncio.to_thread(self.sweep, run.job_id)
-                checkpoints[stage] = output.checkpoint
-                timings[stage] = round(elapsed, 4)
-                run.done.add(stage)
-                note = output.checkpoint.get("note")  # e.g. why a stage produced nothing
-                self._write(
-                    run.job_id,
-                    EventType.stage_completed,
-                    {
-                        **output.job_fields,
-                        "stage_outputs": dict(checkpoints),
-                        "stage_timings": dict(timings),
-                        "progress": overall_progress(run.chain, run.done, None, 0.0),
-                        "status_message": note or f"{stage} completed",
-                    },
-                    stage=stage,
-                    message=f"{stage} completed in {elapsed:.2f} s" + (f": {note}" if note else ""),
-                    # which job fields now hold this stage's results, for clients to fetch
-                    data={
-                        "elapsed_s": round(elapsed, 4),
-                        "results": sorted(output.job_fields),
-                        "node": output.node_id,  # the Ray node the stage ran on
-                        "bytes_in": output.bytes_in,  # from the artifact store
-                        "bytes_out": output.bytes_out,  # into it
-                    },
-                    expected={JobStatus.processing},
-                )
-                log.info("stage %s completed in %.2f s", stage, elapsed)
-            run.stage = None
-            self._write(
-                run.job_id,
-                EventType.completed,
-                {
-                    "status": JobStatus.completed,
-                    "progress": 100.0,
-                    "current_stage": None,
-                    "completed_at": self._now(),
-                    "status_message": "completed",
-                    "error_message": None,
-                    "error_code": None,
-                },
-                message="completed",
-                expected={JobStatus.processing},
-            )
+            await self._run_stages(run, job, freed_at, log)
+            self._complete(run)
             log.info("completed")
         except StageCancelled:
-            await self._sweep_quietly(run.job_id)
+            await self.artifacts.sweep_quietly(run.job_id)
             self._finish_cancelled(run)
             log.info("cancelled")
         except PipelineError as err:
-            await self._sweep_quietly(run.job_id)
+            await self.artifacts.sweep_quietly(run.job_id)
             self._fail_or_retry(run, err, log)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in the coordinator itself: fail the job, keep serving
             log.exception("internal error")
-            await self._sweep_quietly(run.job_id)
+            await self.artifacts.sweep_quietly(run.job_id)
             self._fail_or_retry(run, classify_failure(exc), log)
         finally:
             self._finish(run)
+
+    async def _run_stages(self, run: RunningJob, job: Job, freed_at: float, log: JobLogger) -> None:
+        """Run the stages of the chain not yet checkpointed, in order, each bracketed by its
+        stage_started and stage_completed writes."""
+        checkpoints: dict[str, dict[str, Any]] = dict(job.stage_outputs or {})
+        timings: dict[str, float] = dict(job.stage_timings or {})
+        first_stage = True
+        for stage in run.chain:
+            if stage in run.done:
+                continue
+            if run.cancel_requested:
+                raise StageCancelled("the job was cancelled")
+            run.stage = stage
+            self._write(
+                run.job_id,
+                EventType.stage_started,
+                {
+                    "current_stage": stage,
+                    "status_message": f"{stage} started",
+                    "progress": overall_progress(run.chain, run.done, stage, 0.0),
+                },
+                stage=stage,
+                message=f"{stage} started",
+                expected={JobStatus.processing},
+            )
+            if first_stage:
+                self.dispatch_overhead_s.append(self._clock() - freed_at)
+                del self.dispatch_overhead_s[:-10_000]
+                first_stage = False
+            t0 = self._clock()
+            output = await self._run_stage(run, stage, self._stage_input(job, checkpoints))
+            elapsed = self._clock() - t0
+            self.artifacts.register(run.job_id, stage, output)
+            await asyncio.to_thread(self.artifacts.sweep, run.job_id)
+            checkpoints[stage] = output.checkpoint
+            timings[stage] = round(elapsed, 4)
+            run.done.add(stage)
+            self._stage_completed(run, stage, output, elapsed, checkpoints, timings)
+            log.info("stage %s completed in %.2f s", stage, elapsed)
+        run.stage = None
+
+    def _stage_input(self, job: Job, checkpoints: dict[str, dict[str, Any]]) -> StageInput:
+        return StageInput(
+            job_id=str(job.id),
+            url=job.youtube_url,
+            options=stage_options(job.options or {}),
+            work_dir="",  # the stage task's scratch directory, on its node
+            checkpoints=checkpoints,
+            fetch_options=self.config.fetch_options,
+            job_type=str(job.job_type),
+        )
+
+    async def _run_stage(self, run: RunningJob, stage: str, inp: StageInput) -> StageOutput:
+        """Run one stage under what is left of the attempt's timeout. A stage that runs
+        past it is killed; whatever else ends it becomes a `PipelineError`."""
+        handle = run.handle = self._stages.start(stage, inp, run.attempt)
+        result = asyncio.ensure_future(handle.result())
+        remaining_s = run.started_at + self.config.job_timeout_s - self._clock()
+        try:
+            finished = await finished_within(result, remaining_s, self._timer)
+        except asyncio.CancelledError:
+            result.cancel()
+            handle.kill()
+            raise
+        finally:
+            run.handle = None
+        if not finished:
+            result.cancel()
+            handle.kill()
+            raise StageTimeout(
+                f"the job ran past JOB_TIMEOUT ({self.config.job_timeout_s:g} s) "
+                f"during the {stage} stage"
+            )
+        try:
+            output = result.result()
+        except BaseException as exc:
+            if run.cancel_requested:
+                raise StageCancelled("the job was cancelled") from exc
+            raise classify_failure(exc) from exc
+        if run.cancel_requested:
+            raise StageCancelled("the job was cancelled")
+        return output
+
+    def _stage_completed(
+        self,
+        run: RunningJob,
+        stage: str,
+        output: StageOutput,
+        elapsed: float,
+        checkpoints: dict[str, dict[str, Any]],
+        timings: dict[str, float],
+    ) -> None:
+        note = output.checkpoint.get("note")  # e.g. why a stage produced nothing
+        self._write(
+            run.job_id,
+            EventType.stage_completed,
+            {
+                **output.job_fields,
+                "stage_outputs": dict(checkpoints),
+                "stage_timings": dict(timings),
+                "progress": overall_progress(run.chain, run.done, None, 0.0),
+                "status_message": note or f"{stage} completed",
+            },
+            stage=stage,
+            message=f"{stage} completed in {elapsed:.2f} s" + (f": {note}" if note else ""),
+            # which job fields now hold this stage's results, for clients to fetch
+            data={
+                "elapsed_s": round(elapsed, 4),
+                "results": sorted(output.job_fields),
+                "node": output.node_id,  # the Ray node the stage ran on
+                "bytes_in": output.bytes_in,  # from the artifact store
+                "bytes_out": output.bytes_out,  # into it
+            },
+            expected={JobStatus.processing},
+        )
+
+    def _complete(self, run: RunningJob) -> None:
+        self._write(
+            run.job_id,
+            EventType.completed,
+            {
+                "status": JobStatus.completed,
+                "progress": 100.0,
+                "current_stage": None,
+                "completed_at": self._now(),
+                "status_message": "completed",
+                "error_message": None,
+                "error_code": None,
+            },
+            message="completed",
+            expected={JobStatus.processing},
+        )
 
     def _finish_cancelled(self, run: RunningJob) -> None:
         self._write(
@@ -297,7 +323,7 @@ class JobRunner:
             expected={JobStatus.processing},
         )
 
-    def _fail_or_retry(self, run: RunningJob, err: PipelineError, log: Any) -> None:
+    def _fail_or_retry(self, run: RunningJob, err: PipelineError, log: JobLogger) -> None:
         job = self.repo.get_job(UUID(run.job_id))
         if job is None:
             return
@@ -345,44 +371,3 @@ class JobRunner:
             data={"error_code": err.code, "retryable": err.retryable},
             expected={JobStatus.processing},
         )
-
-    def sweep(self, job_id: str) -> list[str]:
-        """Delete the job's objects that no artifact row names: what an attempt that failed,
-        was cancelled or lost its node uploaded before it ended, and files a re-run stage
-        replaced. Returns the keys deleted."""
-        keys = set(self.store.list_keys(job_prefix(job_id)))
-        kept = {a.storage_path for a in self.repo.list_artifacts(UUID(job_id))}
-        orphans = sorted(keys - kept)
-        if orphans:
-            self.store.delete_keys(orphans)
-            job_logger(job_id).info("removed %d unregistered object(s)", len(orphans))
-        return orphans
-
-    async def _sweep_quietly(self, job_id: str) -> None:
-        try:
-            await asyncio.to_thread(self.sweep, job_id)
-        except Exception:  # the store is down: the next attempt's sweep tries again
-            job_logger(job_id).warning("artifact sweep failed", exc_info=True)
-
-    def _register_artifacts(self, job_id: str, stage: str, output: StageOutput) -> None:
-        kinds = {spec.kind for spec in output.artifacts}
-        if kinds:
-            self.repo.delete_artifacts(UUID(job_id), kinds=sorted(kinds))
-        for spec in output.artifacts:
-            if spec.key is None or spec.size_bytes is None:
-                raise PipelineError(f"the {stage} stage returned a {spec.kind} not in the store")
-            name = PurePosixPath(spec.key).name
-            self.repo.add_artifact(
-                Artifact(
-                    id=UUID(spec.id) if spec.id else uuid4(),
-                    job_id=UUID(job_id),
-                    kind=spec.kind,
-                    filename=name,
-                    storage_path=spec.key,
-                    format=spec.format,
-                    content_type=content_type_for(name),
-                    size_bytes=spec.size_bytes,
-                    duration_s=spec.duration_s,
-                    meta={"stage": stage, **spec.metadata},
-                )
-            )

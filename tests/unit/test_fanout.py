@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,15 +53,21 @@ def test_log_forgets_least_recent_channels() -> None:
 
 async def test_listen_wakes_on_publish_and_times_out() -> None:
     hub = ProgressHubCore()
-    waiter = asyncio.ensure_future(hub.listen({"a": 0}, 5.0))
-    await asyncio.sleep(0.01)
+    listening = asyncio.Event()
+
+    async def listen() -> dict[str, Any]:
+        listening.set()  # the listen below runs on without yielding until it waits
+        return await hub.listen({"a": 0}, 3600.0)
+
+    waiter = asyncio.ensure_future(listen())
+    await listening.wait()
     assert not waiter.done()
     hub.publish("a", 1, msg("a", 1))
-    result = await asyncio.wait_for(waiter, 1.0)
+    result = await waiter
     assert result["channels"]["a"][0][0] == 1
-    empty = await hub.listen({"a": 1}, 0.05)
+    empty = await hub.listen({"a": 1}, 0.0)  # nothing new and no time left: answered empty
     assert empty["channels"] == {}
-    heads = await hub.listen({BROADCAST: -1}, 5.0)  # negative cursor: answered at once
+    heads = await hub.listen({BROADCAST: -1}, 3600.0)  # negative cursor: answered at once
     assert heads["heads"] == {BROADCAST: 1}
 
 
@@ -76,29 +83,46 @@ def test_connection_counts_sum_over_replicas() -> None:
     assert status["replicas"] == {"r1": 3, "r2": 3}
 
 
+class ObservedListen:
+    """The hub's `listen`, with each poll's cursors recorded as the poll starts."""
+
+    def __init__(self, hub: ProgressHubCore) -> None:
+        self._hub = hub
+        self.polls: asyncio.Queue[dict[str, int]] = asyncio.Queue()
+
+    async def __call__(self, cursors: dict[str, int], timeout_s: float) -> dict[str, Any]:
+        self.polls.put_nowait(dict(cursors))
+        return await self._hub.listen(cursors, timeout_s)
+
+
+async def _stop(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def test_fanout_delivers_in_order_and_drops_only_the_slow_subscriber() -> None:
     hub = ProgressHubCore()
     reports: list[dict[str, Any]] = []
-    fan = Fanout(hub.listen, reports.append, queue_size=4, poll_timeout_s=1.0)
+    fan = Fanout(hub.listen, reports.append, queue_size=4, poll_timeout_s=3600.0)
     runner = asyncio.ensure_future(fan.run())
     fast = fan.subscribe("a")
     slow = fan.subscribe("a")
-    await asyncio.sleep(0.05)
     received: list[int] = []
     for seq in range(1, 11):
         hub.publish("a", seq, msg("a", seq))
-        await asyncio.sleep(0.01)
-        while not fast.queue.empty():
-            item = fast.queue.get_nowait()
-            assert item is not None
-            received.append(item["seq"])
-    runner.cancel()
+        item = await fast.queue.get()  # the fast one reads each message as it comes
+        assert item is not None
+        received.append(item["seq"])
+    await _stop(runner)
     assert received == list(range(1, 11))
     assert slow.dropped and not fast.dropped
+    assert fan.dropped_total == 10 - 4  # the slow one held 4, then took nothing more
     drained = []
     while not slow.queue.empty():
         drained.append(slow.queue.get_nowait())
-    assert drained[-1] is None  # the sentinel tells its sender to close the socket
+    # the oldest made room for the None that tells the socket's sender to close it
+    assert drained == [msg("a", seq) for seq in (2, 3, 4)] + [None]
     assert reports[-1]["jobs"] == {"a": 2}
     fan.unsubscribe(fast)
     fan.unsubscribe(slow)
@@ -107,13 +131,17 @@ async def test_fanout_delivers_in_order_and_drops_only_the_slow_subscriber() -> 
 
 async def test_fanout_picks_up_new_channels_without_waiting_for_the_poll() -> None:
     hub = ProgressHubCore()
-    fan = Fanout(hub.listen, lambda _: None, poll_timeout_s=30.0)
+    listen = ObservedListen(hub)
+    # a poll that only ended by its timeout would outlast the test's own timeout
+    fan = Fanout(listen, lambda _: None, poll_timeout_s=3600.0)
     runner = asyncio.ensure_future(fan.run())
-    await asyncio.sleep(0.05)
+    fan.subscribe("early", start_seq=0)
+    assert await listen.polls.get() == {"early": 0}  # that poll now waits on the hub
     sub = fan.subscribe("late", start_seq=0)
+    assert await listen.polls.get() == {"early": 0, "late": 0}
     hub.publish("late", 1, msg("late", 1))
-    item = await asyncio.wait_for(sub.queue.get(), 2.0)
-    runner.cancel()
+    item = await sub.queue.get()
+    await _stop(runner)
     assert item is not None and item["seq"] == 1
 
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from actors.coordinator_config import CoordinatorConfig
-from actors.job_runner import JobRunner
+from actors.job_artifacts import JobArtifacts
 from actors.stage_files import remove_stale, stage_in, stage_out, stage_workspace
 from pipeline.errors import StorageError
 from pipeline.options import StageOptions
@@ -125,11 +124,7 @@ def test_sweep_deletes_only_unregistered_objects(store: Any, tmp_path: Path) -> 
         Artifact(job_id=job.id, kind="audio", filename="audio.wav", storage_path=kept,
                  format="wav", content_type="audio/wav", size_bytes=1)
     )  # fmt: skip
-    unused: Any = None  # the sweep runs no stage and writes no event
-    runner = JobRunner(
-        repo, store, CoordinatorConfig(), unused, unused, lambda: now, unused, unused
-    )
-    assert runner.sweep(jid) == [orphan]
+    assert JobArtifacts(repo, store).sweep(jid) == [orphan]
     assert store.list_keys(job_prefix(jid)) == [kept]
     assert store.size(other_job) == 1
 
