@@ -86,8 +86,7 @@ class JobRunner:
         run.task = asyncio.get_running_loop().create_task(self._run(run, job, freed_at))
 
     def _finish(self, run: RunningJob) -> None:
-        if run.flush_timer is not None:
-            run.flush_timer.cancel()
+        self._drop_progress(run)
         self.running.pop(run.job_id, None)
         self._on_finished(run)
 
@@ -133,6 +132,14 @@ class JobRunner:
             run.flush_timer = self._timer.call_later(
                 wait, functools.partial(self._flush_progress, run)
             )
+
+    def _drop_progress(self, run: RunningJob) -> None:
+        """Forget a report not yet written: its stage has ended, and a late write would
+        count its fraction towards the next stage."""
+        run.pending_progress = None
+        if run.flush_timer is not None:
+            run.flush_timer.cancel()
+            run.flush_timer = None
 
     def _flush_progress(self, run: RunningJob) -> None:
         run.flush_timer = None
@@ -208,6 +215,7 @@ class JobRunner:
             t0 = self._clock()
             output = await self._run_stage(run, stage, self._stage_input(job, checkpoints))
             elapsed = self._clock() - t0
+            self._drop_progress(run)
             self.artifacts.register(run.job_id, stage, output)
             await asyncio.to_thread(self.artifacts.sweep, run.job_id)
             checkpoints[stage] = output.checkpoint

@@ -225,6 +225,30 @@ async def test_progress_is_persisted_at_most_once_per_interval(make_harness: Mak
     assert h.core.should_stop(job_id, 0)  # a stale attempt's task stops
 
 
+async def test_a_report_not_yet_written_when_its_stage_ends_is_dropped(
+    make_harness: MakeHarness,
+) -> None:
+    """A throttled report of a finished stage never lands on the next one: the job's
+    progress only goes up (a late write once showed 100 % during audio, then 75 %)."""
+    h = make_harness(progress_persist_interval_s=0.5)
+    job_id = h.submit()
+    fetch = await h.stages.next_started(job_id)
+    h.core.report_progress(job_id, 1, "fetch", 0.5, "downloading 50%")
+    h.clock.advance(0.1)
+    h.core.report_progress(job_id, 1, "fetch", 0.99, "downloading 99%")  # held back
+    assert h.clock.pending() == [0.5, h.config.job_timeout_s]
+    fetch.complete()
+    audio = await h.stages.next_started(job_id)
+    assert h.clock.pending() == [h.config.job_timeout_s]  # the flush timer is gone
+    h.clock.advance(1.0)
+    progress = [e.message for e in h.events(job_id) if e.type == "progress"]
+    assert progress == ["downloading 50%"]
+    assert h.job(job_id).progress == 75.0  # fetch done (3 of 4), audio at 0
+    audio.complete()
+    job = await h.ended(job_id)
+    assert (job.status, job.progress) == ("completed", 100.0)
+
+
 async def test_the_runner_alone_reports_a_retry_and_gives_its_slot_back(tmp_path: Path) -> None:
     h = Harness(tmp_path, CoordinatorConfig(retry_backoff_base_s=2.0))
     clock = h.clock  # of the harness, only its database, store and clock are used here
