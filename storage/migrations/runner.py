@@ -2,7 +2,8 @@
 no dependence on the current directory.
 
 `upgrade_to_head(engine)` is what every process opening the database calls (through
-`storage.db.init_db`). Under the migration lock (`storage.migrations.lock`) it:
+`storage.db.init_db`). A database already at the newest revision is only read: no lock, no
+write. Otherwise, under the migration lock (`storage.migrations.lock`), it:
 
 1. refuses a database at a revision this code does not know (a newer vpa upgraded it);
 2. stamps a database made before vpa had migrations (today's tables, no revision recorded)
@@ -81,16 +82,23 @@ def current_revisions(connection: Connection) -> tuple[str, ...]:
 def upgrade_to_head(engine: Engine, script_location: Path = SCRIPT_LOCATION) -> UpgradeResult:
     """Bring the database of `engine` to the newest revision, safely when several processes
     call this at once: the first migrates, the others wait for it and find nothing to do.
+    A database already at the newest revision is only read.
 
     Raises `UnknownRevisionError` for a database at a revision newer than this code, and
     `IncompleteSchemaError` for one holding only some of vpa's tables and no revision;
     either leaves the database untouched.
     """
+    head = head_revision(script_location)
+    with engine.connect() as conn:
+        seen = current_revisions(conn)
+    if seen == (head,):
+        # The usual start: nothing to do, and no lock taken (on SQLite that would wait for
+        # the coordinator's writes). Revisions only move forward, so head stays head.
+        return UpgradeResult(before=seen, after=head, stamped=False)
     with locked_connection(engine) as conn:
         config = alembic_config(conn, script_location)
         script = ScriptDirectory.from_config(config)
-        head = _head(script)
-        before = current_revisions(conn)
+        before = current_revisions(conn)  # again: another process may have migrated meanwhile
         known = {rev.revision for rev in script.walk_revisions()}
         unknown = tuple(rev for rev in before if rev not in known)
         if unknown:

@@ -155,6 +155,18 @@ def test_upgrading_again_changes_nothing(engine: Engine) -> None:
     assert version_rows(engine) == [head_revision()]
 
 
+def test_a_database_at_head_is_only_read(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Replica starts on an up-to-date database take no lock (SQLite's would wait for writers).
+    upgrade_to_head(engine)
+
+    def no_lock(_engine: Engine) -> None:
+        raise AssertionError("the migration lock was taken")
+
+    monkeypatch.setattr("storage.migrations.runner.locked_connection", no_lock)
+    result = upgrade_to_head(engine)
+    assert result.before == (head_revision(),) and not result.stamped
+
+
 def test_revision_0001_is_the_schema_of_create_all_before_migrations(engine: Engine) -> None:
     create_pre_migration_schema(engine)
     made_by_create_all = schema_of(engine)
