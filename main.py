@@ -9,6 +9,10 @@ starts its own local Ray instance (`address="local"`), whatever else runs on the
 plain `ray.init()` would join the cluster that the last `ray start` on this machine recorded
 in /tmp/ray/ray_current_cluster, even after that head has died.
 
+Database: before Ray starts, the database is upgraded to the newest schema revision
+(docs/migrations.md). One vpa must not run on (a newer vpa's schema) ends it with exit code 1
+and the reason on one line.
+
 Signals: the first SIGTERM or SIGINT stops vpa, start-up included: Serve and Ray are shut
 down (a local Ray instance takes all its processes with it) and the exit code is 0; jobs
 that were processing resume from their last checkpoint on the next start. The handler only
@@ -25,10 +29,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
+
+from storage.migrations.errors import SchemaError
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 APP_NAME = "vpa"
@@ -127,9 +134,14 @@ def serve_until_stopped(signals: StopSignals) -> None:
 
     from config.logging import setup_logging
     from serve_app import build_app, load_settings
+    from storage.db import upgrade_database
 
     settings = load_settings()
     setup_logging(settings, role="main")  # an unwritable LOG_FILE fails here, before Ray
+    if signals.stopped:
+        return
+    # The schema first (migrations): a database vpa must not run on stops it before Ray starts.
+    upgrade_database(settings.resolved_database_url())
     if signals.stopped:
         return
     here = os.path.dirname(os.path.abspath(__file__))
@@ -172,7 +184,11 @@ def serve_until_stopped(signals: StopSignals) -> None:
 def main() -> int:
     signals = StopSignals()
     signals.install()
-    serve_until_stopped(signals)
+    try:
+        serve_until_stopped(signals)
+    except SchemaError as exc:
+        print(f"vpa cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
     print(f"vpa stopped ({signals.name})", flush=True)
     return 0
 

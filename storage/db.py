@@ -1,4 +1,6 @@
-"""Engine construction for SQLite (embedded default) and PostgreSQL (production).
+"""Engine construction for SQLite (embedded default) and PostgreSQL (production), and the
+schema upgrade every process runs on start (`init_db`; the migrations are in
+`storage.migrations`).
 
 There is no module-level engine: every Ray worker process imports modules anew, so whoever
 needs a database builds an engine from the settings it was handed.
@@ -9,15 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
-from sqlmodel import SQLModel
 
-import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-
-# Stable key for pg_advisory_xact_lock so concurrent init_db calls do not race create_all.
-_INIT_LOCK_KEY = 0x767061_494E4954  # "vpa" "INIT"
+from storage.migrations.runner import upgrade_to_head
 
 _SQLITE_PRAGMAS = (
     # WAL: readers (the ingress replicas) never block the single writer (the coordinator).
@@ -75,19 +72,17 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create any missing tables. Safe to call from several processes at once."""
+    """Bring the database to the newest schema revision (Alembic; creates a new database, and
+    stamps one made before migrations existed). Safe to call from several processes at once:
+    one migrates, the others wait and find nothing to do. Raises
+    `storage.migrations.errors.SchemaError` on a database vpa must not run on."""
+    upgrade_to_head(engine)
+
+
+def upgrade_database(url: str) -> None:
+    """`init_db` on the database at `url`, with an engine of its own, closed afterwards."""
+    engine = create_db_engine(url)
     try:
-        _create_all(engine)
-    except OperationalError:
-        if engine.dialect.name != "sqlite":
-            raise
-        # Another process created a table between our existence check and CREATE TABLE
-        # (PostgreSQL serialises on the advisory lock instead); the second pass sees it.
-        _create_all(engine)
-
-
-def _create_all(engine: Engine) -> None:
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK_KEY})
-        SQLModel.metadata.create_all(conn)
+        init_db(engine)
+    finally:
+        engine.dispose()
