@@ -325,7 +325,7 @@ def ffmpeg(*args: str) -> None:
 
 def make_video(minutes: float, size: str) -> Path:
     """The benchmark video (cached): testsrc2 + the speech clip looped, h264/AAC in MP4."""
-    from pipeline.media.ffmpeg import probe
+    from pipeline.media.probe import probe
 
     duration_s = round(minutes * 60.0, 3)
     speech_tag = hashlib.sha256(SPEECH.read_bytes()).hexdigest()[:8]
@@ -908,7 +908,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_media(args.serve_media)
         return 0
 
-    from pipeline.media.ffmpeg import probe
+    from pipeline.media.probe import probe
     from pipeline.stages import STAGE_CHAINS
     from storage.schemas import JobCreate
 

@@ -41,7 +41,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.media.ffmpeg import ffmpeg_exe, probe
+from pipeline.media.ffmpeg import ffmpeg_exe
+from pipeline.media.probe import probe
 
 ASSETS = Path(__file__).resolve().parent.parent / "tests" / "assets"
 SPEECH = ASSETS / "speech_en.ogg"

@@ -34,7 +34,7 @@ from pipeline.clips.cutting import (
 from pipeline.clips.select import ClipPlan, SelectOptions, custom_clips, select_clips
 from pipeline.clips.thumbnails import make_thumbnail
 from pipeline.errors import PipelineError, StageCancelled
-from pipeline.media.ffmpeg import MediaInfo, probe
+from pipeline.media.probe import MediaInfo, probe
 from pipeline.results import Segment, TranscriptResult
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput, checkpoint_file
 from pipeline.transcription.subtitles import to_srt
