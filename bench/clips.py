@@ -50,7 +50,8 @@ if not __package__:  # `python bench/clips.py`: bench/ would shadow the `pipelin
 
 from bench.media import ffmpeg
 from pipeline.clips.cutting import CutOptions, cut_clip, keyframe_times, snap_to_frames
-from pipeline.media.ffmpeg import ffmpeg_exe, probe
+from pipeline.media.ffmpeg import ffmpeg_exe
+from pipeline.media.probe import probe
 from pipeline.types import CancelToken
 
 CACHE = Path(tempfile.gettempdir()) / "vpa-bench-clips"
@@ -225,6 +226,39 @@ def check_accuracy(outcome: Outcome, source: Path, ranges: list[tuple[float, flo
         outcome.decode_errors += decode_errors(out)
 
 
+# ----------------------------------------------------------------------------- probing
+
+
+def print_probe_timing(source: Path, repeats: int = 5) -> None:
+    """Median time to probe `source` and to list its keyframes: the ffmpeg subprocess
+    parsers the pipeline used before (bench/probe_baseline.py) against PyAV, same run."""
+    import statistics
+
+    from bench.probe_baseline import ffmpeg_stderr_probe, framecrc_keyframe_times
+    from pipeline.media.probe import MediaInfo
+
+    def facts(path: Path, read: Callable[[Path], MediaInfo]) -> tuple[object, ...]:
+        info = read(path)  # ffmpeg printed durations and rates rounded to 2 decimals
+        return info.video_codec, info.width, info.height, round(info.fps or 0, 2)
+
+    def timed(read: Callable[[Path], object]) -> tuple[float, object]:
+        times, result = [], None
+        for _ in range(repeats):
+            started = time.perf_counter()
+            result = read(source)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times), result
+
+    rows = [
+        ("probe", timed(lambda p: facts(p, ffmpeg_stderr_probe)), timed(lambda p: facts(p, probe))),
+        ("keyframe list", timed(framecrc_keyframe_times), timed(keyframe_times)),
+    ]
+    print(f"probing {source.name}, median of {repeats} (before: ffmpeg subprocess; after: PyAV):")
+    for name, (old_s, old), (new_s, new) in rows:
+        print(f"  {name}: before {old_s * 1000:.1f} ms, after {new_s * 1000:.1f} ms "
+              f"({old_s / new_s:.1f}x as fast), same result: {old == new}")  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -269,6 +303,7 @@ def main() -> None:
     print(f"source: {source.name}, {info.duration_s:.0f} s, {info.width}x{info.height}, "
           f"{info.fps:g} fps, {source.stat().st_size / 2**20:.0f} MiB")  # fmt: skip
     print("clips: " + ", ".join(f"{a:.2f}-{b:.2f}" for a, b in ranges))
+    print_probe_timing(source)
 
     print("load average at the start: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
     smart = Outcome("smart (cut_clip auto)")

@@ -37,7 +37,7 @@ def ffmpeg(*args: str, capture: bool = False, timeout: float | None = None) -> b
 def make_video(minutes: float, size: str) -> Path:
     """The benchmark video (cached): testsrc2 + the speech clip looped, h264/AAC in MP4, so
     that transcription and analysis get real words."""
-    from pipeline.media.ffmpeg import probe
+    from pipeline.media.probe import probe
 
     duration_s = round(minutes * 60.0, 3)
     speech_tag = hashlib.sha256(SPEECH.read_bytes()).hexdigest()[:8]

@@ -107,7 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def setup_for(args: argparse.Namespace, video: Path) -> Setup:
-    from pipeline.media.ffmpeg import probe
+    from pipeline.media.probe import probe
     from pipeline.stages import STAGE_CHAINS
 
     info = probe(video)

@@ -42,7 +42,7 @@ if not __package__:  # `python bench/transcribe.py`: bench/ would shadow the `pi
 
 from bench.common import ROOT
 from bench.media import SPEECH, ffmpeg
-from pipeline.media.ffmpeg import probe
+from pipeline.media.probe import probe
 
 SPEECH_TEXT = ROOT / "tests" / "assets" / "speech_en.txt"
 MODEL = "tiny.en"

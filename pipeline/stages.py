@@ -16,7 +16,7 @@ from pipeline.clips.stage import check_clip_options, run_clips
 from pipeline.errors import MediaError, PipelineError
 from pipeline.media.audio import extract_audio
 from pipeline.media.fetch import fetch
-from pipeline.media.ffmpeg import probe
+from pipeline.media.probe import probe
 from pipeline.media.soft_subtitles import mux_subtitles
 from pipeline.results import TranscriptResult
 from pipeline.stage_io import (

@@ -67,7 +67,8 @@ from pipeline.clips.video_filters import (
     video_filtergraph,
 )
 from pipeline.errors import MediaError, StageCancelled
-from pipeline.media.ffmpeg import MediaInfo, probe, remove_quietly, run_ffmpeg
+from pipeline.media.ffmpeg import remove_quietly, run_ffmpeg
+from pipeline.media.probe import MediaInfo, probe
 from pipeline.types import CancelToken, ProgressCallback
 
 __all__ = [

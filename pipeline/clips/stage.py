@@ -40,7 +40,7 @@ from pipeline.clips.select import (
 )
 from pipeline.clips.thumbnails import make_thumbnail
 from pipeline.errors import PipelineError, StageCancelled
-from pipeline.media.ffmpeg import MediaInfo, probe
+from pipeline.media.probe import MediaInfo, probe
 from pipeline.options import ClipOptions
 from pipeline.results import Segment, TranscriptResult
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput, checkpoint_file

@@ -13,7 +13,8 @@ import uuid
 from pathlib import Path
 
 from pipeline.errors import MediaError, StageCancelled
-from pipeline.media.ffmpeg import probe, remove_quietly, run_ffmpeg
+from pipeline.media.ffmpeg import remove_quietly, run_ffmpeg
+from pipeline.media.probe import probe
 from pipeline.types import CancelToken
 
 JPEG_QUALITY = 3  # mjpeg -q:v, 2 (best) .. 31

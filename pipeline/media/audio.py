@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import MediaError, StageCancelled
-from pipeline.media.ffmpeg import has_encoder, probe, remove_quietly, run_ffmpeg
+from pipeline.media.ffmpeg import has_encoder, remove_quietly, run_ffmpeg
+from pipeline.media.probe import probe
 from pipeline.options import AudioFormat, AudioOptions, AudioQuality
 from pipeline.results import AudioResult
 from pipeline.types import CancelToken, ProgressCallback

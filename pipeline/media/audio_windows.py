@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import MediaError
-from pipeline.media.ffmpeg import probe
+from pipeline.media.probe import probe
 
 SAMPLE_RATE_HZ = 16000
 CUT_SEARCH_S = 10.0

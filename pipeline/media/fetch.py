@@ -18,7 +18,8 @@ from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import ContentTooShortError, UnsupportedError
 
 from pipeline.errors import DownloadError, MediaError, PipelineError, PolicyError, StageCancelled
-from pipeline.media.ffmpeg import MediaInfo, ffmpeg_exe, probe, remove_quietly
+from pipeline.media.ffmpeg import ffmpeg_exe, remove_quietly
+from pipeline.media.probe import MediaInfo, probe
 from pipeline.media.urlpolicy import check_url
 from pipeline.options import FetchOptions
 from pipeline.results import FetchResult

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.media.ffmpeg import MediaInfo, probe, remove_quietly, run_ffmpeg
+from pipeline.media.ffmpeg import remove_quietly, run_ffmpeg
+from pipeline.media.probe import MediaInfo, probe
 from pipeline.types import CancelToken, ProgressCallback
 
 STEM = "video_subtitled"

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.media.ffmpeg import ffmpeg_exe, probe
+from pipeline.media.ffmpeg import ffmpeg_exe
+from pipeline.media.probe import probe
 from tests.fixtures.speech import make_speech_video
 from tests.integration.conftest import VpaApp
 from tests.integration.processes import describe, kill_if_running, stop_running_ffmpeg, wait_gone

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import MediaError, StageCancelled
 from pipeline.media.audio import QUALITY_PRESETS, extract_audio
-from pipeline.media.ffmpeg import probe
+from pipeline.media.probe import probe
 from pipeline.options import AudioFormat, AudioOptions, AudioQuality
 from pipeline.types import CancelToken
 from tests.fixtures.media import SampleMedia, make_audio_only, make_truncated, make_video

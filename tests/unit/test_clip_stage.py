@@ -13,7 +13,7 @@ from pipeline.clips.stage import (
     frame_range,
 )
 from pipeline.errors import PipelineError
-from pipeline.media.ffmpeg import MediaInfo
+from pipeline.media.probe import MediaInfo
 from pipeline.media.soft_subtitles import container_for
 from pipeline.options import ClipOptions, ClipRange
 from pipeline.results import Segment, TranscriptResult, Word

@@ -20,7 +20,8 @@ from pipeline.clips.keyframes import ffconcat_listing, keyframe_times, plan_smar
 from pipeline.clips.thumbnails import make_thumbnail
 from pipeline.clips.video_filters import filter_value
 from pipeline.errors import MediaError, StageCancelled
-from pipeline.media.ffmpeg import ffmpeg_exe, probe
+from pipeline.media.ffmpeg import ffmpeg_exe
+from pipeline.media.probe import probe
 from pipeline.types import CancelToken
 from tests.fixtures.media import make_audio_only, make_not_media, make_video
 

@@ -1,4 +1,4 @@
-"""probe and run_ffmpeg against the real ffmpeg binary and generated media."""
+"""run_ffmpeg against the real ffmpeg binary (probing is tests/unit/test_probe.py)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from pipeline.errors import MediaError, StageCancelled, StageTimeout
-from pipeline.media.ffmpeg import ffmpeg_exe, has_encoder, probe, run_ffmpeg
+from pipeline.media.ffmpeg import ffmpeg_exe, has_encoder, run_ffmpeg
 from pipeline.types import CancelToken
-from tests.fixtures.media import SampleMedia, make_audio_only, make_video
 
 # 30 s of tone produced in real time (-re): an ffmpeg run that lasts as long as we want
 SLOW_ARGS = ["-re", "-f", "lavfi", "-i", "sine=duration=30", "-f", "null", "-"]
@@ -41,119 +40,6 @@ def test_ffmpeg_binary_has_what_the_pipeline_needs() -> None:
     for encoder in ("libmp3lame", "flac", "pcm_s16le", "libx264", "aac"):
         assert has_encoder(encoder), encoder
     assert not has_encoder("no_such_encoder")
-
-
-def test_probe_video_with_audio(sample_media: SampleMedia) -> None:
-    info = probe(sample_media.path("clip.mp4"))
-    assert info.has_video and info.has_audio
-    assert info.duration_s == pytest.approx(1.0, abs=0.1)
-    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
-    assert (info.width, info.height, info.fps) == (160, 120, 25.0)
-    assert (info.audio_sample_rate_hz, info.audio_channels) == (44100, 2)
-    assert "mp4" in info.format_name
-    assert not info.is_still_image
-
-
-def test_probe_video_without_audio(sample_media: SampleMedia) -> None:
-    info = probe(sample_media.path("silent.mp4"))
-    assert info.has_video and not info.has_audio
-    assert info.audio_codec is None and info.audio_channels is None
-
-
-@pytest.mark.parametrize(("matrix", "rotation"), [("90", 90), ("-90", 270), ("180", 180)])
-def test_probe_reads_the_display_rotation(tmp_path: Path, matrix: str, rotation: int) -> None:
-    plain = make_video(tmp_path / "plain.mp4")
-    assert probe(plain).rotation == 0
-    turned = tmp_path / "turned.mp4"
-    subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-display_rotation", matrix, "-i", str(plain),
-         "-c", "copy", str(turned)],
-        check=True,
-    )  # fmt: skip
-    assert probe(turned).rotation == rotation
-
-
-def test_probe_audio_only(tmp_path: Path) -> None:
-    info = probe(make_audio_only(tmp_path / "a.mp3", channels=1, sample_rate_hz=22050))
-    assert info.has_audio and not info.has_video
-    assert (info.audio_codec, info.audio_sample_rate_hz, info.audio_channels) == ("mp3", 22050, 1)
-
-
-def test_probe_other_containers(tmp_path: Path) -> None:
-    info = probe(make_video(tmp_path / "v.webm", container="webm"))
-    assert (info.video_codec, info.audio_codec, info.audio_channels) == ("vp8", "opus", 2)
-    assert probe(make_video(tmp_path / "v.mkv", container="mkv")).format_name == "matroska,webm"
-
-
-@pytest.mark.parametrize(
-    ("name", "code", "words"),
-    [
-        ("notmedia.mp4", "not_media", "is not a video or audio file"),
-        ("page.html", "not_media", "is not a video or audio file"),
-        ("truncated.mp4", "corrupt_media", "truncated or corrupt"),
-        ("absent.mp4", "file_missing", "does not exist"),
-    ],
-)
-def test_probe_rejects(sample_media: SampleMedia, name: str, code: str, words: str) -> None:
-    with pytest.raises(MediaError, match=words) as caught:
-        probe(sample_media.path(name))
-    assert caught.value.code == code
-    assert not caught.value.retryable
-
-
-def test_probe_empty_file(tmp_path: Path) -> None:
-    (tmp_path / "empty.mp4").touch()
-    with pytest.raises(MediaError, match="empty") as caught:
-        probe(tmp_path / "empty.mp4")
-    assert caught.value.code == "not_media"
-
-
-def test_probe_killed_by_a_signal_is_retryable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    killed = tmp_path / "ffmpeg"
-    killed.write_text("#!/bin/sh\nkill -9 $$\n")
-    killed.chmod(0o755)
-    monkeypatch.setattr("pipeline.media.ffmpeg.ffmpeg_exe", lambda: str(killed))
-    with pytest.raises(MediaError, match="killed by signal 9") as caught:
-        probe(make_audio_only(tmp_path / "a.flac"))
-    assert caught.value.code == "ffmpeg_failed" and caught.value.retryable
-
-
-def _flaky_ffmpeg(tmp_path: Path, failures: int) -> tuple[Path, Path]:
-    """An ffmpeg that fails `failures` times without saying why, then is the real one."""
-    calls = tmp_path / "calls"
-    script = tmp_path / "ffmpeg"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'echo x >> "{calls}"\n'
-        f'if [ "$(wc -l < "{calls}")" -le {failures} ]; then echo "something odd" >&2; exit 1; fi\n'
-        f'exec "{ffmpeg_exe()}" "$@"\n'
-    )
-    script.chmod(0o755)
-    return script, calls
-
-
-def test_probe_asks_again_when_ffmpeg_fails_without_a_reason(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    media = make_audio_only(tmp_path / "a.flac")
-    script, calls = _flaky_ffmpeg(tmp_path, failures=1)
-    monkeypatch.setattr("pipeline.media.ffmpeg.ffmpeg_exe", lambda: str(script))
-    assert probe(media).has_audio
-    assert len(calls.read_text().splitlines()) == 2
-
-
-def test_probe_failing_twice_without_a_reason_is_retryable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    media = make_audio_only(tmp_path / "a.flac")
-    script, calls = _flaky_ffmpeg(tmp_path, failures=2)
-    monkeypatch.setattr("pipeline.media.ffmpeg.ffmpeg_exe", lambda: str(script))
-    with pytest.raises(MediaError, match=r"did not say why .*exit code 1; something odd") as caught:
-        probe(media)
-    assert caught.value.code == "ffmpeg_failed" and caught.value.retryable
-    assert len(calls.read_text().splitlines()) == 2
 
 
 def test_run_reports_increasing_progress(tmp_path: Path) -> None:
@@ -184,6 +70,27 @@ def test_run_failure_carries_stderr(tmp_path: Path) -> None:
     assert caught.value.code == "ffmpeg_failed"
     assert "No such file or directory" in caught.value.message
     assert not caught.value.retryable
+
+
+def test_an_ffmpeg_that_cannot_start_is_a_media_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.media.ffmpeg.ffmpeg_exe", lambda: str(tmp_path / "no-ffmpeg"))
+    with pytest.raises(MediaError, match="ffmpeg could not be started") as caught:
+        run_ffmpeg(["-version"], expected_duration_s=None, progress=None, cancel=None)
+    assert caught.value.code == "ffmpeg_failed" and not caught.value.retryable
+
+
+def test_ffmpeg_killed_by_a_signal_is_retryable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    killed = tmp_path / "ffmpeg"
+    killed.write_text("#!/bin/sh\nkill -9 $$\n")
+    killed.chmod(0o755)
+    monkeypatch.setattr("pipeline.media.ffmpeg.ffmpeg_exe", lambda: str(killed))
+    with pytest.raises(MediaError, match="killed by signal 9") as caught:
+        run_ffmpeg(["-version"], expected_duration_s=None, progress=None, cancel=None)
+    assert caught.value.code == "ffmpeg_failed" and caught.value.retryable
 
 
 @pytest.fixture

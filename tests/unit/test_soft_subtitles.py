@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import MediaError
-from pipeline.media.ffmpeg import ffmpeg_exe, probe
+from pipeline.media.ffmpeg import ffmpeg_exe
+from pipeline.media.probe import probe
 from pipeline.media.soft_subtitles import mux_subtitles
 from pipeline.types import CancelToken
 from tests.fixtures.media import make_video
