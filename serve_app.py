@@ -17,7 +17,7 @@ from config.settings import Settings
 from deployments.analyzer import Analyzer
 from deployments.ingress import Ingress
 from deployments.transcriber import Transcriber
-from storage.db import create_db_engine, init_db
+from storage.db import upgrade_database
 from storage.stores import open_store, storage_config
 
 
@@ -95,8 +95,8 @@ def app_from_settings(
     Without models, jobs that need them fail their model stage with a clear error (used by
     control-plane tests and benchmarks)."""
     setup_logging(settings, role="main")
-    # Create the schema once, up front, so replicas never race on CREATE TABLE.
-    init_db(create_db_engine(settings.resolved_database_url()))
+    # Upgrade the schema once, up front (replicas and the coordinator then find it current).
+    upgrade_database(settings.resolved_database_url())
     open_store(storage_config(settings))  # a bad ARTIFACT_URL fails here, before deploying
     deployment = cast(Any, Ingress).options(
         num_replicas=ingress_replicas if ingress_replicas is not None else settings.ingress_replicas

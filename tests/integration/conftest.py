@@ -168,7 +168,9 @@ def make_settings(tmp: Path, database_url: str | None = None, **overrides: Any) 
 @pytest.fixture(scope="session")
 def deploy_vpa(
     ray_cluster: None, http_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[..., VpaApp]:
+) -> Iterator[Callable[..., VpaApp]]:
+    clients: list[httpx.Client] = []
+
     def _deploy(
         database_url: str | None = None,
         ingress_replicas: int = 1,
@@ -177,6 +179,12 @@ def deploy_vpa(
     ) -> VpaApp:
         tmp = tmp_path_factory.mktemp("vpa")
         settings = make_settings(tmp, database_url, **overrides)
-        return deploy(http_port, settings, ingress_replicas, with_models)
+        for client in clients:  # the app they talked to is replaced
+            client.close()
+        app = deploy(http_port, settings, ingress_replicas, with_models)
+        clients[:] = [app.client]
+        return app
 
-    return _deploy
+    yield _deploy
+    for client in clients:
+        client.close()

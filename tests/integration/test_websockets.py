@@ -173,20 +173,19 @@ def test_broadcast_health_and_connection_counts(app: VpaApp, sample_media: Any) 
 
 
 def test_a_client_that_never_reads_does_not_stall_others(app: VpaApp, sample_media: Any) -> None:
-    stalled = connect(app.ws_url + "/ws/jobs/broadcast", proxy=None, max_queue=1)
-    try:
-        with ws(app, "/ws/jobs/broadcast") as reader:
-            reader.recv(timeout=10)
-            ids = [app.submit(sample_media.clip)["id"] for _ in range(3)]
-            completed: set[str] = set()
-            deadline = time.monotonic() + 60
-            while completed != set(ids) and time.monotonic() < deadline:
-                m = json.loads(reader.recv(timeout=60))
-                if m.get("event") == "completed":
-                    completed.add(m["job_id"])
-            assert completed == set(ids)
-    finally:
-        stalled.close()
+    with (
+        connect(app.ws_url + "/ws/jobs/broadcast", proxy=None, max_queue=1),  # never read
+        ws(app, "/ws/jobs/broadcast") as reader,
+    ):
+        reader.recv(timeout=10)
+        ids = [app.submit(sample_media.clip)["id"] for _ in range(3)]
+        completed: set[str] = set()
+        deadline = time.monotonic() + 60
+        while completed != set(ids) and time.monotonic() < deadline:
+            m = json.loads(reader.recv(timeout=60))
+            if m.get("event") == "completed":
+                completed.add(m["job_id"])
+        assert completed == set(ids)
 
 
 def test_updates_survive_a_progress_hub_restart(app: VpaApp, media_server: Any) -> None:
