@@ -143,6 +143,8 @@ def test_known_passages(models: NlpModels, subject: str) -> None:
     assert result.topics and result.topics[0] == subject, result.topic_scores
     assert all(score >= 0.5 for score in result.topic_scores.values())
     found = {kw for kw in expected_keywords if any(kw in k.lower() for k in result.keywords)}
+    # A quality bar, not the exact picks: near-ties between candidates may order differently
+    # with the encoder's precision (bfloat16 on CPUs that have it, float32 elsewhere).
     assert len(found) >= 3, result.keywords
     assert len(result.keywords) == 10 and len(set(result.keywords)) == 10
     assert len(result.chapters) == 1
@@ -159,7 +161,7 @@ def test_result_dict_keeps_the_seed_keys_and_types(models: NlpModels) -> None:
         "speaking_rate_wpm", "language", "notes",
     }  # fmt: skip
     json.dumps(result)  # stored as JSON as it is
-    assert result["sentiment"] in ("positive", "negative", "neutral", "mixed")
+    assert result["sentiment"] == "positive"
     assert isinstance(result["topics"], list) and all(isinstance(t, str) for t in result["topics"])
     assert isinstance(result["keywords"], list)
     assert all(isinstance(k, str) for k in result["keywords"])
@@ -172,9 +174,11 @@ def test_result_dict_keeps_the_seed_keys_and_types(models: NlpModels) -> None:
     assert len(timeline) == len(segments)
     for point, segment in zip(timeline, segments, strict=True):
         assert (point["start"], point["end"]) == (segment["start"], segment["end"])
-        assert point["label"] in ("positive", "negative", "neutral")
         assert -1.0 <= point["score"] <= 1.0
-    assert timeline[0]["label"] == "positive"  # "I absolutely love how it turns out"
+    # VADER: "I absolutely love how it turns out" first; the spaghetti and the pasta-tossing
+    # sentences (6 and 7) have no sentiment words.
+    labels = ["positive"] * 5 + ["neutral"] * 2 + ["positive"]
+    assert [point["label"] for point in timeline] == labels, timeline
 
     assert result["word_count"] == len(COOKING.split())
     speech_s = sum(float(str(s["end"])) - float(str(s["start"])) for s in segments)
@@ -210,8 +214,7 @@ def test_chapters_split_at_each_change_of_subject(
 
     expected = [8 * i for i in range(len(passages))]  # every passage has 8 sentences
     found = chapter_start_sentences(result["chapters"], segments)
-    assert len(found) == len(expected), result["chapters"]
-    assert all(abs(f - e) <= 1 for f, e in zip(found, expected, strict=True)), found
+    assert found == expected, result["chapters"]  # in bfloat16 and float32 alike
     chapters = result["chapters"]
     for before, after in itertools.pairwise(chapters):
         assert before["end"] <= after["start"]
@@ -237,7 +240,13 @@ def test_options_limit_topics_keywords_and_summary(models: NlpModels) -> None:
     assert result.summary in sentences_of(SOFTWARE)
     strict = analyze(SOFTWARE, [], AnalyzeOptions(min_confidence=1.01), models)
     assert strict.topics == [] and strict.topic_scores == {}
-    assert any("min_confidence" in n and "software" in n for n in strict.notes)
+    # The best confidence itself depends on the encoder's precision (bfloat16 where the CPU
+    # has it): 0.97 here, 0.98 in float32.
+    assert strict.notes[0] == "speaking rate unknown: no timed segments"
+    assert len(strict.notes) == 2, strict.notes
+    assert re.fullmatch(
+        r"no topic reached min_confidence 1\.01 \(best: software at 0\.\d\d\)", strict.notes[1]
+    ), strict.notes
 
 
 @pytest.mark.parametrize("part", ["sentiment_analysis", "topic_modeling", "keyword_extraction"])
@@ -260,7 +269,8 @@ def test_switching_a_part_off_leaves_its_keys_empty(models: NlpModels, part: str
             assert {k: result[k] for k in value} == value
         else:
             assert all(result[k] for k in value)
-    assert any(part in note for note in result["notes"])
+    switched_off = part.replace("_", " ")  # topic_modeling: "topic modeling switched off"
+    assert result["notes"] == [f"{switched_off} switched off (options.{part}=false)"]
     assert result["summary"] and result["chapters"] and result["chapters"][0]["title"]
 
 
@@ -275,7 +285,9 @@ def test_language_without_spacy_does_what_it_can(models: NlpModels) -> None:
     assert result.speaking_rate_wpm is not None
     notes = " ".join(result.notes)
     assert "spaCy" in notes and "'de'" in notes and "vader" in notes
-    assert result.topics == [] or result.topics[0] == "cooking"
+    # The bundled MiniLM is English only: German cooking reaches no topic's confidence.
+    assert result.topics == [] and result.topic_scores == {}
+    assert result.notes[1].startswith("no topic reached min_confidence 0.5 (best: "), result.notes
 
 
 def test_detected_language_and_guess(models: NlpModels) -> None:
@@ -286,7 +298,10 @@ def test_detected_language_and_guess(models: NlpModels) -> None:
     )
     assert overridden.language == "en" and overridden.sentiment == "positive"
     guessed = analyze(GERMAN + " " + GERMAN, [], AnalyzeOptions(), models)
-    assert guessed.language == "und" and any("does not look English" in n for n in guessed.notes)
+    assert guessed.language == "und"
+    assert guessed.notes[0] == (
+        "language not given and the text does not look English: treated as 'und'"
+    )
 
 
 @pytest.mark.parametrize("text", ["", "   \n "])
@@ -297,7 +312,7 @@ def test_empty_transcript(models: NlpModels, text: str) -> None:
     assert as_dict["word_count"] == 0 and as_dict["sentiment"] is None
     assert as_dict["topics"] == as_dict["keywords"] == as_dict["chapters"] == []
     assert as_dict["summary"] == "" and as_dict["speaking_rate_wpm"] is None
-    assert any("empty" in n for n in as_dict["notes"])
+    assert as_dict["notes"] == ["nothing to analyse: the transcript is empty"]
 
 
 def test_text_taken_from_segments_when_missing(models: NlpModels) -> None:
@@ -318,15 +333,18 @@ def test_segments_that_do_not_match_the_text_still_give_times(models: NlpModels)
 def test_unpunctuated_speech_is_cut_into_sentences(models: NlpModels) -> None:
     words = re.sub(r"[.,']", "", f"{COOKING} {FOOTBALL}").lower()
     spans = transcript_text.split_sentences(words)
-    assert len(spans) >= 3 and all(len(words[a:b].split()) <= 60 for a, b in spans)
+    # No sentence ends at all: the 215 words are cut into pieces of 30, in order.
+    assert [len(words[a:b].split()) for a, b in spans] == [30] * 7 + [5]
+    assert " ".join(words[a:b] for a, b in spans) == " ".join(words.split())
     result = analyze(words, [], AnalyzeOptions(), models)
-    assert result.keywords and result.topics
+    assert result.topics == ["football", "cooking"], result.topic_scores
+    assert len(result.keywords) == 10
 
 
 def test_progress_is_reported(models: NlpModels) -> None:
     calls: list[float] = []
     analyze(COOKING, [], AnalyzeOptions(), models, progress=lambda f, _m: calls.append(f))
-    assert calls and calls == sorted(calls) and all(0 <= f <= 1 for f in calls)
+    assert calls == [0.3, 0.6, 0.8]
 
 
 def test_sentiment_label_rule() -> None:
@@ -395,11 +413,21 @@ def test_transformers_sentiment_model_loads_and_scores(models: NlpModels, tmp_pa
     scores = scorer.score(["I love this sauce.", "", "The match was awful " * 200])
     assert len(scores) == 3 and all(-1.0 <= s <= 1.0 for s in scores)
 
+    # Random weights (initialiser std 0.02) give near-equal logits: every text scores within a
+    # few thousandths of 0, so the model calls everything "neutral" where VADER says
+    # "negative" for FOOTBALL: the label shows which scorer was used.
     with_model = dataclasses.replace(models, sentiment=scorer)
     segments = timed_segments(FOOTBALL)
     result = analyze(GERMAN, [], AnalyzeOptions(language="de"), with_model)
-    assert result.sentiment is not None  # a model of unknown languages is not skipped
+    assert result.sentiment == "neutral"  # a model of unknown languages is not skipped
+    assert not any(n.startswith("sentiment skipped") for n in result.notes), result.notes
     result = analyze(FOOTBALL, segments, AnalyzeOptions(), with_model)
-    assert result.sentiment in ("positive", "negative", "neutral", "mixed")
-    assert result.sentiment_score is not None and -1.0 <= result.sentiment_score <= 1.0
-    assert len(result.sentiment_timeline) == len(segments)
+    sentences = sentences_of(FOOTBALL)  # what the segments hold, one sentence each
+    compounds = scorer.score(sentences)
+    label, score = sentiment_label(compounds, [len(s.split()) for s in sentences])
+    assert result.sentiment == label == "neutral"
+    assert result.sentiment_score == pytest.approx(score, abs=1e-4)
+    assert [p.score for p in result.sentiment_timeline] == pytest.approx(compounds, abs=1e-4)
+    assert [(p.start, p.end) for p in result.sentiment_timeline] == [
+        (s["start"], s["end"]) for s in segments
+    ]

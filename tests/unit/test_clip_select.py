@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -131,12 +132,12 @@ def assert_clean_cuts(
         assert first.start - pad_s - 1e-9 <= clip.start <= first.start
         assert last.end <= clip.end <= last.end + pad_s + 1e-9
         assert clip.start >= 0.0 and clip.end <= duration
-        before = [b for _, b in words if b <= first.start]
-        after = [a for a, _ in words if a >= last.end]
-        assert not before or clip.start >= max(before) - 1e-9
-        assert not after or clip.end <= min(after) + 1e-9
-        for a, b in words:  # no word is cut
-            assert b <= clip.start or a >= clip.end or (clip.start <= a and b <= clip.end)
+        previous_end = max((b for _, b in words if b <= first.start), default=0.0)
+        next_start = min((a for a, _ in words if a >= last.end), default=duration)
+        assert clip.start >= previous_end - 1e-9 and clip.end <= next_start + 1e-9
+        # No word is cut: the words the clip touches are exactly those of its sentences.
+        touched = [(a, b) for a, b in words if a < clip.end and b > clip.start]
+        assert touched == [(a, b) for a, b in words if first.start <= a and b <= last.end]
 
 
 def assert_well_formed(clips: Sequence[ClipPlan]) -> None:
@@ -289,23 +290,24 @@ def test_the_highlight_outranks_the_bland_passages() -> None:
     assert best.score >= 0.7
     assert best.components["keywords"] > 0.8 and best.components["sentiment"] > 0.7
     assert best.components["entities"] > 0.8
-    assert "keywords: quarterly budget" in best.reason or "keywords: revenue" in best.reason
-    assert "strong positive sentiment" in best.reason
+    assert best.reason == (
+        "keywords: revenue, quarterly budget, product; strong positive sentiment; "
+        "names: Acme, Berlin"
+    )
     assert set(best.keywords) == {"quarterly budget", "revenue", "product"}
 
 
 def test_min_confidence_and_max_clips_are_respected() -> None:
     segments, analysis = long_talk()
     every = select_clips(segments, analysis, SelectOptions(min_confidence=0.0, max_clips=50), None)
-    assert len(every) >= 5
+    assert len(every) == 6
     two = select_clips(segments, analysis, SelectOptions(min_confidence=0.0, max_clips=2), None)
     assert len(two) == 2
     assert sorted(c.score for c in two) == sorted(c.score for c in every)[-2:]
     good = select_clips(segments, analysis, SelectOptions(min_confidence=0.5), None)
-    assert good and all(c.score >= 0.5 for c in good)
-    assert len(good) < len(every)
+    assert len(good) == 2 and good == [c for c in every if c.score >= 0.5]
     perfect = select_clips(segments, analysis, SelectOptions(min_confidence=1.0), None)
-    assert all(c.score == 1.0 for c in perfect)
+    assert perfect == []  # the best clip scores about 0.91
     assert select_clips(segments, analysis, SelectOptions(max_clips=0), None) == []
 
 
@@ -396,7 +398,14 @@ def test_transcript_alone_still_gives_clips() -> None:
             "complete_thought",
             "speech_confidence",
         }
-        assert clips[0].title == "The room has a table and…" or clips[0].title.endswith("…")
+        # No keywords: each title is its clip's opening words.
+        assert [c.title for c in clips] == [
+            "The room has a table and…",
+            "There is a shelf on the…",
+            "A clock hangs above the door…",
+            "Each box on the shelf holds…",
+            "A lamp stands in the corner…",
+        ]
 
 
 # --- chapters and titles ---
@@ -424,11 +433,10 @@ def test_chapters_are_candidates_titled_by_their_chapter() -> None:
     options = SelectOptions(30.0, 2.0, max_clips=10, min_confidence=0.0)
     found = candidates(segments, analysis, options, None)
     chapter_cands = [(a, b) for a, b, source in found if source == "chapter"]
-    highlight = spans[1]
-    assert any(
-        a == pytest.approx(highlight[0] - 0.3) and b == pytest.approx(highlight[1] + 0.3)
-        for a, b in chapter_cands
-    )
+    # The two short chapters whole with their 0.3 s pads, then the long one's best window
+    # (test_a_long_chapter_gives_its_best_window).
+    assert len(chapter_cands) == 3
+    assert chapter_cands[:2] == [pytest.approx((a - 0.3, b + 0.3)) for a, b in spans[:2]]
     clips = select_clips(segments, analysis, options, None)
     best = max(clips, key=lambda c: c.score)
     assert best.source == "chapter" and best.title == "Acme's Big Quarter"
@@ -461,9 +469,8 @@ def test_titles_from_keywords_then_opening_words() -> None:
     segments, analysis = long_talk()
     clips = select_clips(segments, analysis, SelectOptions(min_confidence=0.0), None)
     best = max(clips, key=lambda c: c.score)
-    assert best.title.startswith("Quarterly Budget · Revenue") or best.title.startswith(
-        "Revenue · Quarterly Budget"
-    )
+    # Its keywords, most weighted hits first: revenue 3 x 0.55/0.62, quarterly budget 2 x 1.0.
+    assert best.title == "Revenue · Quarterly Budget · Product"
     bland = [c for c in clips if not c.keywords]
     assert bland
     for clip in bland:
@@ -577,4 +584,5 @@ def test_plans_serialise_for_storage() -> None:
         "components",
         "keywords",
     }
-    assert stored["source"] in ("chapter", "window")
+    assert stored["source"] == "window"  # the analysis has no chapters
+    assert json.loads(json.dumps(stored)) == stored

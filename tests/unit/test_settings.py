@@ -117,12 +117,12 @@ def test_log_file_rotates_and_job_lines_carry_the_job_id(tmp_path: Path) -> None
         for handler in logging.getLogger("vpa").handlers:
             handler.flush()
         lines = log_file.read_text().splitlines()
-        assert any("plain line" in line for line in lines)
+        (plain,) = [line for line in lines if "plain line" in line]
+        assert " job=- " in plain
         job_lines = [line for line in lines if "stage fetch" in line]
         assert job_lines and all("job=1234-abcd" in line for line in job_lines)
         assert (tmp_path / "logs" / "vpa.log.1").exists()  # rotated
-        library = [line for line in lines if "library line" in line]
-        assert library and "job=5678-ef" in library[0]
-        assert " job=- " in next(line for line in lines if "plain line" in line)
+        (library,) = [line for line in lines if "library line" in line]
+        assert "job=5678-ef" in library
     finally:
         setup_logging(Settings(_env_file=None, log_file=None))

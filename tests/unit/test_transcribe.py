@@ -116,9 +116,12 @@ def test_progress_rises_once_per_segment_and_ends_at_one(transcribed: Transcribe
 
 def test_json_shape(transcribed: Transcribed) -> None:
     data = transcribed.result.to_dict()
-    assert set(data) >= {"text", "segments", "language", "language_probability", "duration"}
+    assert set(data) == {"text", "segments", "language", "language_probability", "duration"}
     segment = data["segments"][0]
-    assert set(segment) >= {"id", "start", "end", "text", "avg_logprob", "no_speech_prob", "words"}
+    assert set(segment) == {
+        "id", "start", "end", "text", "avg_logprob", "no_speech_prob", "compression_ratio",
+        "words",
+    }  # fmt: skip
     assert set(segment["words"][0]) == {"start", "end", "word", "probability"}
     again = TranscriptResult.from_dict(data)
     assert again.to_dict() == data
