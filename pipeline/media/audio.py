@@ -44,6 +44,10 @@ _ENCODERS: dict[AudioFormat, tuple[str, list[str]]] = {
 _TRUNCATED_HINT = "partial file"
 
 
+# the first audio track, without video, subtitles, data streams or the source's metadata
+_FIRST_AUDIO_ONLY = ("-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1")
+
+
 def extract_audio(
     src: Path,
     dest_dir: Path,
@@ -80,25 +84,8 @@ def extract_audio(
     dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / f"{AUDIO_STEM}.{options.audio_format}"
     partial = dest_dir / f".{AUDIO_STEM}-{uuid.uuid4().hex[:8]}.{options.audio_format}.part"
-    args = [
-        "-i",
-        str(src),
-        "-map",
-        "0:a:0",
-        "-vn",
-        "-sn",
-        "-dn",
-        "-map_metadata",
-        "-1",
-        "-ac",
-        str(channels),
-        "-ar",
-        str(preset.sample_rate_hz),
-        *codec_args,
-        "-f",
-        muxer,
-        str(partial),
-    ]
+    output_args = ["-ac", str(channels), "-ar", str(preset.sample_rate_hz), *codec_args]
+    args = ["-i", str(src), *_FIRST_AUDIO_ONLY, *output_args, "-f", muxer, str(partial)]
 
     def report(fraction: float, message: str) -> None:
         progress(fraction, f"extracting audio: {message}")

@@ -23,6 +23,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_jobs()
+    _create_artifacts()
+    _create_job_events()
+
+
+def _create_jobs() -> None:
     op.create_table(
         "jobs",
         sa.Column("youtube_url", sa.String(length=2048), nullable=False),
@@ -70,6 +76,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_jobs_updated_at", "jobs", ["updated_at"])
 
+
+def _create_artifacts() -> None:
     op.create_table(
         "artifacts",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -89,6 +97,8 @@ def upgrade() -> None:
     op.create_index("ix_artifacts_job_id", "artifacts", ["job_id"])
     op.create_index("ix_artifacts_kind", "artifacts", ["kind"])
 
+
+def _create_job_events() -> None:
     op.create_table(
         "job_events",
         sa.Column("id", sa.Integer(), nullable=False),
