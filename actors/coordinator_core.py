@@ -27,7 +27,7 @@ from actors.errors import JobConflict, JobNotFound
 from actors.job_queue import JobQueue
 from actors.job_runner import JobRunner
 from actors.messages import update_message
-from actors.running_job import RunningJob
+from actors.running_job import JobWriter, Publisher, RunningJob
 from actors.stage_runner import StageRunner
 from actors.worker_slots import WorkerSlots
 from pipeline.stages import chain_for
@@ -37,8 +37,6 @@ from storage.repository import JobRepository
 from storage.schemas import JobCreate
 
 TERMINAL = {JobStatus.completed, JobStatus.failed, JobStatus.cancelled}
-
-Publisher = Callable[[str, int, dict[str, Any]], None]
 
 
 class CoordinatorCore:
@@ -59,6 +57,7 @@ class CoordinatorCore:
         self.store = store
         self.config = config
         self._publish = publish
+        self._write = JobWriter(repo, now, publish)
         self._now = now
         self._clock = clock
         self._timer = timer or LoopTimer()
@@ -88,35 +87,6 @@ class CoordinatorCore:
     def dispatch_overhead_s(self) -> list[float]:
         """Recent delays from a slot's taking to its job's first stage_started write."""
         return self._runner.dispatch_overhead_s
-
-    # ----------------------------------------------------------------- persistence
-    def _write(
-        self,
-        job_id: str,
-        event: EventType,
-        fields: dict[str, Any] | None = None,
-        *,
-        stage: str | None = None,
-        message: str | None = None,
-        data: dict[str, Any] | None = None,
-        expected: set[JobStatus] | None = None,
-    ) -> Job | None:
-        """Persist a change and its event, then publish it. None if the guard refused."""
-        written = self.repo.transition(
-            UUID(job_id),
-            event=event,
-            fields=fields or {},
-            stage=stage,
-            message=message,
-            data=data,
-            now=self._now(),
-            expected_status=expected,
-        )
-        if written is None:
-            return None
-        job, ev = written
-        self._publish(job_id, ev.seq, update_message(job_id, ev, job))
-        return job
 
     def _get(self, job_id: str) -> Job:
         job = self.repo.get_job(UUID(job_id))

@@ -4,17 +4,32 @@ one way both write job state (`JobWriter`)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
+from uuid import UUID
 
 from actors.clock import TimerHandle
+from actors.messages import update_message
 from actors.stage_runner import StageHandle
 from storage.models import EventType, Job, JobStatus
+from storage.repository import JobRepository
+
+Publisher = Callable[[str, int, dict[str, Any]], None]
 
 
-class JobWriter(Protocol):
-    """`CoordinatorCore._write`: persist a change and its event, then publish it."""
+class JobWriter:
+    """The one way job state is written: the change and its numbered event in one
+    transaction (the status guard refusing it returns None), then the event published to
+    live clients."""
+
+    def __init__(
+        self, repo: JobRepository, now: Callable[[], datetime], publish: Publisher
+    ) -> None:
+        self.repo = repo
+        self._now = now
+        self.publish = publish
 
     def __call__(
         self,
@@ -26,7 +41,22 @@ class JobWriter(Protocol):
         message: str | None = None,
         data: dict[str, Any] | None = None,
         expected: set[JobStatus] | None = None,
-    ) -> Job | None: ...
+    ) -> Job | None:
+        written = self.repo.transition(
+            UUID(job_id),
+            event=event,
+            fields=fields or {},
+            stage=stage,
+            message=message,
+            data=data,
+            now=self._now(),
+            expected_status=expected,
+        )
+        if written is None:
+            return None
+        job, ev = written
+        self.publish(job_id, ev.seq, update_message(job_id, ev, job))
+        return job
 
 
 @dataclass

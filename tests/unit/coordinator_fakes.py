@@ -285,3 +285,6 @@ class Harness:
             if stage.name == self.core.running[job_id].chain[-1]:
                 break
         return await self.ended(job_id)
+
+
+MakeHarness = Callable[..., Harness]

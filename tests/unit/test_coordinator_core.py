@@ -4,10 +4,7 @@ stage runner and a fake clock."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,23 +14,7 @@ from pipeline.errors import MediaError, WorkerCrashed
 from pipeline.stages import StageOutput
 from storage.models import JobStatus, JobType
 from storage.schemas import JobCreate
-from tests.unit.coordinator_fakes import Harness
-
-MakeHarness = Callable[..., Harness]
-
-
-@pytest.fixture
-async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
-    made: list[Harness] = []
-
-    def make(**config: Any) -> Harness:
-        harness = Harness(tmp_path, CoordinatorConfig(**config))
-        made.append(harness)
-        return harness
-
-    yield make
-    for harness in made:
-        await harness.crash()
+from tests.unit.coordinator_fakes import MakeHarness
 
 
 async def test_higher_priority_first_and_fifo_within_a_priority(make_harness: MakeHarness) -> None:

@@ -6,37 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
-from uuid import UUID
 
 import pytest
 
 from actors.coordinator_config import CoordinatorConfig
 from actors.job_runner import INTERRUPT_GRACE_S, JobRunner
-from actors.running_job import RunningJob
+from actors.running_job import JobWriter, RunningJob
 from pipeline.errors import DownloadError, MediaError, PipelineError, WorkerCrashed
-from storage.models import EventType, Job, JobStatus, JobType
+from storage.models import EventType, JobStatus, JobType
 from storage.schemas import JobCreate
-from tests.unit.coordinator_fakes import FakeStageRunner, Harness
-
-MakeHarness = Callable[..., Harness]
-
-
-@pytest.fixture
-async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
-    made: list[Harness] = []
-
-    def make(**config: Any) -> Harness:
-        harness = Harness(tmp_path, CoordinatorConfig(**config))
-        made.append(harness)
-        return harness
-
-    yield make
-    for harness in made:
-        await harness.crash()
+from tests.unit.coordinator_fakes import FakeStageRunner, Harness, MakeHarness
 
 
 @pytest.mark.parametrize(
@@ -256,27 +237,7 @@ async def test_the_runner_alone_reports_a_retry_and_gives_its_slot_back(tmp_path
     retries: list[tuple[str, float]] = []
     finished: list[RunningJob] = []
 
-    def write(
-        job_id: str,
-        event: EventType,
-        fields: dict[str, Any] | None = None,
-        *,
-        stage: str | None = None,
-        message: str | None = None,
-        data: dict[str, Any] | None = None,
-        expected: set[JobStatus] | None = None,
-    ) -> Job | None:
-        written = h.repo.transition(
-            UUID(job_id),
-            event=event,
-            fields=fields,
-            stage=stage,
-            message=message,
-            data=data,
-            now=clock.now(),
-            expected_status=expected,
-        )
-        return None if written is None else written[0]
+    write = JobWriter(h.repo, clock.now, lambda *_: None)  # nobody listens here
 
     runner = JobRunner(
         h.repo,
