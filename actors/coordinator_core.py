@@ -32,11 +32,9 @@ from actors.stage_runner import StageRunner
 from actors.worker_slots import WorkerSlots
 from pipeline.stages import chain_for
 from storage.artifacts import ArtifactStore
-from storage.models import EventType, Job, JobStatus
+from storage.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from storage.repository import JobRepository
 from storage.schemas import JobCreate
-
-TERMINAL = {JobStatus.completed, JobStatus.failed, JobStatus.cancelled}
 
 
 class CoordinatorCore:
@@ -192,7 +190,7 @@ class CoordinatorCore:
 
     async def cancel(self, job_id: str) -> Job:
         job = self._get(job_id)
-        if job.status in TERMINAL:
+        if job.status in TERMINAL_STATUSES:
             raise JobConflict(f"Job {job_id} is already {job.status.value} and cannot be cancelled")
         run = self.running.get(job_id)
         if run is None:
@@ -246,7 +244,7 @@ class CoordinatorCore:
 
     def delete(self, job_id: str) -> None:
         job = self._get(job_id)
-        if job.status not in TERMINAL or job_id in self.running:
+        if job.status not in TERMINAL_STATUSES or job_id in self.running:
             raise JobConflict(
                 f"Job {job_id} is {job.status.value}; only completed, failed or cancelled "
                 "jobs can be deleted"
