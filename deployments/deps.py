@@ -14,6 +14,7 @@ from uuid import UUID
 from fastapi import Depends, HTTPException
 from starlette.requests import HTTPConnection
 
+from config.logging import bind_job
 from config.settings import Settings
 from deployments.fanout import Fanout
 from deployments.services import CoordinatorClient, IngressServices
@@ -71,3 +72,9 @@ async def load_job(job_id: UUID, repo: RepoDep) -> Job:
 
 
 JobDep = Annotated[Job, Depends(load_job)]
+
+
+async def bind_request_job(conn: HTTPConnection) -> None:
+    """The request's log lines carry the job id of its path (`/jobs/{job_id}/...`), as the
+    coordinator's and the stage tasks' lines for that job do."""
+    bind_job(conn.path_params.get("job_id"))

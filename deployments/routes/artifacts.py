@@ -6,15 +6,15 @@ import asyncio
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from deployments.deps import JobDep, RepoDep, StoreDep
+from deployments.deps import JobDep, RepoDep, StoreDep, bind_request_job
 from deployments.ranged import object_response
 from storage.artifacts import ArtifactPathError, ArtifactStore
 from storage.schemas import ArtifactPublic
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(bind_request_job)])
 
 
 @router.get("/{job_id}/artifacts", response_model=list[ArtifactPublic], summary="Artifacts")

@@ -13,10 +13,10 @@ import json
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
-from deployments.deps import JobDep, RepoDep, StoreDep
+from deployments.deps import JobDep, RepoDep, StoreDep, bind_request_job
 from deployments.urls import public_job
 from deployments.zip_stream import ZipMember, iter_zip
 from storage.artifacts import ArtifactStore, job_prefix
@@ -25,7 +25,7 @@ from storage.schemas import ArtifactPublic, JobPublic
 
 MANIFEST = "job.json"
 
-router = APIRouter(prefix="/jobs", tags=["artifacts"])
+router = APIRouter(prefix="/jobs", tags=["artifacts"], dependencies=[Depends(bind_request_job)])
 
 
 def _members(store: ArtifactStore, job: JobPublic, artifacts: list[Artifact]) -> list[ZipMember]:

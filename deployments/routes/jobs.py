@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from actors.errors import CoordinatorError
-from deployments.deps import CoordinatorDep, JobDep, RepoDep, SettingsDep
+from deployments.deps import CoordinatorDep, JobDep, RepoDep, SettingsDep, bind_request_job
 from deployments.services import CoordinatorClient
 from deployments.urls import public_job
 from pipeline.errors import PolicyError
@@ -34,7 +34,7 @@ from storage.schemas import (
     JobsPublic,
 )
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(bind_request_job)])
 
 SortKey = Literal["created_at", "updated_at", "priority", "progress", "status", "completed_at"]
 

@@ -22,12 +22,12 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from actors.messages import finished_message, initial_message, is_terminal_status, update_message
 from actors.progress import BROADCAST
-from deployments.deps import FanoutDep, RepoDep, ServicesDep, SettingsDep
+from deployments.deps import FanoutDep, RepoDep, ServicesDep, SettingsDep, bind_request_job
 from deployments.fanout import Fanout, Subscriber
 from deployments.services import IngressServices
 from deployments.urls import job_with_links
@@ -43,7 +43,7 @@ REPORT_INTERVAL_S = 2.0
 
 Message = dict[str, Any]
 
-router = APIRouter(tags=["websockets"])
+router = APIRouter(tags=["websockets"], dependencies=[Depends(bind_request_job)])
 
 
 def hub_fanout(services: IngressServices) -> Fanout:

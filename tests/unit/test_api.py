@@ -9,13 +9,14 @@ import uuid
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from actors.errors import JobConflict, JobNotFound
+from config.logging import current_job
 from config.settings import Settings
 from deployments.api import create_app
 from deployments.services import CoordinatorUnavailable, IngressServices
@@ -37,8 +38,10 @@ class FakeCoordinator:
     def __init__(self, repo: JobRepository) -> None:
         self.repo = repo
         self.unavailable = False
+        self.log_job_ids: list[str | None] = []  # what the request's log lines carried
 
     async def call(self, method: str, *args: Any) -> Any:
+        self.log_job_ids.append(current_job.get())
         if self.unavailable:
             raise CoordinatorUnavailable("the job coordinator is unavailable: gone")
         if method == "submit":
@@ -248,3 +251,12 @@ def test_health_and_workers(client: TestClient) -> None:
     assert health["database"] == {"ok": True, "backend": "sqlite"}
     workers = client.get("/api/v1/workers").json()
     assert workers["workers"] == [] and "error" in workers["replicas"][0]  # no Serve here
+
+
+def test_request_log_lines_carry_the_job_id_of_the_path(
+    client: TestClient, services: IngressServices
+) -> None:
+    coordinator = cast(FakeCoordinator, services.coordinator)
+    assert client.post(f"/api/v1/jobs/{UNKNOWN}/cancel").status_code == 404
+    assert client.get("/api/v1/jobs/queue/status").status_code == 200  # no job in the path
+    assert coordinator.log_job_ids == [UNKNOWN, None]
