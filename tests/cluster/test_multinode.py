@@ -26,7 +26,7 @@ from ray.cluster_utils import Cluster
 from storage.artifacts import job_prefix
 from storage.stores import open_store, storage_config
 from tests.cluster.conftest import start_ray
-from tests.integration.conftest import VpaApp, deploy, make_settings
+from tests.integration.conftest import VpaApp, close_clients, deploy, make_settings
 
 STAGE_RESOURCES = {"fetch": {"fetcher": 1}, "clips": {"gpu_node": 1}, "subtitles": {"head": 1}}
 
@@ -88,6 +88,7 @@ def nodes(
         gpu_id = next(n["NodeID"] for n in alive if n["Resources"].get("GPU"))
         yield ThreeNodes(cluster, app, head, worker_a, a_id, gpu_id, holder)
     finally:
+        close_clients()
         serve.shutdown()
         ray.shutdown()
         cluster.shutdown()

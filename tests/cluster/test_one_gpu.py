@@ -14,7 +14,7 @@ import ray
 from ray import serve
 
 from tests.cluster.conftest import start_ray
-from tests.integration.conftest import VpaApp, deploy, make_settings
+from tests.integration.conftest import VpaApp, close_clients, deploy, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VpaApp]:
         settings = make_settings(tmp, enable_gpu=True, max_concurrent_jobs="auto")
         yield deploy(port, settings, with_models=True)
     finally:
+        close_clients()
         serve.shutdown()
         ray.shutdown()
 

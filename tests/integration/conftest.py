@@ -129,8 +129,10 @@ def kill_vpa_actors() -> None:
 def deploy(
     http_port: int, settings: Settings, ingress_replicas: int = 1, with_models: bool = False
 ) -> VpaApp:
-    """Deploy vpa; the model deployments only for the tests that run model stages."""
+    """Deploy vpa; the model deployments only for the tests that run model stages. The app
+    replaces the one deployed before, so the clients of that one are closed."""
     kill_vpa_actors()
+    close_clients()
     application = app_from_settings(settings, ingress_replicas, with_models=with_models)
     serve.run(application, name="vpa", route_prefix="/")
     base = f"http://127.0.0.1:{http_port}"
@@ -145,7 +147,17 @@ def deploy(
         if time.monotonic() > deadline:
             raise AssertionError("vpa did not become healthy")
         time.sleep(0.2)
+    _CLIENTS.append(client)
     return VpaApp(base_url=base, settings=settings, client=client)
+
+
+_CLIENTS: list[httpx.Client] = []
+
+
+def close_clients() -> None:
+    """Close the HTTP clients of every app deployed so far."""
+    while _CLIENTS:
+        _CLIENTS.pop().close()
 
 
 def make_settings(tmp: Path, database_url: str | None = None, **overrides: Any) -> Settings:
@@ -169,8 +181,6 @@ def make_settings(tmp: Path, database_url: str | None = None, **overrides: Any) 
 def deploy_vpa(
     ray_cluster: None, http_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., VpaApp]]:
-    clients: list[httpx.Client] = []
-
     def _deploy(
         database_url: str | None = None,
         ingress_replicas: int = 1,
@@ -179,12 +189,7 @@ def deploy_vpa(
     ) -> VpaApp:
         tmp = tmp_path_factory.mktemp("vpa")
         settings = make_settings(tmp, database_url, **overrides)
-        for client in clients:  # the app they talked to is replaced
-            client.close()
-        app = deploy(http_port, settings, ingress_replicas, with_models)
-        clients[:] = [app.client]
-        return app
+        return deploy(http_port, settings, ingress_replicas, with_models)
 
     yield _deploy
-    for client in clients:
-        client.close()
+    close_clients()
