@@ -129,10 +129,8 @@ def kill_vpa_actors() -> None:
 def deploy(
     http_port: int, settings: Settings, ingress_replicas: int = 1, with_models: bool = False
 ) -> VpaApp:
-    """Deploy vpa; the model deployments only for the tests that run model stages. The app
-    replaces the one deployed before, so the clients of that one are closed."""
+    """Deploy vpa; the model deployments only for the tests that run model stages."""
     kill_vpa_actors()
-    close_clients()
     application = app_from_settings(settings, ingress_replicas, with_models=with_models)
     serve.run(application, name="vpa", route_prefix="/")
     base = f"http://127.0.0.1:{http_port}"
@@ -151,6 +149,8 @@ def deploy(
     return VpaApp(base_url=base, settings=settings, client=client)
 
 
+# Every deployed app's client, closed when its Ray instance goes (an app deployed later on
+# the same port replaces the app but not the URL, so older clients stay usable until then).
 _CLIENTS: list[httpx.Client] = []
 
 
