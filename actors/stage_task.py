@@ -20,10 +20,12 @@ from dataclasses import replace
 from typing import Any
 
 import ray
+import ray.exceptions as rex
+from ray.serve.exceptions import RayServeException, ReplicaUnavailableError
 
 from actors.stage_files import remove_stale, stage_in, stage_out, stage_workspace
 from config.logging import LogConfig, current_job_id, setup_logging
-from pipeline.errors import PipelineError, StageCancelled, error_from_dict
+from pipeline.errors import PipelineError, StageCancelled, WorkerCrashed, error_from_dict
 from pipeline.options import AnalyzeOptions, TranscribeOptions
 from pipeline.stages import StageInput, StageOutput, run_stage
 from pipeline.types import CancelToken, ProgressCallback
@@ -83,12 +85,30 @@ class _CancelWatcher:
                     return
 
 
+def replica_died(exc: BaseException) -> bool:
+    """Whether a model call failed because its replica died or became unreachable: a Ray
+    actor error (the replica is a Serve actor), Serve's "replica no longer available", or a
+    Serve error caused by either (Serve wraps some actor deaths with a clearer message)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, rex.RayActorError | ReplicaUnavailableError):
+            return True
+        if not isinstance(current, RayServeException):
+            return False
+        seen.add(id(current))
+        current = current.__cause__
+    return False
+
+
 class ServeModels:
     """`ModelServices` over the Transcriber and Analyzer deployment handles.
 
     Both stream progress items and then one result or error item (deployments/model_calls).
     If this task is interrupted (the job was cancelled), the request is cancelled too, which
-    stops the model work in the replica.
+    stops the model work in the replica. A replica that dies mid-request (killed, OOM, its
+    node lost) fails the stage with the retryable `WorkerCrashed`: Serve starts a new
+    replica, and the coordinator's next attempt reaches it.
     """
 
     def __init__(self, transcriber: Any, analyzer: Any) -> None:
@@ -108,8 +128,14 @@ class ServeModels:
                 else:
                     result: dict[str, Any] = item["result"]
                     return result
-        except BaseException:
-            stream.cancel()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # a dead replica's stream may refuse too
+                stream.cancel()
+            if replica_died(exc):
+                raise WorkerCrashed(
+                    f"the model replica died during the request: {type(exc).__name__}: "
+                    f"{str(exc)[:300]}"
+                ) from exc
             raise
         raise PipelineError("the model deployment ended without a result", code="model_error")
 

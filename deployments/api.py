@@ -4,7 +4,8 @@
 (deployments/ingress.py) and in tests; it keeps the replica's services, and its progress
 fan-out, in `app.state`, where the dependencies of `deployments.deps` find them. Routes
 never hold SQL and never raise a 500 for bad input: the handlers below turn the
-coordinator's and the pipeline's errors into `{"detail": ...}` with 404, 409, 422 or 503.
+coordinator's and the pipeline's errors into `{"detail": ...}` with 404, 409, 422 or 503
+(the coordinator or the database unreachable).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from actors.errors import CoordinatorError
 from deployments.routes import artifacts, downloads, jobs, system, ws
@@ -48,6 +50,17 @@ async def coordinator_unavailable(_: Request, exc: CoordinatorUnavailable) -> JS
     return JSONResponse(status_code=503, content={"detail": str(exc)})
 
 
+async def database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
+    # The database is down or unreachable (restarting, failed over, network): a client
+    # should try again shortly, so 503, never a 500 with a driver traceback.
+    reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"the database is unavailable, try again shortly ({reason[:200]})"},
+        headers={"Retry-After": "1"},
+    )
+
+
 async def policy_error(_: Request, exc: PolicyError) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": exc.message, "code": exc.code})
 
@@ -64,6 +77,7 @@ def create_app(services: IngressServices) -> FastAPI:
             CoordinatorError: coordinator_error,
             CoordinatorUnavailable: coordinator_unavailable,
             PolicyError: policy_error,
+            OperationalError: database_unavailable,
         },
     )
     app.state.services = services
