@@ -82,6 +82,12 @@ class ProgressLog:
         for job_id in due:
             while (held := self._held.get(job_id)) and min(d for d, _ in held.values()) <= now:
                 seq = min(held)
+                logger.info(
+                    "job=%s gave up waiting for seq %d..%d",
+                    job_id,
+                    self.last_seq(job_id) + 1,
+                    seq - 1,
+                )
                 self._release(job_id, seq, held.pop(seq)[1])
                 self._release_run(job_id)
                 released = True

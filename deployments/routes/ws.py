@@ -82,8 +82,10 @@ async def _send(ws: WebSocket, message: Message, timeout_s: float) -> None:
 
 
 async def _send_text(ws: WebSocket, text: str, timeout_s: float) -> None:
-    """Send an already encoded message (the fan-out encodes each once for all sockets)."""
-    await asyncio.wait_for(ws.send_text(text), timeout_s)
+    """Send an already encoded message (the fan-out encodes each once for all sockets);
+    `asyncio.timeout`, unlike `wait_for`, starts no task per send."""
+    async with asyncio.timeout(timeout_s):
+        await ws.send_text(text)
 
 
 async def _close(ws: WebSocket, code: int, reason: str = "") -> None:
