@@ -82,7 +82,7 @@ class ProgressLog:
         for job_id in due:
             while (held := self._held.get(job_id)) and min(d for d, _ in held.values()) <= now:
                 seq = min(held)
-                logger.info(
+                logger.warning(
                     "job=%s gave up waiting for seq %d..%d",
                     job_id,
                     self.last_seq(job_id) + 1,
