@@ -8,6 +8,7 @@ ingress watchdog after `ray.kill`, it rebuilds its queue from the database on fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from typing import Any
@@ -16,7 +17,7 @@ import ray
 
 from actors.coordinator_config import CoordinatorConfig, auto_concurrency
 from actors.coordinator_core import CoordinatorCore
-from actors.progress import ProgressHub
+from actors.progress import ProgressHub, PublishQueue
 from actors.ray_stage_runner import RayStageRunner
 from actors.stage_task import ServeModels
 from config.logging import log_config, setup_logging
@@ -71,12 +72,19 @@ class JobCoordinatorActor:
             publish=self._publish,
         )
         self._started = False
+        # One ordered, batched stream of this coordinator's updates to the hub.
+        self._publisher = PublishQueue(self._send_to_hub, self._refresh_hub)
+        self._publishing: asyncio.Task[None] | None = None
 
     def _publish(self, job_id: str, seq: int, message: dict[str, Any]) -> None:
-        try:
-            self._hub.publish.remote(job_id, seq, message)
-        except Exception:  # the hub restarts on its own; the event is in the database
-            log.warning("progress hub unreachable; update %s/%d not broadcast", job_id, seq)
+        self._publisher.put(job_id, seq, message)
+
+    async def _send_to_hub(self, batch: list[tuple[str, int, dict[str, Any]]]) -> None:
+        await self._hub.publish_many.remote(batch)
+
+    def _refresh_hub(self) -> None:
+        """The hub restarts on its own; a handle whose actor is gone for good is replaced."""
+        with contextlib.suppress(Exception):
             self._hub = get_hub(self._settings)
 
     async def _check_hub(self) -> None:
@@ -90,6 +98,7 @@ class JobCoordinatorActor:
     def _ensure_started(self) -> None:
         if not self._started:
             self._started = True
+            self._publishing = asyncio.get_running_loop().create_task(self._publisher.run())
             recovered = self._core.recover()
             log.info("coordinator started; %d job(s) recovered into the queue", recovered)
 

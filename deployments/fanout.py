@@ -4,29 +4,53 @@ Each socket is a `Subscriber` with a bounded queue. Delivery never awaits a sock
 subscriber whose queue is full is dropped (closed with code 4408), so a slow client never
 stalls the others. Job-channel sequence numbers are the job's event numbers, so a gap (the
 hub's bounded log rolled over, or the hub restarted) is filled from the database.
+
+Each message is encoded once for all the sockets that get it (`Update.text`). The hub
+hands out each job's messages in `seq` order; the broadcast stream is also checked here
+per job (after a hub restart the new hub may hold what the old one already delivered), so
+a broadcast socket gets every job's updates in order and none twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from actors.progress import BROADCAST
 
 log = logging.getLogger("vpa.fanout")
 Message = dict[str, Any]
+Listen = Callable[[dict[str, int], float, str | None], Awaitable[dict[str, Any]]]
+BROADCAST_JOBS_TRACKED = 10_000  # jobs whose last broadcast seq a replica remembers
+
+
+def encode(message: Message) -> str:
+    """A message as the text frame Starlette's `send_json` would send."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One message for the sockets of a channel, encoded once for all of them."""
+
+    seq: int
+    message: Message
+    text: str
 
 
 class Subscriber:
     def __init__(self, channel: str, queue_size: int) -> None:
         self.channel = channel
-        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=queue_size)
+        self.queue: asyncio.Queue[Update | None] = asyncio.Queue(maxsize=queue_size)
         self.dropped = False
 
-    def offer(self, message: Message) -> bool:
+    def offer(self, message: Update) -> bool:
         if self.dropped:
             return False
         try:
@@ -43,7 +67,7 @@ class Subscriber:
 class Fanout:
     def __init__(
         self,
-        listen: Callable[[dict[str, int], float], Awaitable[dict[str, Any]]],
+        listen: Listen,
         report: Callable[[dict[str, Any]], None],
         queue_size: int = 256,
         poll_timeout_s: float = 15.0,
@@ -55,6 +79,7 @@ class Fanout:
         self._subs: dict[str, set[Subscriber]] = {}
         self._cursors: dict[str, int] = {}
         self._epoch: str | None = None
+        self._broadcast_last: OrderedDict[str, int] = OrderedDict()  # job -> seq sent
         self._changed = asyncio.Event()
         self.health_sockets = 0
         self.dropped_total = 0
@@ -105,9 +130,26 @@ class Fanout:
         subs = self._subs.get(channel, ())
         for seq, message in items:
             self._cursors[channel] = max(self._cursors.get(channel, 0), seq)
+            if channel == BROADCAST and not self._first_broadcast(message):
+                continue
+            update = Update(int(message.get("seq", seq)), message, encode(message))
             for sub in list(subs):
-                if not sub.offer(message):
+                if not sub.offer(update):
                     self.dropped_total += 1
+
+    def _first_broadcast(self, message: Message) -> bool:
+        """Whether a broadcast job update comes after every one of its job sent so far."""
+        job_id, seq = message.get("job_id"), message.get("seq")
+        if not isinstance(job_id, str) or not isinstance(seq, int):
+            return True
+        last = self._broadcast_last.get(job_id, 0)
+        if seq <= last:
+            return False
+        self._broadcast_last[job_id] = seq
+        self._broadcast_last.move_to_end(job_id)
+        if len(self._broadcast_last) > BROADCAST_JOBS_TRACKED:
+            self._broadcast_last.popitem(last=False)
+        return True
 
     async def run(self) -> None:
         """Long-poll the hub forever; restart the poll when the set of channels changes."""
@@ -117,7 +159,7 @@ class Fanout:
             if not cursors:  # no socket follows anything: no polling at all
                 await self._changed.wait()
                 continue
-            poll = asyncio.ensure_future(self._listen(cursors, self._poll_timeout_s))
+            poll = asyncio.ensure_future(self._listen(cursors, self._poll_timeout_s, self._epoch))
             changed = asyncio.ensure_future(self._changed.wait())
             try:
                 done, _ = await asyncio.wait({poll, changed}, return_when=asyncio.FIRST_COMPLETED)

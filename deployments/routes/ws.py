@@ -49,9 +49,11 @@ router = APIRouter(tags=["websockets"], dependencies=[Depends(bind_request_job)]
 def hub_fanout(services: IngressServices) -> Fanout:
     """The replica's fan-out, polling the progress hub and reporting its socket counts."""
 
-    async def listen(cursors: dict[str, int], timeout_s: float) -> dict[str, Any]:
+    async def listen(
+        cursors: dict[str, int], timeout_s: float, epoch: str | None
+    ) -> dict[str, Any]:
         try:
-            result: dict[str, Any] = await services.hub.listen.remote(cursors, timeout_s)
+            result: dict[str, Any] = await services.hub.listen.remote(cursors, timeout_s, epoch)
             return result
         except Exception:
             services.refresh_hub()
@@ -77,6 +79,13 @@ def with_links(message: Message) -> Message:
 
 async def _send(ws: WebSocket, message: Message, timeout_s: float) -> None:
     await asyncio.wait_for(ws.send_json(message), timeout_s)
+
+
+async def _send_text(ws: WebSocket, text: str, timeout_s: float) -> None:
+    """Send an already encoded message (the fan-out encodes each once for all sockets);
+    `asyncio.timeout`, unlike `wait_for`, starts no task per send."""
+    async with asyncio.timeout(timeout_s):
+        await ws.send_text(text)
 
 
 async def _close(ws: WebSocket, code: int, reason: str = "") -> None:
@@ -119,11 +128,11 @@ async def _pump_job(
 ) -> None:
     """Send live updates in order, filling any gap from the database."""
     while True:
-        message = await sub.queue.get()
-        if message is None:
+        update = await sub.queue.get()
+        if update is None:
             await _close(ws, CLOSE_TOO_SLOW, "client too slow; reconnect with after_seq")
             return
-        seq = int(message["seq"])
+        seq, message = update.seq, update.message
         if seq <= last_sent:
             continue
         if seq > last_sent + 1:
@@ -132,7 +141,7 @@ async def _pump_job(
             for event in missed:
                 if event.seq < seq:
                     await _send(ws, update_message(str(job_id), event, job), timeout_s)
-        await _send(ws, message, timeout_s)
+        await _send_text(ws, update.text, timeout_s)
         last_sent = seq
         if is_terminal_status(message["data"].get("status")) and message["event"] in {
             "completed",
@@ -148,11 +157,11 @@ async def _pump_job(
 
 async def _pump_broadcast(ws: WebSocket, sub: Subscriber, timeout_s: float) -> None:
     while True:
-        message = await sub.queue.get()
-        if message is None:
+        update = await sub.queue.get()
+        if update is None:
             await _close(ws, CLOSE_TOO_SLOW, "client too slow")
             return
-        await _send(ws, message, timeout_s)
+        await _send_text(ws, update.text, timeout_s)
 
 
 @router.websocket("/ws/jobs/broadcast")
@@ -213,6 +222,8 @@ async def ws_job(
         if after_seq is not None and after_seq < job.last_event_seq:
             for event in await asyncio.to_thread(repo.list_events, jid, after_seq, None):
                 await _send(ws, update_message(str(jid), event, job), timeout_s)
+                # events written since the job was read are sent here, not again live
+                last_sent = max(last_sent, event.seq)
         if is_terminal_status(job.status):
             await _send(ws, with_links(finished_message(job)), timeout_s)
             await _close(ws, CLOSE_JOB_ENDED, "job ended")

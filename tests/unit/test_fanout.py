@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,14 +33,14 @@ def test_log_is_bounded_ordered_and_drops_stale() -> None:
     assert log.last_seq("a") == 5 and log.last_seq("missing") == 0
 
 
-def test_log_keeps_messages_that_arrive_out_of_order() -> None:
+def test_log_releases_a_job_in_seq_order_whatever_the_arrival_order() -> None:
     log = ProgressLog(per_job=8)
-    assert log.publish("a", 2, msg("a", 2))
-    assert log.publish("a", 1, msg("a", 1))  # late, but not lost
-    assert not log.publish("a", 2, msg("a", 2))  # a duplicate is
+    assert not log.publish("a", 2, msg("a", 2))  # 1 has not come yet: 2 waits for it
+    assert log.read("a", 0) == [] and log.read(BROADCAST, 0) == []
+    assert log.publish("a", 1, msg("a", 1))  # releases 1, then the 2 that waited
+    assert not log.publish("a", 2, msg("a", 2))  # a duplicate is dropped
     assert [s for s, _ in log.read("a", 0)] == [1, 2]
-    assert [m["seq"] for _, m in log.read(BROADCAST, 0)] == [2, 1]
-    assert [s for s, _ in log.read(BROADCAST, 1)] == [2]
+    assert [m["seq"] for _, m in log.read(BROADCAST, 0)] == [1, 2]
 
 
 def test_log_forgets_least_recent_channels() -> None:
@@ -90,9 +91,11 @@ class ObservedListen:
         self._hub = hub
         self.polls: asyncio.Queue[dict[str, int]] = asyncio.Queue()
 
-    async def __call__(self, cursors: dict[str, int], timeout_s: float) -> dict[str, Any]:
+    async def __call__(
+        self, cursors: dict[str, int], timeout_s: float, epoch: str | None
+    ) -> dict[str, Any]:
         self.polls.put_nowait(dict(cursors))
-        return await self._hub.listen(cursors, timeout_s)
+        return await self._hub.listen(cursors, timeout_s, epoch)
 
 
 async def _stop(task: asyncio.Future[None]) -> None:
@@ -113,14 +116,15 @@ async def test_fanout_delivers_in_order_and_drops_only_the_slow_subscriber() -> 
         hub.publish("a", seq, msg("a", seq))
         item = await fast.queue.get()  # the fast one reads each message as it comes
         assert item is not None
-        received.append(item["seq"])
+        received.append(item.seq)
     await _stop(runner)
     assert received == list(range(1, 11))
     assert slow.dropped and not fast.dropped
     assert fan.dropped_total == 10 - 4  # the slow one held 4, then took nothing more
     drained = []
     while not slow.queue.empty():
-        drained.append(slow.queue.get_nowait())
+        item = slow.queue.get_nowait()
+        drained.append(item and item.message)
     # the oldest made room for the None that tells the socket's sender to close it
     assert drained == [msg("a", seq) for seq in (2, 3, 4)] + [None]
     assert reports[-1]["jobs"] == {"a": 2}
@@ -142,7 +146,8 @@ async def test_fanout_picks_up_new_channels_without_waiting_for_the_poll() -> No
     hub.publish("late", 1, msg("late", 1))
     item = await sub.queue.get()
     await _stop(runner)
-    assert item is not None and item["seq"] == 1
+    assert item is not None and item.seq == 1
+    assert json.loads(item.text) == msg("late", 1)  # encoded once, for every socket
 
 
 def test_job_queue_priority_then_fifo() -> None:
