@@ -17,7 +17,7 @@ import pytest
 import ray
 from websockets.exceptions import ConnectionClosed
 
-from actors.job_coordinator import coordinator_name
+from actors.job_coordinator import HUB_NAME, coordinator_name
 from tests.integration.conftest import NAMESPACE, VpaApp
 from tests.integration.faults import (
     REPLICA_PREFIX,
@@ -26,7 +26,7 @@ from tests.integration.faults import (
     sigkill,
     wait_new_pid,
 )
-from tests.integration.processes import describe, gone
+from tests.integration.processes import describe, gone, kill_if_running
 from tests.integration.test_websockets import check_stream, read_all, ws
 
 
@@ -56,6 +56,10 @@ def _assert_intact_audio_job(app: VpaApp, job_id: str) -> dict[str, Any]:
 
 def _coordinator_pid(app: VpaApp) -> int:
     return actor_pid(ray.get_actor(coordinator_name(app.settings), namespace=NAMESPACE))
+
+
+def _hub_pid() -> int:
+    return actor_pid(ray.get_actor(HUB_NAME, namespace=NAMESPACE))
 
 
 def test_stage_task_killed_mid_download_is_retried(app: VpaApp, media_server: Any) -> None:
@@ -141,3 +145,30 @@ def test_ingress_replica_killed_under_a_websocket(app: VpaApp, media_server: Any
     seqs = [m["seq"] for m in [*before, *after] if m["type"] == "job_update"]
     events = app.events(job["id"])
     assert seqs == [e["seq"] for e in events if e["seq"] > before[0]["seq"]]
+
+
+def test_progress_hub_killed_mid_job(app: VpaApp, media_server: Any) -> None:
+    hold = media_server.hold("long.mp4", rate=400_000)
+    hub = psutil.Process(_hub_pid())
+    try:
+        job = app.submit(hold.url)
+        hold.wait_client_pid()
+        with ws(app, f"/ws/{job['id']}") as conn:
+            first = json.loads(conn.recv(timeout=30))
+            sigkill(hub)
+            hold.release()
+            messages = [first, *read_all(conn, timeout_s=120)]
+            assert conn.close_code == 1000
+    finally:
+        hold.release()
+        kill_if_running(hub)
+    _assert_intact_audio_job(app, job["id"])
+    # The socket got every update once, in order, to the end: what the hub lost was filled
+    # in from the database.
+    check_stream(messages)
+    events = app.events(job["id"])
+    assert [m["seq"] for m in messages if m["type"] == "job_update"] == [
+        e["seq"] for e in events if e["seq"] > first["seq"]
+    ]
+    assert wait_new_pid(_hub_pid, hub.pid) != hub.pid
+    assert app.client.get(f"/api/v1/jobs/{job['id']}").status_code == 200
