@@ -5,16 +5,21 @@
 fan-out, in `app.state`, where the dependencies of `deployments.deps` find them. Routes
 never hold SQL and never raise a 500 for bad input: the handlers below turn the
 coordinator's and the pipeline's errors into `{"detail": ...}` with 404, 409, 422 or 503
-(the coordinator or the database unreachable).
+(the coordinator or the database unreachable), and write every validation error as strict
+JSON (a 422, never a 500 while rendering it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, WebSocket
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
@@ -65,6 +70,37 @@ async def policy_error(_: Request, exc: PolicyError) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": exc.message, "code": exc.code})
 
 
+def json_safe(value: Any) -> Any:
+    """`value` writable as strict JSON: a refused input echoed back in a 422 may be a float
+    that is not finite (`1e400` parses as inf) or text with unpaired surrogates."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, written even when the refused input is not valid JSON itself."""
+    return JSONResponse(
+        status_code=422, content={"detail": json_safe(jsonable_encoder(exc.errors()))}
+    )
+
+
+async def websocket_validation_error(ws: WebSocket, exc: Exception) -> None:
+    """A socket with a bad query parameter gets an `error` message naming it, then 1008
+    (FastAPI's default refuses the handshake, which a client sees without a reason)."""
+    assert isinstance(exc, WebSocketRequestValidationError)
+    await ws.accept()
+    detail = json_safe(jsonable_encoder(exc.errors()))
+    await ws.send_json({"type": "error", "detail": detail})
+    await ws.close(code=1008, reason="invalid query parameter")
+
+
 def create_app(services: IngressServices) -> FastAPI:
     settings = services.settings
     app = FastAPI(
@@ -78,8 +114,10 @@ def create_app(services: IngressServices) -> FastAPI:
             CoordinatorUnavailable: coordinator_unavailable,
             PolicyError: policy_error,
             OperationalError: database_unavailable,
+            RequestValidationError: validation_error,
         },
     )
+    app.add_exception_handler(WebSocketRequestValidationError, websocket_validation_error)
     app.state.services = services
     app.state.fanout = ws.hub_fanout(services)
 

@@ -33,12 +33,42 @@ def iso_z(value: datetime) -> str:
     return as_utc(value).isoformat().replace("+00:00", "Z")
 
 
+def utc_datetime(value: datetime) -> datetime:
+    """`value` in UTC; one whose UTC time falls outside years 1-9999 is a validation error."""
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is out of range in UTC") from None
+
+
 UTCDatetime = Annotated[
     datetime,
-    AfterValidator(as_utc),
+    AfterValidator(utc_datetime),
     PlainSerializer(iso_z, return_type=str, when_used="json"),
 ]
 """A datetime read as UTC (naive means UTC) and written to JSON as ISO 8601 with "Z"."""
+
+# Integers a client sends are bounded by what every database can bind and store (PostgreSQL's
+# `integer`): a larger one is a 422 naming the field, never a 500 from the driver.
+INT32_MAX = 2**31 - 1
+# Clip ranges end within a week of media: finite, and far beyond any real video.
+MAX_MEDIA_S = 7 * 24 * 3600.0
+
+
+def storable_text(value: str) -> str:
+    """Text every database stores and every JSON encoder writes: no NUL characters
+    (PostgreSQL refuses them), no unpaired surrogates (not encodable as UTF-8)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must not contain unpaired surrogates (not valid Unicode text)") from None
+    return value
+
+
+StorableStr = Annotated[str, AfterValidator(storable_text)]
+
 
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 # "tiny.en", "large-v3", or a hub-style "org/name"; never absolute, never "..".
@@ -51,11 +81,13 @@ CLIP_JOB_TYPES = frozenset({JobType.clip_generation, JobType.full_processing})
 class ClipSegment(BaseModel):
     """A range of the video to cut as a clip exactly (snapped to frames)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    start: float = PydanticField(ge=0.0, description="Seconds from the start of the video")
-    end: float = PydanticField(gt=0.0, description="Seconds; after start")
-    title: str | None = PydanticField(default=None, min_length=1, max_length=200)
+    start: float = PydanticField(
+        ge=0.0, le=MAX_MEDIA_S, description="Seconds from the start of the video"
+    )
+    end: float = PydanticField(gt=0.0, le=MAX_MEDIA_S, description="Seconds; after start")
+    title: StorableStr | None = PydanticField(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _check_order(self) -> ClipSegment:
@@ -67,7 +99,7 @@ class ClipSegment(BaseModel):
 class ProcessingOptions(BaseModel):
     """Per-job processing options; unknown keys are rejected."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     audio_format: Literal["wav", "mp3", "flac"] = "wav"
     audio_quality: Literal["low", "medium", "high"] = "medium"
@@ -154,16 +186,16 @@ class ProcessingOptions(BaseModel):
 class JobCreate(JobBase):
     """A job submission."""
 
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # type: ignore[assignment]
 
-    youtube_url: str = Field(min_length=1, max_length=2048)
+    youtube_url: StorableStr = Field(min_length=1, max_length=2048)
     job_type: JobType
     priority: int = Field(default=5, ge=0, le=10)
     options: ProcessingOptions = Field(default_factory=ProcessingOptions)
     max_retries: int | None = Field(
         default=None, ge=0, le=10, description="null uses the server's MAX_RETRIES"
     )
-    idempotency_key: str | None = Field(
+    idempotency_key: StorableStr | None = Field(
         default=None,
         min_length=1,
         max_length=200,
@@ -308,7 +340,7 @@ SortField = Literal["created_at", "updated_at", "priority", "progress", "status"
 
 
 class JobListQuery(BaseModel):
-    """Filters, order and page of `GET /jobs/`."""
+    """Filters, order and page of `GET /jobs/` (its query parameters)."""
 
     status_filter: JobStatus | None = None
     job_type: JobType | None = None
@@ -318,7 +350,7 @@ class JobListQuery(BaseModel):
     sort_by: SortField = "created_at"
     order: Literal["asc", "desc"] = "desc"
     limit: int = PydanticField(default=20, ge=1, le=100)
-    offset: int = PydanticField(default=0, ge=0)
+    offset: int = PydanticField(default=0, ge=0, le=INT32_MAX)
 
 
 class DurationStats(BaseModel):

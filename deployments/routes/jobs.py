@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -20,9 +20,9 @@ from deployments.services import CoordinatorClient
 from deployments.urls import public_job
 from pipeline.errors import PolicyError
 from pipeline.media.urlpolicy import check_url
-from storage.models import JobStatus, JobType
 from storage.repository import JobRepository
 from storage.schemas import (
+    INT32_MAX,
     BulkItemResult,
     BulkJobCreate,
     BulkJobIds,
@@ -35,8 +35,6 @@ from storage.schemas import (
 )
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(bind_request_job)])
-
-SortKey = Literal["created_at", "updated_at", "priority", "progress", "status", "completed_at"]
 
 
 async def submit(
@@ -79,31 +77,11 @@ async def create_job(
 
 
 @router.get("/", response_model=JobsPublic, summary="List jobs with filters and pagination")
-async def list_jobs(
-    repo: RepoDep,
-    status_filter: JobStatus | None = None,
-    job_type: JobType | None = None,
-    min_priority: Annotated[int | None, Query(ge=0, le=10)] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    sort_by: SortKey = "created_at",
-    order: Literal["asc", "desc"] = "desc",
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> Any:
-    q = JobListQuery(
-        status_filter=status_filter,
-        job_type=job_type,
-        min_priority=min_priority,
-        created_after=created_after,
-        created_before=created_before,
-        sort_by=sort_by,
-        order=order,
-        limit=limit,
-        offset=offset,
-    )
+async def list_jobs(repo: RepoDep, q: Annotated[JobListQuery, Query()]) -> Any:
     rows, total = await asyncio.to_thread(repo.list_jobs, q)
-    return JobsPublic(data=[public_job(r) for r in rows], count=total, limit=limit, offset=offset)
+    return JobsPublic(
+        data=[public_job(r) for r in rows], count=total, limit=q.limit, offset=q.offset
+    )
 
 
 @router.get("/queue/status", summary="Queued jobs by priority, running jobs, the limit")
@@ -209,7 +187,7 @@ async def retry_job(job_id: UUID, coordinator: CoordinatorDep) -> Any:
 async def job_events(
     job: JobDep,
     repo: RepoDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> Any:
     events = await asyncio.to_thread(repo.list_events, job.id, after_seq, limit)

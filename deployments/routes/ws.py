@@ -4,6 +4,8 @@ Close codes (documented in README):
 - 1000: the job ended (after the `job_finished` message).
 - 4400: the job id is not a UUID.  4404: no such job.
 - 4408: the client read too slowly and was dropped; reconnect with `?after_seq=<last seq>`.
+- 1008: a query parameter is not valid (`after_seq` not an integer 0 to 2**31-1), after an
+  `error` message that names it.
 - 1011: the server failed unexpectedly.
 
 Each replica has one `Fanout` (`hub_fanout`, kept in `app.state`) that long-polls the
@@ -19,10 +21,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from actors.messages import finished_message, initial_message, is_terminal_status, update_message
@@ -32,6 +34,7 @@ from deployments.fanout import Fanout, Subscriber
 from deployments.services import IngressServices
 from deployments.urls import job_with_links
 from storage.repository import JobRepository
+from storage.schemas import INT32_MAX
 
 log = logging.getLogger("vpa.ws")
 
@@ -199,7 +202,7 @@ async def ws_job(
     services: ServicesDep,
     repo: RepoDep,
     fanout: FanoutDep,
-    after_seq: int | None = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=INT32_MAX)] = None,
 ) -> None:
     await ws.accept()
     timeout_s = services.settings.ws_send_timeout_s
