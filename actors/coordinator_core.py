@@ -10,9 +10,8 @@ attempt. Rules it keeps:
 - at most `max_concurrent_jobs` jobs run; higher priority first, FIFO within a priority;
 - a job waiting for a retry is held back until its `next_attempt_at`;
 - on start it rebuilds the queue from the database (`recover`);
-- every database call runs in one thread (`DbThread`), one at a time and in order, never
-  on the event loop; submissions are written in batches (`SubmitBatcher`), each submission
-  as one transaction (the job with its created and queued events).
+- every database call runs in one thread (`DbThread`), in order, never on the event loop;
+  submissions are written in batches (`SubmitBatcher`): job + created + queued events each.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -45,6 +44,7 @@ from storage.schemas import JobCreate
 from storage.submissions import Submitted
 
 log = logging.getLogger("vpa.coordinator")
+STATUS_IDS = 100  # job ids per list in `queue_status`; its counts cover every job
 
 
 class CoordinatorCore:
@@ -102,9 +102,9 @@ class CoordinatorCore:
         """Recent delays from a slot's taking to its job's first stage_started write."""
         return self._runner.dispatch_overhead_s
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` in a task the core holds until it ends (timer callbacks start these)."""
-        task = asyncio.get_running_loop().create_task(work)
+    def _spawn_requeue(self, job_id: str) -> None:
+        """`_requeue` in a task the core holds until it ends (a timer's callback)."""
+        task = asyncio.get_running_loop().create_task(self._requeue(job_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -184,15 +184,12 @@ class CoordinatorCore:
 
     def _hold_back(self, job_id: str, delay_s: float) -> None:
         """Keep a queued job out of the queue for `delay_s` (a retry's backoff)."""
-        release = functools.partial(self._release_delayed, job_id)
+        release = functools.partial(self._spawn_requeue, job_id)
         self._delayed[job_id] = self._timer.call_later(delay_s, release)
-
-    def _release_delayed(self, job_id: str) -> None:
-        self._delayed.pop(job_id, None)
-        self._spawn(self._requeue(job_id))
 
     async def _requeue(self, job_id: str) -> None:
         """Queue a job whose retry is due, if it still waits for it."""
+        self._delayed.pop(job_id, None)
         job = await self.db.run(self.repo.get_job, UUID(job_id))
         if job is None or job.status != JobStatus.queued:
             return
@@ -311,8 +308,7 @@ class CoordinatorCore:
 
     # ----------------------------------------------------------------- dispatch
     def _dispatch(self) -> None:
-        """Start queued jobs while slots are free, in the one dispatcher task (it waits on
-        the database); a dispatcher already running sees the new work itself."""
+        """Start queued jobs on free slots in one task (a running one sees new work itself)."""
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch_all())
 
@@ -375,15 +371,20 @@ class CoordinatorCore:
 
     # ----------------------------------------------------------------- status
     def queue_status(self) -> dict[str, Any]:
+        """The queue's counts, its first jobs (`STATUS_IDS` per list), the running jobs."""
         return {
             "queue_running": self.queue_running,
             "max_concurrent_jobs": self.config.max_concurrent_jobs,
             "queued": len(self.queue) + len(self._delayed),
-            "queued_by_priority": {
-                str(k): v for k, v in sorted(self.queue.by_priority().items(), reverse=True)
+            "queued_count_by_priority": {
+                str(k): v for k, v in sorted(self.queue.count_by_priority().items(), reverse=True)
             },
-            "queued_order": self.queue.ordered(),
-            "waiting_for_retry": sorted(self._delayed),
+            "queued_by_priority": {
+                str(k): v
+                for k, v in sorted(self.queue.by_priority(STATUS_IDS).items(), reverse=True)
+            },
+            "queued_order": self.queue.ordered(STATUS_IDS),
+            "waiting_for_retry": sorted(self._delayed)[:STATUS_IDS],
             "running": [
                 {"job_id": r.job_id, "stage": r.stage, "slot": r.slot, "attempt": r.attempt}
                 for r in sorted(self.running.values(), key=lambda r: r.slot)

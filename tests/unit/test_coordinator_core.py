@@ -4,11 +4,13 @@ stage runner and a fake clock."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 
 from actors.coordinator_config import CoordinatorConfig
+from actors.coordinator_core import STATUS_IDS
 from actors.errors import JobConflict
 from pipeline.errors import MediaError, WorkerCrashed
 from pipeline.stages import StageOutput
@@ -241,3 +243,22 @@ async def test_clearing_the_queue_cancels_queued_and_retry_waiting_jobs(
     assert h.clock.pending() == [h.config.job_timeout_s]
     assert h.core.queue_status()["queued"] == 0
     assert h.job(blocker).status == JobStatus.processing
+
+
+async def test_a_long_queue_is_counted_whole_and_listed_by_its_head(
+    make_harness: MakeHarness,
+) -> None:
+    h = make_harness(max_concurrent_jobs=0)
+    data = [
+        JobCreate(
+            youtube_url="https://media.example/v.mp4", job_type=JobType.audio_extraction, priority=p
+        )
+        for p in [2] * (STATUS_IDS + 20) + [7] * 30
+    ]
+    jobs = [job for job, _ in await asyncio.gather(*(h.core.submit(d) for d in data))]
+    ids = [str(j.id) for j in jobs]
+    status = h.core.queue_status()
+    assert status["queued"] == STATUS_IDS + 50
+    assert status["queued_count_by_priority"] == {"7": 30, "2": STATUS_IDS + 20}
+    assert status["queued_order"] == ids[-30:] + ids[: STATUS_IDS - 30]
+    assert status["queued_by_priority"] == {"7": ids[-30:], "2": ids[:STATUS_IDS]}
