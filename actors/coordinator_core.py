@@ -9,12 +9,16 @@ attempt. Rules it keeps:
   job's next sequence number) before it is published;
 - at most `max_concurrent_jobs` jobs run; higher priority first, FIFO within a priority;
 - a job waiting for a retry is held back until its `next_attempt_at`;
-- on start it rebuilds the queue from the database (`recover`).
+- on start it rebuilds the queue from the database (`recover`);
+- every database call runs in one thread (`DbThread`), in order, never on the event loop;
+  submissions are written in batches (`SubmitBatcher`): job + created + queued events each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,18 +27,24 @@ from uuid import UUID
 
 from actors.clock import Clock, LoopTimer, Timer, TimerHandle
 from actors.coordinator_config import CoordinatorConfig
+from actors.db_thread import DbThread
 from actors.errors import JobConflict, JobNotFound
 from actors.job_queue import JobQueue
 from actors.job_runner import JobRunner
 from actors.messages import update_message
 from actors.running_job import JobWriter, Publisher, RunningJob
 from actors.stage_runner import StageRunner
+from actors.submit_batch import SubmitBatcher
 from actors.worker_slots import WorkerSlots
 from pipeline.stages import chain_for
 from storage.artifacts import ArtifactStore
 from storage.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from storage.repository import JobRepository
 from storage.schemas import JobCreate
+from storage.submissions import Submitted
+
+log = logging.getLogger("vpa.coordinator")
+STATUS_IDS = 100  # job ids per list in `queue_status`; its counts cover every job
 
 
 class CoordinatorCore:
@@ -55,7 +65,11 @@ class CoordinatorCore:
         self.store = store
         self.config = config
         self._publish = publish
-        self._write = JobWriter(repo, now, publish)
+        self.db = DbThread()
+        self._write = JobWriter(repo, self.db, now, publish)
+        self._submissions = SubmitBatcher(
+            repo, self.db, now, lambda: self.config.default_max_retries, self._submitted
+        )
         self._now = now
         self._clock = clock
         self._timer = timer or LoopTimer()
@@ -75,6 +89,8 @@ class CoordinatorCore:
         self._delayed: dict[str, TimerHandle] = {}
         self._slots = WorkerSlots(config.max_concurrent_jobs)
         self.queue_running = True
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> dict[str, RunningJob]:
@@ -86,8 +102,24 @@ class CoordinatorCore:
         """Recent delays from a slot's taking to its job's first stage_started write."""
         return self._runner.dispatch_overhead_s
 
-    def _get(self, job_id: str) -> Job:
-        job = self.repo.get_job(UUID(job_id))
+    def _spawn_requeue(self, job_id: str) -> None:
+        """`_requeue` in a task the core holds until it ends (a timer's callback)."""
+        task = asyncio.get_running_loop().create_task(self._requeue(job_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def shutdown(self) -> None:
+        """Start nothing more and stop the core's own tasks (not the running attempts)."""
+        self.queue_running = False
+        await self._submissions.close()
+        tasks = [t for t in (self._dispatcher, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.db.close()
+
+    async def _get(self, job_id: str) -> Job:
+        job = await self.db.run(self.repo.get_job, UUID(job_id))
         if job is None:
             raise JobNotFound(f"Job {job_id} not found")
         return job
@@ -100,11 +132,11 @@ class CoordinatorCore:
         self._dispatch()
 
     # ----------------------------------------------------------------- recovery
-    def recover(self) -> int:
+    async def recover(self) -> int:
         """Rebuild the queue from the database after a start or a restart."""
         count = 0
-        jobs = self.repo.jobs_with_status(
-            [JobStatus.pending, JobStatus.queued, JobStatus.processing]
+        jobs = await self.db.run(
+            self.repo.jobs_with_status, [JobStatus.pending, JobStatus.queued, JobStatus.processing]
         )
         for job in jobs:
             job_id = str(job.id)
@@ -112,7 +144,7 @@ class CoordinatorCore:
                 continue
             if job.status == JobStatus.processing:
                 done = ", ".join(job.stage_outputs or {}) or "none"
-                recovered = self._write(
+                recovered = await self._write(
                     job_id,
                     EventType.recovered,
                     {"status": JobStatus.queued, "current_stage": None},
@@ -123,7 +155,7 @@ class CoordinatorCore:
                     continue
                 job = recovered
             elif job.status == JobStatus.pending:
-                queued = self._write(
+                queued = await self._write(
                     job_id,
                     EventType.queued,
                     {"status": JobStatus.queued, "queued_at": self._now()},
@@ -152,44 +184,37 @@ class CoordinatorCore:
 
     def _hold_back(self, job_id: str, delay_s: float) -> None:
         """Keep a queued job out of the queue for `delay_s` (a retry's backoff)."""
-        release = functools.partial(self._release_delayed, job_id)
+        release = functools.partial(self._spawn_requeue, job_id)
         self._delayed[job_id] = self._timer.call_later(delay_s, release)
 
-    def _release_delayed(self, job_id: str) -> None:
+    async def _requeue(self, job_id: str) -> None:
+        """Queue a job whose retry is due, if it still waits for it."""
         self._delayed.pop(job_id, None)
-        job = self.repo.get_job(UUID(job_id))
+        job = await self.db.run(self.repo.get_job, UUID(job_id))
         if job is None or job.status != JobStatus.queued:
             return
         self.queue.push(job_id, job.priority, job.queued_at)
         self._dispatch()
 
     # ----------------------------------------------------------------- commands
-    def submit(self, data: JobCreate) -> tuple[Job, bool]:
-        job, created = self.repo.create_job(
-            data, default_max_retries=self.config.default_max_retries, now=self._now()
-        )
-        if not created:
-            return job, False
-        job_id = str(job.id)
-        # The `created` event was written with the job; publish it, then queue.
-        events = self.repo.list_events(job.id)
-        if events:
-            self._publish(job_id, events[-1].seq, update_message(job_id, events[-1], job))
-        queued = self._write(
-            job_id,
-            EventType.queued,
-            {"status": JobStatus.queued, "queued_at": self._now()},
-            message=f"queued with priority {job.priority}",
-            expected={JobStatus.pending},
-        )
-        if queued is not None:
-            job = queued
-            self.queue.push(job_id, job.priority, job.queued_at)
-            self._dispatch()
-        return job, True
+    async def submit(self, data: JobCreate) -> tuple[Job, bool]:
+        """Store a new job, queued (or find the one with its idempotency key): (job, created)."""
+        done = await self._submissions.submit(data)
+        return done.job, done.created
+
+    def _submitted(self, batch: list[Submitted]) -> None:
+        """Publish and queue a batch of new jobs as soon as it is written."""
+        for item in batch:
+            if not item.created:
+                continue
+            job_id = str(item.job.id)
+            for event in item.events:
+                self._publish(job_id, event.seq, update_message(job_id, event, item.job))
+            self.queue.push(job_id, item.job.priority, item.job.queued_at)
+        self._dispatch()
 
     async def cancel(self, job_id: str) -> Job:
-        job = self._get(job_id)
+        job = await self._get(job_id)
         if job.status in TERMINAL_STATUSES:
             raise JobConflict(f"Job {job_id} is already {job.status.value} and cannot be cancelled")
         run = self.running.get(job_id)
@@ -198,7 +223,7 @@ class CoordinatorCore:
             timer = self._delayed.pop(job_id, None)
             if timer:
                 timer.cancel()
-            done = self._write(
+            done = await self._write(
                 job_id,
                 EventType.cancelled,
                 {"status": JobStatus.cancelled, "completed_at": self._now(), "current_stage": None},
@@ -211,16 +236,16 @@ class CoordinatorCore:
         # The stage stops itself, cleaning up; an interrupt and then a kill follow only for a
         # stage that does not stop within the grace period.
         await self._runner.stop(run)
-        return self._get(job_id)
+        return await self._get(job_id)
 
-    def retry(self, job_id: str) -> Job:
-        job = self._get(job_id)
+    async def retry(self, job_id: str) -> Job:
+        job = await self._get(job_id)
         if job.status not in (JobStatus.failed, JobStatus.cancelled) or job_id in self.running:
             raise JobConflict(
                 f"Job {job_id} is {job.status.value}; only failed or cancelled jobs can be retried"
             )
         resumed = ", ".join(job.stage_outputs or {}) or "none"
-        queued = self._write(
+        queued = await self._write(
             job_id,
             EventType.queued,
             {
@@ -242,26 +267,26 @@ class CoordinatorCore:
         self._dispatch()
         return queued
 
-    def delete(self, job_id: str) -> None:
-        job = self._get(job_id)
+    async def delete(self, job_id: str) -> None:
+        job = await self._get(job_id)
         if job.status not in TERMINAL_STATUSES or job_id in self.running:
             raise JobConflict(
                 f"Job {job_id} is {job.status.value}; only completed, failed or cancelled "
                 "jobs can be deleted"
             )
-        self.repo.delete_job(job.id)
-        self.store.delete_job(UUID(job_id))
+        await self.db.run(self.repo.delete_job, job.id)
+        await asyncio.to_thread(self.store.delete_job, UUID(job_id))
 
-    def clear_queue(self) -> int:
+    async def clear_queue(self) -> int:
         ids = self.queue.clear() + list(self._delayed)
         for timer in self._delayed.values():
             timer.cancel()
         self._delayed.clear()
-        for job in self.repo.jobs_with_status([JobStatus.pending]):
+        for job in await self.db.run(self.repo.jobs_with_status, [JobStatus.pending]):
             ids.append(str(job.id))
         count = 0
         for job_id in dict.fromkeys(ids):
-            written = self._write(
+            written = await self._write(
                 job_id,
                 EventType.cancelled,
                 {"status": JobStatus.cancelled, "completed_at": self._now()},
@@ -283,31 +308,25 @@ class CoordinatorCore:
 
     # ----------------------------------------------------------------- dispatch
     def _dispatch(self) -> None:
+        """Start queued jobs on free slots in one task (a running one sees new work itself)."""
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch_all())
+
+    async def _dispatch_all(self) -> None:
         while self.queue_running and len(self._slots) and len(self.queue):
             job_id = self.queue.pop()
             if job_id is None:
                 break
             freed_at = self._clock()
             slot = self._slots.take()
-            job = self.repo.get_job(UUID(job_id))
-            if job is None or job.status != JobStatus.queued:
+            try:
+                started = await self._start(job_id, slot)
+            except Exception:
                 self._slots.untake(slot)
+                log.exception(
+                    "job %s could not be started; it stays queued in the database", job_id
+                )
                 continue
-            attempt = job.attempt + 1
-            started = self._write(
-                job_id,
-                EventType.started,
-                {
-                    "status": JobStatus.processing,
-                    "attempt": attempt,
-                    "started_at": job.started_at or self._now(),
-                    "next_attempt_at": None,
-                    "status_message": "started",
-                },
-                message=f"attempt {attempt} started on worker slot {slot}",
-                data={"attempt": attempt, "slot": slot},
-                expected={JobStatus.queued},
-            )
             if started is None:
                 self._slots.untake(slot)
                 continue
@@ -315,13 +334,35 @@ class CoordinatorCore:
             run = RunningJob(
                 job_id=job_id,
                 slot=slot,
-                attempt=attempt,
+                attempt=started.attempt,
                 chain=chain,
                 done=set(started.stage_outputs or {}) & set(chain),
                 started_at=self._clock(),
                 last_heartbeat=self._now(),
             )
             self._runner.start(run, started, freed_at)
+
+    async def _start(self, job_id: str, slot: int) -> Job | None:
+        """Write a queued job's next attempt as started on `slot`; None if it is no longer
+        queued (cancelled, deleted)."""
+        job = await self.db.run(self.repo.get_job, UUID(job_id))
+        if job is None or job.status != JobStatus.queued:
+            return None
+        attempt = job.attempt + 1
+        return await self._write(
+            job_id,
+            EventType.started,
+            {
+                "status": JobStatus.processing,
+                "attempt": attempt,
+                "started_at": job.started_at or self._now(),
+                "next_attempt_at": None,
+                "status_message": "started",
+            },
+            message=f"attempt {attempt} started on worker slot {slot}",
+            data={"attempt": attempt, "slot": slot},
+            expected={JobStatus.queued},
+        )
 
     def _release(self, run: RunningJob) -> None:
         """Give an ended attempt's slot back (the runner has dropped it) and dispatch."""
@@ -330,15 +371,20 @@ class CoordinatorCore:
 
     # ----------------------------------------------------------------- status
     def queue_status(self) -> dict[str, Any]:
+        """The queue's counts, its first jobs (`STATUS_IDS` per list), the running jobs."""
         return {
             "queue_running": self.queue_running,
             "max_concurrent_jobs": self.config.max_concurrent_jobs,
             "queued": len(self.queue) + len(self._delayed),
-            "queued_by_priority": {
-                str(k): v for k, v in sorted(self.queue.by_priority().items(), reverse=True)
+            "queued_count_by_priority": {
+                str(k): v for k, v in sorted(self.queue.count_by_priority().items(), reverse=True)
             },
-            "queued_order": self.queue.ordered(),
-            "waiting_for_retry": sorted(self._delayed),
+            "queued_by_priority": {
+                str(k): v
+                for k, v in sorted(self.queue.by_priority(STATUS_IDS).items(), reverse=True)
+            },
+            "queued_order": self.queue.ordered(STATUS_IDS),
+            "waiting_for_retry": sorted(self._delayed)[:STATUS_IDS],
             "running": [
                 {"job_id": r.job_id, "stage": r.stage, "slot": r.slot, "attempt": r.attempt}
                 for r in sorted(self.running.values(), key=lambda r: r.slot)

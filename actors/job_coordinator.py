@@ -71,7 +71,7 @@ class JobCoordinatorActor:
             stages=self._stages,
             publish=self._publish,
         )
-        self._started = False
+        self._recovery: asyncio.Task[int] | None = None
         # One ordered, batched stream of this coordinator's updates to the hub.
         self._publisher = PublishQueue(self._send_to_hub, self._refresh_hub)
         self._publishing: asyncio.Task[None] | None = None
@@ -95,15 +95,24 @@ class JobCoordinatorActor:
             log.warning("progress hub unreachable; getting a new one")
             self._hub = get_hub(self._settings)
 
-    def _ensure_started(self) -> None:
-        if not self._started:
-            self._started = True
+    async def _ensure_started(self) -> None:
+        """Start publishing, and recover the queue once, on the first call; calls meanwhile
+        wait for it, and a recovery that failed is tried again by the next call."""
+        if self._publishing is None:
             self._publishing = asyncio.get_running_loop().create_task(self._publisher.run())
-            recovered = self._core.recover()
-            log.info("coordinator started; %d job(s) recovered into the queue", recovered)
+        if self._recovery is None:
+            self._recovery = asyncio.get_running_loop().create_task(self._core.recover())
+            self._recovery.add_done_callback(self._recovered)
+        await asyncio.shield(self._recovery)
+
+    def _recovered(self, task: asyncio.Task[int]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            self._recovery = None
+        else:
+            log.info("coordinator started; %d job(s) recovered into the queue", task.result())
 
     async def ping(self) -> dict[str, Any]:
-        self._ensure_started()
+        await self._ensure_started()
         return {
             "ok": True,
             "running": len(self._core.running),
@@ -132,26 +141,27 @@ class JobCoordinatorActor:
         return await self.ping()
 
     async def submit(self, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        self._ensure_started()
-        job, created = self._core.submit(JobCreate.model_validate(data))
+        await self._ensure_started()
+        job, created = await self._core.submit(JobCreate.model_validate(data))
         return JobPublic.model_validate(job).model_dump(mode="json"), created
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
-        self._ensure_started()
+        await self._ensure_started()
         job = await self._core.cancel(job_id)
         return JobPublic.model_validate(job).model_dump(mode="json")
 
     async def retry(self, job_id: str) -> dict[str, Any]:
-        self._ensure_started()
-        return JobPublic.model_validate(self._core.retry(job_id)).model_dump(mode="json")
+        await self._ensure_started()
+        job = await self._core.retry(job_id)
+        return JobPublic.model_validate(job).model_dump(mode="json")
 
     async def delete(self, job_id: str) -> None:
-        self._ensure_started()
-        self._core.delete(job_id)
+        await self._ensure_started()
+        await self._core.delete(job_id)
 
     async def clear_queue(self) -> int:
-        self._ensure_started()
-        return self._core.clear_queue()
+        await self._ensure_started()
+        return await self._core.clear_queue()
 
     async def should_stop(self, job_id: str, attempt: int) -> bool:
         return self._core.should_stop(job_id, attempt)
@@ -162,11 +172,11 @@ class JobCoordinatorActor:
         self._core.report_progress(job_id, attempt, stage, fraction, message)
 
     async def queue_status(self) -> dict[str, Any]:
-        self._ensure_started()
+        await self._ensure_started()
         return self._core.queue_status()
 
     async def workers(self) -> list[dict[str, Any]]:
-        self._ensure_started()
+        await self._ensure_started()
         return self._core.workers()
 
     async def overhead_samples(self) -> list[float]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -60,15 +62,25 @@ class JobQueue:
         self._entries.clear()
         return ids
 
-    def ordered(self) -> list[str]:
-        """Queued ids in the order they would be dispatched."""
-        return [e.job_id for e in sorted(self._entries.values())]
+    def ordered(self, limit: int | None = None) -> list[str]:
+        """Queued ids in the order they would be dispatched (the first `limit` of them)."""
+        return [e.job_id for e in self._first(self._entries.values(), limit)]
 
-    def by_priority(self) -> dict[int, list[str]]:
-        grouped: dict[int, list[str]] = {}
-        for entry in sorted(self._entries.values()):
-            grouped.setdefault(entry.priority, []).append(entry.job_id)
-        return grouped
+    def by_priority(self, limit: int | None = None) -> dict[int, list[str]]:
+        """Queued ids by priority, each list in dispatch order (its first `limit`)."""
+        grouped: dict[int, list[_Entry]] = {}
+        for entry in self._entries.values():
+            grouped.setdefault(entry.priority, []).append(entry)
+        return {p: [e.job_id for e in self._first(g, limit)] for p, g in grouped.items()}
+
+    def count_by_priority(self) -> dict[int, int]:
+        """How many jobs are queued at each priority."""
+        return dict(Counter(e.priority for e in self._entries.values()))
+
+    @staticmethod
+    def _first(entries: Iterable[_Entry], limit: int | None) -> list[_Entry]:
+        # A partial sort: with 10,000 jobs queued, a status showing the first 100 is cheap.
+        return sorted(entries) if limit is None else heapq.nsmallest(limit, entries)
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._entries

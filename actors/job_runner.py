@@ -78,6 +78,8 @@ class JobRunner:
         self._timer = timer or LoopTimer()
         self.running: dict[str, RunningJob] = {}
         self.dispatch_overhead_s: list[float] = []
+        self._db = write.db
+        self._progress_writes: set[asyncio.Task[Job | None]] = set()
 
     def start(self, run: RunningJob, job: Job, freed_at: float) -> None:
         """Run an attempt that has been written as started; `freed_at` is when its slot was
@@ -142,6 +144,8 @@ class JobRunner:
             run.flush_timer = None
 
     def _flush_progress(self, run: RunningJob) -> None:
+        """Write the latest report, in a task: the write waits on the database thread, and
+        that thread's order puts it before the stage's stage_completed."""
         run.flush_timer = None
         if run.pending_progress is None or self.running.get(run.job_id) is not run:
             return
@@ -149,7 +153,7 @@ class JobRunner:
         run.pending_progress = None
         run.last_persist = self._clock()
         progress = overall_progress(run.chain, run.done, run.stage, fraction)
-        self._write(
+        write = self._write(
             run.job_id,
             EventType.progress,
             {"progress": progress, "status_message": message},
@@ -158,6 +162,18 @@ class JobRunner:
             data={"stage_fraction": round(fraction, 4)},
             expected={JobStatus.processing},
         )
+        task = asyncio.get_running_loop().create_task(write)
+        self._progress_writes.add(task)
+        task.add_done_callback(functools.partial(self._progress_written, run.job_id))
+
+    async def progress_flushed(self) -> None:
+        """Wait until the progress writes started so far have ended."""
+        await asyncio.gather(*self._progress_writes, return_exceptions=True)
+
+    def _progress_written(self, job_id: str, task: asyncio.Task[Job | None]) -> None:
+        self._progress_writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            job_logger(job_id).warning("progress write failed", exc_info=task.exception())
 
     # ----------------------------------------------------------------- one attempt
     async def _run(self, run: RunningJob, job: Job, freed_at: float) -> None:
@@ -166,21 +182,21 @@ class JobRunner:
         log.info("attempt %d started (stages: %s)", run.attempt, " -> ".join(run.chain))
         try:
             await self._run_stages(run, job, freed_at, log)
-            self._complete(run)
+            await self._complete(run)
             log.info("completed")
         except StageCancelled:
             await self.artifacts.sweep_quietly(run.job_id)
-            self._finish_cancelled(run)
+            await self._finish_cancelled(run)
             log.info("cancelled")
         except PipelineError as err:
             await self.artifacts.sweep_quietly(run.job_id)
-            self._fail_or_retry(run, err, log)
+            await self._fail_or_retry(run, err, log)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in the coordinator itself: fail the job, keep serving
             log.exception("internal error")
             await self.artifacts.sweep_quietly(run.job_id)
-            self._fail_or_retry(run, classify_failure(exc), log)
+            await self._fail_or_retry(run, classify_failure(exc), log)
         finally:
             self._finish(run)
 
@@ -196,7 +212,7 @@ class JobRunner:
             if run.cancel_requested:
                 raise StageCancelled("the job was cancelled")
             run.stage = stage
-            self._write(
+            await self._write(
                 run.job_id,
                 EventType.stage_started,
                 {
@@ -216,12 +232,12 @@ class JobRunner:
             output = await self._run_stage(run, stage, self._stage_input(job, checkpoints))
             elapsed = self._clock() - t0
             self._drop_progress(run)
-            self.artifacts.register(run.job_id, stage, output)
+            await self._db.run(self.artifacts.register, run.job_id, stage, output)
             await asyncio.to_thread(self.artifacts.sweep, run.job_id)
             checkpoints[stage] = output.checkpoint
             timings[stage] = round(elapsed, 4)
             run.done.add(stage)
-            self._stage_completed(run, stage, output, elapsed, checkpoints, timings)
+            await self._stage_completed(run, stage, output, elapsed, checkpoints, timings)
             log.info("stage %s completed in %.2f s", stage, elapsed)
         run.stage = None
 
@@ -267,7 +283,7 @@ class JobRunner:
             raise StageCancelled("the job was cancelled")
         return output
 
-    def _stage_completed(
+    async def _stage_completed(
         self,
         run: RunningJob,
         stage: str,
@@ -277,7 +293,7 @@ class JobRunner:
         timings: dict[str, float],
     ) -> None:
         note = output.checkpoint.get("note")  # e.g. why a stage produced nothing
-        self._write(
+        await self._write(
             run.job_id,
             EventType.stage_completed,
             {
@@ -300,8 +316,8 @@ class JobRunner:
             expected={JobStatus.processing},
         )
 
-    def _complete(self, run: RunningJob) -> None:
-        self._write(
+    async def _complete(self, run: RunningJob) -> None:
+        await self._write(
             run.job_id,
             EventType.completed,
             {
@@ -317,8 +333,8 @@ class JobRunner:
             expected={JobStatus.processing},
         )
 
-    def _finish_cancelled(self, run: RunningJob) -> None:
-        self._write(
+    async def _finish_cancelled(self, run: RunningJob) -> None:
+        await self._write(
             run.job_id,
             EventType.cancelled,
             {
@@ -331,8 +347,8 @@ class JobRunner:
             expected={JobStatus.processing},
         )
 
-    def _fail_or_retry(self, run: RunningJob, err: PipelineError, log: JobLogger) -> None:
-        job = self.repo.get_job(UUID(run.job_id))
+    async def _fail_or_retry(self, run: RunningJob, err: PipelineError, log: JobLogger) -> None:
+        job = await self._db.run(self.repo.get_job, UUID(run.job_id))
         if job is None:
             return
         if err.retryable and job.retry_count < job.max_retries:
@@ -342,7 +358,7 @@ class JobRunner:
             log.warning(
                 "stage %s failed (%s); retry %d in %.1f s", run.stage, err.code, number, delay
             )
-            written = self._write(
+            written = await self._write(
                 run.job_id,
                 EventType.retry_scheduled,
                 {
@@ -364,7 +380,7 @@ class JobRunner:
                 self._on_retry(run.job_id, delay)
             return
         log.warning("failed in stage %s: %s (%s)", run.stage, err.message, err.code)
-        self._write(
+        await self._write(
             run.job_id,
             EventType.failed,
             {

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from actors.clock import TimerHandle
+from actors.db_thread import DbThread
 from actors.messages import update_message
 from actors.stage_runner import StageHandle
 from storage.models import EventType, Job, JobStatus
@@ -21,17 +22,18 @@ Publisher = Callable[[str, int, dict[str, Any]], None]
 
 class JobWriter:
     """The one way job state is written: the change and its numbered event in one
-    transaction (the status guard refusing it returns None), then the event published to
-    live clients."""
+    transaction (the status guard refusing it returns None), in the database thread `db`,
+    then the event published to live clients."""
 
     def __init__(
-        self, repo: JobRepository, now: Callable[[], datetime], publish: Publisher
+        self, repo: JobRepository, db: DbThread, now: Callable[[], datetime], publish: Publisher
     ) -> None:
         self.repo = repo
+        self.db = db
         self._now = now
         self.publish = publish
 
-    def __call__(
+    async def __call__(
         self,
         job_id: str,
         event: EventType,
@@ -42,7 +44,8 @@ class JobWriter:
         data: dict[str, Any] | None = None,
         expected: set[JobStatus] | None = None,
     ) -> Job | None:
-        written = self.repo.transition(
+        written = await self.db.run(
+            self.repo.transition,
             UUID(job_id),
             event=event,
             fields=fields or {},

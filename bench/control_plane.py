@@ -55,6 +55,7 @@ from bench.common import (
 )
 from bench.control_figures import Report, figure_submit, figure_throughput, figure_ws
 from bench.media import media_server
+from bench.queue_scale import figure_queue_scale
 from bench.service import Service, service_settings
 
 NAMESPACE = "vpa-bench"
@@ -151,7 +152,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--jobs", type=int, default=1000, help="jobs queued for figure 2")
     p.add_argument("--quick", action="store_true", help="smoke run: 50 jobs, 50 WS clients")
-    p.add_argument("--figures", default="123", help="which figures to run, e.g. 13")
+    p.add_argument("--figures", default="1234", help="which figures to run, e.g. 13")
+    p.add_argument("--queued-jobs", type=int, default=10_000, help="queue length, figure 4")
+    p.add_argument("--scale-requests", type=int, default=50, help="timed GETs, figure 4")
+    p.add_argument("--scale-probe-jobs", type=int, default=10, help="jobs timed, figure 4")
     p.add_argument("--max-concurrent-jobs", type=int, default=3)
     p.add_argument("--submit-clients", type=int, default=16)
     p.add_argument("--submit-requests", type=int, default=40, help="timed POSTs per client")
@@ -177,6 +181,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.submit_requests = min(args.submit_requests, 8)
         args.ws_jobs = min(args.ws_jobs, 8)
         args.floor_requests = min(args.floor_requests, 50)
+        args.queued_jobs = min(args.queued_jobs, 500)
     args.max_retries_default = 3
     return args
 
@@ -216,6 +221,9 @@ async def run(args: argparse.Namespace, tmp: Path, report: Report) -> Service:
                 await figure_throughput(args, service, clip_url, tmp, report)
             if "3" in args.figures:
                 await figure_ws(args, service, baseline_url, clip_url, tmp, report)
+            if "4" in args.figures:
+                hang_url = f"{media_base}/hang/clip.mp4"
+                await figure_queue_scale(args, service, hang_url, clip_url, report)
         except BaseException:
             with contextlib.suppress(Exception):
                 report.problems.append("diagnostics at failure:\n" + await service.diagnostics())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
+from storage.durations import summarize
 from storage.models import (
     Artifact,
     EventType,
@@ -30,7 +31,8 @@ from storage.models import (
     as_utc,
     can_transition,
 )
-from storage.schemas import DurationStats, JobCreate, JobListQuery, StatisticsPublic
+from storage.schemas import JobCreate, JobListQuery, StatisticsPublic
+from storage.submissions import Submitted, insert_queued_jobs
 
 # Fields `transition` may not touch: identity and the event counter it maintains itself.
 _PROTECTED_FIELDS = frozenset({"id", "last_event_seq", "created_at"})
@@ -112,6 +114,14 @@ class JobRepository:
                     return existing, False
                 raise
         return job, True
+
+    def create_queued_jobs(
+        self, batch: Sequence[JobCreate], *, default_max_retries: int, now: datetime
+    ) -> list[Submitted]:
+        """Store `batch` as queued jobs with their created and queued events, in one
+        transaction (`storage.submissions`)."""
+        with self._session() as session:
+            return insert_queued_jobs(session, batch, default_max_retries, now)
 
     def get_job(self, job_id: uuid.UUID) -> Job | None:
         with self._session() as session:
@@ -375,21 +385,3 @@ class JobRepository:
             created_per_hour_24h=created_last_24h / 24.0,
             generated_at=now,
         )
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The `q`-th percentile (0-100) by linear interpolation between closest ranks (numpy's
-    default method). `values` must not be empty."""
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def summarize(values: list[float]) -> DurationStats:
-    if not values:
-        return DurationStats(count=0, mean_s=None, p95_s=None)
-    return DurationStats(
-        count=len(values), mean_s=sum(values) / len(values), p95_s=percentile(values, 95.0)
-    )

@@ -157,6 +157,11 @@ class FakeStageRunner:
             self._changed.clear()
             await self._changed.wait()
 
+    async def another_started(self) -> None:
+        """Wait for the next stage to start."""
+        self._changed.clear()
+        await self._changed.wait()
+
     def none_waiting(self) -> bool:
         """Whether every stage started so far has been handed to the test."""
         return not self._unclaimed
@@ -229,13 +234,13 @@ class Harness:
     async def crash(self) -> None:
         self.clock.cancel_all()
         for core in self.cores:
-            core.queue_running = False  # an ended attempt's slot starts nothing new
+            await core.shutdown()  # an ended attempt's slot starts nothing new
             tasks = [r.task for r in core.running.values() if r.task is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def submit(
+    async def submit(
         self,
         priority: int = 5,
         *,
@@ -243,7 +248,7 @@ class Harness:
         max_retries: int | None = None,
         job_type: JobType = JobType.audio_extraction,
     ) -> str:
-        job, _ = self.core.submit(
+        job, _ = await self.core.submit(
             JobCreate(
                 youtube_url="https://media.example/video.mp4",
                 job_type=job_type,
@@ -253,6 +258,10 @@ class Harness:
             )
         )
         return str(job.id)
+
+    async def progress_flushed(self) -> None:
+        """Wait until the progress reports written so far are in the database."""
+        await self.core._runner.progress_flushed()
 
     def job(self, job_id: str) -> Job:
         job = self.repo.get_job(UUID(job_id))
@@ -276,7 +285,10 @@ class Harness:
         return self.job(job_id)
 
     async def run_to_completion(self, job_id: str) -> Job:
-        """Complete each stage of the job's running attempt as it starts."""
+        """Complete each stage of the job's attempt (started, or to be started: a job is
+        running before its first stage starts) as it starts."""
+        while job_id not in self.core.running:
+            await self.stages.another_started()
         task = self.core.running[job_id].task
         assert task is not None
         while not task.done():

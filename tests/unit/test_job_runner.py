@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from actors.coordinator_config import CoordinatorConfig
+from actors.db_thread import DbThread
 from actors.job_runner import INTERRUPT_GRACE_S, JobRunner
 from actors.running_job import JobWriter, RunningJob
 from pipeline.errors import DownloadError, MediaError, PipelineError, WorkerCrashed
@@ -42,7 +43,7 @@ async def test_retryable_failures_back_off_exponentially_then_fail(
     error: PipelineError,
 ) -> None:
     h = make_harness(retry_backoff_base_s=base_s, retry_backoff_max_s=max_s)
-    job_id = h.submit(max_retries=retries)
+    job_id = await h.submit(max_retries=retries)
     starts: list[float] = []
     for number, delay in enumerate(delays, start=1):
         stage = await h.stages.next_started(job_id)
@@ -91,7 +92,7 @@ async def test_a_non_retryable_failure_fails_the_job_at_once_with_its_reason(
     make_harness: MakeHarness, error: Exception, code: str, message: str
 ) -> None:
     h = make_harness()
-    job_id = h.submit(max_retries=3)
+    job_id = await h.submit(max_retries=3)
     (await h.stages.next_started(job_id)).complete()
     (await h.stages.next_started(job_id)).fail(error)
     job = await h.ended(job_id)
@@ -112,7 +113,7 @@ async def test_a_stage_running_at_the_job_timeout_is_killed_and_the_job_fails(
     make_harness: MakeHarness,
 ) -> None:
     h = make_harness(job_timeout_s=10.0)
-    job_id = h.submit(max_retries=3)
+    job_id = await h.submit(max_retries=3)
     fetch = await h.stages.next_started(job_id)
     h.clock.advance(6.0)
     fetch.complete()
@@ -141,7 +142,7 @@ async def test_cancel_asks_the_stage_to_stop_then_interrupts_then_kills_it(
     make_harness: MakeHarness, ends_on: str, signals: list[tuple[str, float]]
 ) -> None:
     h = make_harness(cancel_grace_s=3.0)
-    job_id = h.submit()
+    job_id = await h.submit()
     stage = await h.stages.next_started(job_id)
     stage.ends_on = ends_on
     cancelling = asyncio.ensure_future(h.core.cancel(job_id))
@@ -168,7 +169,7 @@ async def test_a_stage_that_finishes_after_the_cancel_request_still_cancels_the_
     make_harness: MakeHarness,
 ) -> None:
     h = make_harness(cancel_grace_s=3.0)
-    job_id = h.submit()
+    job_id = await h.submit()
     stage = await h.stages.next_started(job_id)
     stage.ends_on = "kill"
     cancelling = asyncio.ensure_future(h.core.cancel(job_id))
@@ -181,9 +182,10 @@ async def test_a_stage_that_finishes_after_the_cancel_request_still_cancels_the_
 
 async def test_progress_is_persisted_at_most_once_per_interval(make_harness: MakeHarness) -> None:
     h = make_harness(progress_persist_interval_s=0.5)
-    job_id = h.submit()
+    job_id = await h.submit()
     stage = await h.stages.next_started(job_id)
     h.core.report_progress(job_id, 1, "fetch", 0.1, "downloading 10%")
+    await h.progress_flushed()
     assert h.job(job_id).progress == 7.5  # fetch weighs 3 of the chain's 4
     h.clock.advance(0.1)
     h.core.report_progress(job_id, 1, "fetch", 0.2, "downloading 20%")
@@ -195,6 +197,7 @@ async def test_progress_is_persisted_at_most_once_per_interval(make_harness: Mak
     assert [e.message for e in progress] == ["downloading 10%"]
     assert h.clock.pending() == [0.5, h.config.job_timeout_s]
     h.clock.advance(0.4)
+    await h.progress_flushed()
     progress = [e for e in h.events(job_id) if e.type == "progress"]
     assert [e.message for e in progress] == ["downloading 10%", "downloading 30%"]
     assert progress[-1].data is not None and progress[-1].data["stage_fraction"] == 0.3
@@ -212,7 +215,7 @@ async def test_a_report_not_yet_written_when_its_stage_ends_is_dropped(
     """A throttled report of a finished stage never lands on the next one: the job's
     progress only goes up (a late write once showed 100 % during audio, then 75 %)."""
     h = make_harness(progress_persist_interval_s=0.5)
-    job_id = h.submit()
+    job_id = await h.submit()
     fetch = await h.stages.next_started(job_id)
     h.core.report_progress(job_id, 1, "fetch", 0.5, "downloading 50%")
     h.clock.advance(0.1)
@@ -222,6 +225,7 @@ async def test_a_report_not_yet_written_when_its_stage_ends_is_dropped(
     audio = await h.stages.next_started(job_id)
     assert h.clock.pending() == [h.config.job_timeout_s]  # the flush timer is gone
     h.clock.advance(1.0)
+    await h.progress_flushed()
     progress = [e.message for e in h.events(job_id) if e.type == "progress"]
     assert progress == ["downloading 50%"]
     assert h.job(job_id).progress == 75.0  # fetch done (3 of 4), audio at 0
@@ -237,7 +241,7 @@ async def test_the_runner_alone_reports_a_retry_and_gives_its_slot_back(tmp_path
     retries: list[tuple[str, float]] = []
     finished: list[RunningJob] = []
 
-    write = JobWriter(h.repo, clock.now, lambda *_: None)  # nobody listens here
+    write = JobWriter(h.repo, DbThread(), clock.now, lambda *_: None)  # nobody listens here
 
     runner = JobRunner(
         h.repo,
@@ -257,8 +261,8 @@ async def test_the_runner_alone_reports_a_retry_and_gives_its_slot_back(tmp_path
         now=clock.now(),
     )
     job_id = str(created.id)
-    write(job_id, EventType.queued, {"status": JobStatus.queued})
-    job = write(job_id, EventType.started, {"status": JobStatus.processing, "attempt": 1})
+    await write(job_id, EventType.queued, {"status": JobStatus.queued})
+    job = await write(job_id, EventType.started, {"status": JobStatus.processing, "attempt": 1})
     assert job is not None
     run = RunningJob(
         job_id=job_id,

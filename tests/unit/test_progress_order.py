@@ -83,11 +83,14 @@ async def test_publish_queue_sends_in_order_and_retries_a_failed_batch() -> None
     sent: list[list[tuple[str, int, dict[str, Any]]]] = []
     errors: list[bool] = []
     all_sent = asyncio.Event()
+    release = asyncio.Event()  # the resend waits until 4 is queued: the batches are fixed
 
     async def send(batch: list[tuple[str, int, dict[str, Any]]]) -> None:
         sent.append(list(batch))
         if len(sent) == 1:
             raise ConnectionError("hub restarting")
+        if len(sent) == 2:
+            await release.wait()
         if batch[-1][1] == 4:
             all_sent.set()
 
@@ -96,6 +99,7 @@ async def test_publish_queue_sends_in_order_and_retries_a_failed_batch() -> None
         queue.put("a", seq, msg("a", seq))
     runner = asyncio.ensure_future(queue.run())
     await asyncio.to_thread(queue.put, "a", 4, msg("a", 4))  # from another thread
+    release.set()
     await all_sent.wait()
     runner.cancel()
     with contextlib.suppress(asyncio.CancelledError):

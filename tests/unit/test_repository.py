@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import create_db_engine, init_db, is_sqlite, normalise_url
+from storage.durations import percentile
 from storage.models import (
     Artifact,
     EventType,
@@ -22,7 +23,7 @@ from storage.models import (
     JobStatus,
     JobType,
 )
-from storage.repository import JobRepository, percentile
+from storage.repository import JobRepository
 from storage.schemas import JobCreate, JobListQuery, JobPublic, ProcessingOptions
 
 T0 = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)

@@ -1,0 +1,79 @@
+"""`SubmitBatcher`: the coordinator's submissions, written in batches off its event loop.
+
+A submission waits while the batch before it is being written; all that arrive meanwhile
+are written together, in one transaction (`JobRepository.create_queued_jobs`), in the order
+they arrived. Under load that is one commit for many jobs; alone, a submission is written
+at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from actors.db_thread import DbThread
+from storage.repository import JobRepository
+from storage.schemas import JobCreate
+from storage.submissions import Submitted
+
+MAX_BATCH = 256  # jobs per transaction
+log = logging.getLogger("vpa.coordinator")
+
+
+class SubmitBatcher:
+    """Writes submissions in arrival order, batched; `on_written` gets each written batch
+    on the loop before any of its submitters resumes (so a submitter that has gone away
+    leaves no job stored but not queued)."""
+
+    def __init__(
+        self,
+        repo: JobRepository,
+        db: DbThread,
+        now: Callable[[], datetime],
+        default_max_retries: Callable[[], int],
+        on_written: Callable[[list[Submitted]], None],
+    ) -> None:
+        self._repo = repo
+        self._db = db
+        self._now = now
+        self._default_max_retries = default_max_retries
+        self._on_written = on_written
+        self._waiting: list[tuple[JobCreate, asyncio.Future[Submitted]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, data: JobCreate) -> Submitted:
+        """Store `data` as a queued job (or find the job with its idempotency key)."""
+        fut: asyncio.Future[Submitted] = asyncio.get_running_loop().create_future()
+        self._waiting.append((data, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_all())
+        return await fut
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            try:
+                written = await self._db.run(
+                    self._repo.create_queued_jobs,
+                    [data for data, _ in batch],
+                    default_max_retries=self._default_max_retries(),
+                    now=self._now(),
+                )
+                self._on_written(written)
+            except Exception as exc:  # the database refused the batch: each submitter hears
+                log.exception("writing %d submission(s) failed", len(batch))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), item in zip(batch, written, strict=True):
+                if not fut.done():
+                    fut.set_result(item)
+
+    async def close(self) -> None:
+        """Stop writing (what is being written is written); for a coordinator's shutdown."""
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)

@@ -1,0 +1,101 @@
+"""Submissions written as the coordinator takes them: a batch of new jobs, each already
+queued, in one transaction.
+
+A job submitted to the coordinator is stored with both of its first events, `created` (1)
+and `queued` (2), so a submission costs one transaction instead of two; and the
+submissions that arrive while one batch is being written share the next transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from storage.models import EventType, Job, JobEvent, JobStatus, as_utc
+from storage.schemas import JobCreate
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """One submission's outcome: the job, whether it is new, and (if new) the events
+    written with it, oldest first."""
+
+    job: Job
+    created: bool
+    events: tuple[JobEvent, ...] = ()
+
+
+def _queued_job(data: JobCreate, default_max_retries: int, now: datetime) -> Submitted:
+    job = Job(
+        youtube_url=data.youtube_url,
+        job_type=data.job_type,
+        priority=data.priority,
+        status=JobStatus.queued,
+        options=data.options.model_dump(mode="json"),
+        max_retries=default_max_retries if data.max_retries is None else data.max_retries,
+        idempotency_key=data.idempotency_key,
+        last_event_seq=2,
+        created_at=now,
+        updated_at=now,
+        queued_at=now,
+    )
+    # Each event carries the status and progress it was written with (as `transition`'s do),
+    # so the `created` event reads as pending though the row is already queued.
+    created = JobEvent(
+        job_id=job.id,
+        seq=1,
+        type=EventType.created,
+        message="Job created",
+        data={
+            "status": JobStatus.pending.value,
+            "progress": 0.0,
+            "job_type": data.job_type.value,
+            "priority": data.priority,
+        },
+        created_at=now,
+    )
+    queued = JobEvent(
+        job_id=job.id,
+        seq=2,
+        type=EventType.queued,
+        message=f"queued with priority {data.priority}",
+        data={"status": JobStatus.queued.value, "progress": 0.0},
+        created_at=now,
+    )
+    return Submitted(job, True, (created, queued))
+
+
+def insert_queued_jobs(
+    session: Session, batch: Sequence[JobCreate], default_max_retries: int, now: datetime
+) -> list[Submitted]:
+    """Store `batch` as queued jobs in one transaction; one `Submitted` per item, in order.
+
+    An idempotency key already stored, or repeated within the batch, gives the job first
+    stored with it (`created=False`) and writes nothing for that item.
+    """
+    now = as_utc(now)
+    keys = {d.idempotency_key for d in batch if d.idempotency_key is not None}
+    by_key: dict[str, Submitted] = {}
+    if keys:
+        stmt = select(Job).where(col(Job.idempotency_key).in_(sorted(keys)))
+        by_key = {str(j.idempotency_key): Submitted(j, False) for j in session.exec(stmt).all()}
+    out: list[Submitted] = []
+    new: list[Submitted] = []
+    for data in batch:
+        key = data.idempotency_key
+        if key is not None and key in by_key:
+            out.append(Submitted(by_key[key].job, False))
+            continue
+        item = _queued_job(data, default_max_retries, now)
+        if key is not None:
+            by_key[key] = item
+        out.append(item)
+        new.append(item)
+    session.add_all([s.job for s in new])
+    session.flush()  # the job rows must precede their events (no ORM relationship)
+    session.add_all([ev for s in new for ev in s.events])
+    session.commit()
+    return out
