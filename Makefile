@@ -63,7 +63,7 @@ bench: setup-dev
 	$(BIN)/python bench/transcribe.py
 	$(BIN)/python -m bench.analyze
 	$(BIN)/python bench/clips.py
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/full_job.py
 	$(BIN)/python bench/cluster.py
 
 clean:

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-if not __package__:  # `python bench/clips.py`: bench/ would shadow the `pipeline` package
+if not __package__:  # `python bench/clips.py`: the repository root first, not bench/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bench.media import ffmpeg

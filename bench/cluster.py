@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-if not __package__:  # `python bench/cluster.py`: bench/ would shadow the `pipeline` package
+if not __package__:  # `python bench/cluster.py`: the repository root first, not bench/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import httpx

@@ -23,7 +23,8 @@ Figures, each beside the baseline's and the ratio vpa / baseline:
    event's server timestamp (`data.updated_at`) to receipt (baseline: the same write
    timings replayed against the bare app).
 
-The markdown table is printed and written to bench/README-figures.md.
+The markdown table is printed and written to bench/README-figures.md, between this script's
+markers (the other scripts' sections and the hand-written notes stay).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from bench.common import (
     temp_dir,
     tree_text,
     wait_http,
+    write_section,
 )
 from bench.control_figures import Report, figure_submit, figure_throughput, figure_ws
 from bench.media import media_server
@@ -234,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = write_markdown(args, report)
         print("\n" + text, flush=True)
         if not args.no_write:
-            args.out.write_text(text, encoding="utf-8")
+            write_section(text, args.out, "control_plane.py")
             log(f"wrote {args.out}")
     reraise_interrupt(failed)
     return 1 if failed is not None else 0

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-if not __package__:  # `python bench/transcribe.py`: bench/ would shadow the `pipeline` package
+if not __package__:  # `python bench/transcribe.py`: the repository root first, not bench/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bench.common import ROOT

@@ -1,6 +1,6 @@
 """Pipeline benchmark: one full_processing job through vpa beside its stages run alone.
 
-Run: `PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python bench/pipeline.py [--minutes 10]
+Run: `PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python bench/full_job.py [--minutes 10]
 [--size 1280x720] [--quick] [--runs N]` (`--quick`: a 2-minute video, for a smoke run;
 `--runs N`: N rounds of both runs, the table giving medians). A script, never a test. It
 prints a markdown report; `--write` also puts it in bench/README-figures.md (replacing this
@@ -49,14 +49,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-if not __package__:  # `python bench/pipeline.py`: bench/ would shadow the `pipeline` package
+if not __package__:  # `python bench/full_job.py`: the repository root first, not bench/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from bench.common import FIGURES_FILE, attempt, load_text, log, reraise_interrupt, temp_dir
+from bench.common import (
+    FIGURES_FILE,
+    attempt,
+    load_text,
+    log,
+    reraise_interrupt,
+    temp_dir,
+    write_section,
+)
 from bench.cpu import wait_for_quiet
 from bench.media import FPS, GOP, make_video, media_server
 from bench.pipeline_alone import AloneRun, run_alone
-from bench.pipeline_report import Setup, report, write_section
+from bench.pipeline_report import Setup, report
 from bench.pipeline_service import ServiceRun, run_service
 from bench.service import WARM_UP_MINUTES, service_settings
 
@@ -172,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         text = report(setup, alones, services, notes)
         print("\n" + text, flush=True)
         if args.write:
-            write_section(text, FIGURES_FILE)
+            write_section(text, FIGURES_FILE, "full_job.py")
             log(f"wrote {FIGURES_FILE}")
     reraise_interrupt(failed)
     problems = [p for run in services for p in run.problems]
