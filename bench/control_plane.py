@@ -1,8 +1,10 @@
 """Control-plane benchmark: vpa on Ray Serve beside a bare FastAPI app doing the same write.
 
-Run: `PYTHONPATH=. .venv/bin/python bench/control_plane.py [--quick] [--jobs N]` (or
-`make bench`). A script, never a test. It starts everything it needs on loopback and stops
-it at the end:
+Run: `PYTHONPATH=. .venv/bin/python bench/control_plane.py [--quick] [--jobs N] [--smoke]`
+(or `make bench`). `--smoke`, to check that the script runs: every figure with a handful of
+jobs and clients, the jobs of figure 1 on the clip (not the hanging URL, whose jobs take
+10 s to drain), and README-figures.md left alone. A script, never a test. It starts
+everything it needs on loopback and stops it at the end:
 
 - a media server (tests/fixtures/media.py, in a subprocess: bench/media.py) serving a
   generated 1-second clip;
@@ -117,7 +119,8 @@ def run_text(args: argparse.Namespace, report: Report) -> list[str]:
         f"- run: jobs={args.jobs}, submit clients={args.submit_clients} x "
         f"{args.submit_requests} requests, WebSocket clients={args.ws_clients}, "
         f"WebSocket batch={args.ws_jobs} jobs, submit URL mode={args.submit_url}"
-        + (" (--quick)" if args.quick else ""),
+        + (" (--quick)" if args.quick else "")
+        + (" (--smoke)" if args.smoke else ""),
     ]
 
 
@@ -172,7 +175,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=FIGURES_FILE, help="markdown output file")
     p.add_argument("--no-write", action="store_true", help="do not write the markdown file")
     p.add_argument("--keep-tmp", action="store_true")
+    p.add_argument(
+        "--smoke", action="store_true", help="4 jobs, 2-4 clients, no write: does it run?"
+    )
     args = p.parse_args(argv)
+    if args.smoke:
+        args.jobs, args.ws_clients, args.ws_jobs, args.no_write = 4, 4, 2, True
+        args.submit_url = "clip"
+        args.submit_clients, args.submit_requests, args.floor_requests = 2, 2, 5
     if args.quick:
         args.jobs = min(args.jobs, 50)
         args.ws_clients = min(args.ws_clients, 50)

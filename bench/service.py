@@ -66,6 +66,7 @@ class Service:
         self.settings = settings
         self.port = free_port()
         ray.init(
+            address="local",  # a new instance of our own, never a running `ray start` head
             num_cpus=num_cpus,
             namespace=settings.ray_namespace,
             include_dashboard=False,
