@@ -11,6 +11,7 @@ processes to start. README-figures.md is left as it was.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -74,34 +75,51 @@ EXPECTED: dict[str, tuple[str, ...]] = {
 }
 
 
+# A script still running after TIMEOUT_S, or when its lane has run LANE_TIMEOUT_S, is
+# stopped with all it started (so the test's own 600 s limit never leaves one running).
+TIMEOUT_S = 240
+LANE_TIMEOUT_S = 480
+
+
 @dataclass
 class Run:
     script: str
-    returncode: int
+    returncode: int | None  # None: stopped, out of time
     stdout: str
     stderr: str
     seconds: float
 
 
-def run_smoke(script: str) -> Run:
+def run_smoke(script: str, timeout_s: float) -> Run:
+    """`python bench/<script>.py --smoke` from the repository root, in a process group of
+    its own, so that a timeout stops what it started too (Ray, media server, S3 server)."""
+    if timeout_s <= 0:
+        return Run(script, None, "", "not started: its lane had run out of time", 0.0)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     started = time.perf_counter()
-    done = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, f"bench/{script}.py", "--smoke"],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=240,
-        check=False,
+        start_new_session=True,
     )
-    seconds = time.perf_counter() - started
-    return Run(script, done.returncode, done.stdout, done.stderr, seconds)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+        returncode: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        returncode = None
+    return Run(script, returncode, stdout, stderr, time.perf_counter() - started)
 
 
 def run_lane(scripts: tuple[str, ...]) -> list[Run]:
-    return [run_smoke(script) for script in scripts]
+    deadline = time.monotonic() + LANE_TIMEOUT_S
+    return [run_smoke(s, min(TIMEOUT_S, deadline - time.monotonic())) for s in scripts]
 
 
 @dataclass
@@ -118,7 +136,7 @@ def runs() -> Runs:
         lanes = [pool.submit(run_lane, lane) for lane in LANES]
         by_script = {run.script: run for lane in lanes for run in lane.result()}
     for run in by_script.values():
-        print(f"bench/{run.script}.py --smoke: exit {run.returncode} in {run.seconds:.1f} s")
+        print(f"\nbench/{run.script}.py --smoke: exit {run.returncode} in {run.seconds:.1f} s")
     return Runs(by_script, figures_before, FIGURES.read_bytes())
 
 
@@ -126,7 +144,8 @@ def runs() -> Runs:
 @pytest.mark.parametrize("script", [script for lane in LANES for script in lane])
 def test_smoke_run_prints_its_table(runs: Runs, script: str) -> None:
     run = runs.by_script[script]
-    assert run.returncode == 0, f"exit {run.returncode}; stderr ends:\n{run.stderr[-3000:]}"
+    outcome = "stopped: out of time" if run.returncode is None else f"exit {run.returncode}"
+    assert run.returncode == 0, f"{outcome}; stderr ends:\n{run.stderr[-3000:]}"
     lines = run.stdout.splitlines()
     for expected in EXPECTED[script]:
         assert any(line.startswith(expected) for line in lines), (
