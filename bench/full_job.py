@@ -3,9 +3,9 @@
 Run: `PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python bench/full_job.py [--minutes 10]
 [--size 1280x720] [--quick] [--runs N] [--smoke]` (`--quick`: a 2-minute video; `--runs N`:
 N rounds of both runs, the table giving medians; `--smoke`, to check that the script runs: a
-15 s 320x180 video, one 8 s clip, no warm-up job, no waiting for quiet). A script, never a test. It
-prints a markdown report; `--write` also puts it in bench/README-figures.md (replacing this
-script's earlier section there).
+15 s 320x180 video, one 8 s clip, no warm-up job, no waiting for quiet, never written). A
+script, never a test. It prints a markdown report; `--write` also puts it in
+bench/README-figures.md (replacing this script's earlier section there).
 
 The video: a testsrc2 picture at `--size`, 25 fps, a keyframe every 2 s (`-g 50`), h264
 `-preset ultrafast` + AAC, whose sound is the speech clip tests/assets/speech_en.ogg looped
@@ -115,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.minutes = 2.0
     if args.smoke:
         args.minutes, args.size, args.runs, args.cold, args.wait_quiet = 0.25, "320x180", 1, True, 0
-        args.options = SMOKE_OPTIONS
+        args.options, args.write = SMOKE_OPTIONS, False  # a smoke run's figures mean nothing
     if not re.fullmatch(r"\d+x\d+", args.size):
         p.error("--size must look like 1280x720")
     return args
