@@ -77,8 +77,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
 
 # A script still running after TIMEOUT_S, or when its lane has run LANE_TIMEOUT_S, is
 # stopped with all it started (so the test's own 600 s limit never leaves one running).
-TIMEOUT_S = 240
-LANE_TIMEOUT_S = 480
+TIMEOUT_S = 300
+LANE_TIMEOUT_S = 540
 
 
 @dataclass
