@@ -19,8 +19,9 @@ export RAY_USAGE_STATS_ENABLED := 0
 serve: setup
 	exec $(BIN)/python main.py
 
-# tests/cluster starts Ray instances of its own (one GPU, a simulated multi-node cluster):
-# a second pytest session, after the one that shares a Ray instance across tests/integration.
+# tests/cluster starts Ray instances of its own (one GPU, a simulated multi-node cluster,
+# and the benchmark scripts' --smoke runs, each in its own process): a second pytest
+# session, after the one that shares a Ray instance across tests/integration.
 test: setup-dev lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/cluster
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/cluster
@@ -61,9 +62,9 @@ bench: setup-dev
 	$(BIN)/python -m pip install -q -r requirements-bench.txt
 	$(BIN)/python bench/control_plane.py
 	$(BIN)/python bench/transcribe.py
-	$(BIN)/python -m bench.analyze
+	$(BIN)/python bench/analyze.py
 	$(BIN)/python bench/clips.py
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/full_job.py
 	$(BIN)/python bench/cluster.py
 
 clean:

@@ -1,6 +1,10 @@
 """Analysis stage timing: model load once, then transcripts of 1,000 and 10,000 words.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.analyze [--repeat 3] [--sentiment-model PATH]
+    PYTHONPATH=. .venv/bin/python bench/analyze.py [--repeat 3] [--sentiment-model PATH]
+    [--smoke]
+
+(`python -m bench.analyze` works too.) `--smoke`: one run of 200 words, to check that the
+script still runs.
 
 The transcripts are synthetic speech-like text that changes subject every 12-30 sentences
 (cooking, football, software, finance, travel, health), with one timed segment per sentence,
@@ -14,8 +18,13 @@ import argparse
 import os
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import get_args
+
+if not __package__:  # `python bench/analyze.py`: the repository root first, not bench/
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -117,34 +126,39 @@ def synthetic_transcript(words: int, seed: int = 0) -> tuple[str, list[dict[str,
     return " ".join(sentences), segments
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sentiment-model", default=None)
     parser.add_argument("--precision", default="auto", choices=get_args(Precision))
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="one run of 200 words")
+    args = parser.parse_args(argv)
+    sizes = (200,) if args.smoke else (1_000, 10_000)
+    repeat = 1 if args.smoke else args.repeat
 
     t0 = time.perf_counter()
     models = load_models(sentiment_model=args.sentiment_model, precision=args.precision)
     print(
         f"model load: {time.perf_counter() - t0:.2f} s (spaCy, MiniLM in "
-        f"{models.embedder.dtype}, {models.sentiment.name}, taxonomy embeddings)"
+        f"{models.embedder.dtype}, {models.sentiment.name}, taxonomy embeddings)\n"
     )
     options = AnalyzeOptions()
     analyze("A short warm-up sentence about cooking pasta.", [], options, models)
 
-    for words in (1_000, 10_000):
+    print("| words | segments | median s | best s | runs | chapters | topics | sentiment |")
+    print("|---|---|---|---|---|---|---|---|")
+    for words in sizes:
         text, segments = synthetic_transcript(words, seed=words)
         timings = []
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             t0 = time.perf_counter()
             result = analyze(text, segments, options, models)
             timings.append(time.perf_counter() - t0)
         print(
-            f"{result.word_count:>6} words, {len(segments)} segments: "
-            f"median {statistics.median(timings):.2f} s, best {min(timings):.2f} s "
-            f"over {args.repeat} runs; {len(result.chapters)} chapters, "
-            f"topics {result.topics}, sentiment {result.sentiment}"
+            f"| {result.word_count} | {len(segments)} | {statistics.median(timings):.2f} "
+            f"| {min(timings):.2f} | {repeat} | {len(result.chapters)} | "
+            f"{', '.join(result.topics)} | {result.sentiment} |",
+            flush=True,
         )
 
 

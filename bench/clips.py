@@ -1,8 +1,10 @@
 """Clip cutting benchmark: the smart cut against a full re-encode, moviepy and stream copy.
 
 Run: `PYTHONPATH=. .venv/bin/python bench/clips.py [--minutes 10] [--clips 5]
-[--clip-seconds 20]`. A script, never a test; moviepy comes from requirements-bench.txt
-(`make bench` installs it).
+[--clip-seconds 20] [--skip-moviepy] [--smoke]`. A script, never a test; moviepy comes from
+requirements-bench.txt (`make bench` installs it). `--smoke`, to check that the script runs:
+one 6 s clip of a 24 s video, no moviepy (so `make test` needs nothing from
+requirements-bench.txt), probing timed once.
 
 The source is a generated `--minutes` 1280x720 25 fps H.264 video (x264 ultrafast plus two
 B-frames, a keyframe every 2-5 s at pseudo-random times like a real upload) with AAC audio
@@ -45,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-if not __package__:  # `python bench/clips.py`: bench/ would shadow the `pipeline` package
+if not __package__:  # `python bench/clips.py`: the repository root first, not bench/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bench.media import ffmpeg
@@ -287,13 +289,16 @@ def print_table(outcomes: list[Outcome], clips: int, clip_s: float) -> None:
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--clips", type=int, default=5)
     parser.add_argument("--clip-seconds", type=float, default=20.0)
     parser.add_argument("--skip-moviepy", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="one 6 s clip, no moviepy")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.minutes, args.clips, args.clip_seconds, args.skip_moviepy = 0.4, 1, 6.0, True
 
     source = make_source(args.minutes)
     info = probe(source)
@@ -303,7 +308,7 @@ def main() -> None:
     print(f"source: {source.name}, {info.duration_s:.0f} s, {info.width}x{info.height}, "
           f"{info.fps:g} fps, {source.stat().st_size / 2**20:.0f} MiB")  # fmt: skip
     print("clips: " + ", ".join(f"{a:.2f}-{b:.2f}" for a, b in ranges))
-    print_probe_timing(source)
+    print_probe_timing(source, repeats=1 if args.smoke else 5)
 
     print("load average at the start: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
     smart = Outcome("smart (cut_clip auto)")

@@ -2,7 +2,9 @@
 local store.
 
 Run: `PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python bench/cluster.py [--minutes 2]
-[--size 640x360] [--runs 2]`. A script, never a test; it prints a markdown report.
+[--size 640x360] [--runs 2] [--smoke]`. A script, never a test; it prints a markdown report.
+`--smoke`, to check that it runs: one job per backend of a 15 s 320x180 video (one 8 s
+clip), no warm-up job.
 
 The cluster (`ray.cluster_utils.Cluster`, all on this machine): a head (2 CPUs), worker A
 (2 CPUs) and a GPU worker (2 CPUs, one declared GPU: the models run on the CPU). Stages are
@@ -34,7 +36,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-if not __package__:  # `python bench/cluster.py`: bench/ would shadow the `pipeline` package
+if not __package__:  # `python bench/cluster.py`: the repository root first, not bench/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import httpx
@@ -47,6 +49,7 @@ from bench.stats import mib
 NAMESPACE = "vpa-bench-cluster"
 JOB_TYPE = "full_processing"
 OPTIONS: dict[str, Any] = {"clip_duration": 20, "max_clips": 3, "min_confidence": 0.0}
+SMOKE_OPTIONS: dict[str, Any] = {"clip_duration": 8, "max_clips": 1, "min_confidence": 0.0}
 STAGE_RESOURCES = {"fetch": {"worker_a": 1}, "clips": {"gpu_node": 1}, "subtitles": {"head": 1}}
 
 
@@ -109,12 +112,15 @@ def run_job(client: httpx.Client, url: str, options: dict[str, Any]) -> dict[str
     }
 
 
-def measure(label: str, client: httpx.Client, url: str, warm_url: str, runs: int) -> dict[str, Any]:
-    log(f"{label}: warm-up job ...")
-    run_job(client, warm_url, WARM_UP_OPTIONS)
+def measure(
+    label: str, client: httpx.Client, url: str, warm_url: str | None, args: argparse.Namespace
+) -> dict[str, Any]:
+    if warm_url is not None:
+        log(f"{label}: warm-up job ...")
+        run_job(client, warm_url, WARM_UP_OPTIONS)
     results = []
-    for n in range(runs):
-        result = run_job(client, url, OPTIONS)
+    for n in range(args.runs):
+        result = run_job(client, url, args.options)
         log(f"{label}: run {n + 1}: {result['wall_s']:.2f} s, {result['nodes']} nodes")
         results.append(result)
     return {
@@ -133,8 +139,10 @@ def report(args: argparse.Namespace, local: dict[str, Any], s3: dict[str, Any], 
         f"### Cluster (`bench/cluster.py`): {JOB_TYPE} of a {args.minutes:g}-minute "
         f"{args.size} video on 3 simulated nodes",
         "",
-        f"Video {video.stat().st_size / 2**20:.0f} MiB; options {OPTIONS}; median of "
-        f"{args.runs} runs per backend, each after a warm-up job; {tree_text()}.",
+        f"Video {video.stat().st_size / 2**20:.0f} MiB; options {args.options}; median of "
+        f"{args.runs} runs per backend"
+        + ("" if args.smoke else ", each after a warm-up job")
+        + f"; {tree_text()}.",
         "",
         "| figure | local store | S3 store (SeaweedFS) | S3 ÷ local |",
         "|---|---|---|---|",
@@ -164,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="one job per backend, 15 s video")
     args = parser.parse_args(argv)
+    args.options = OPTIONS
+    if args.smoke:
+        args.minutes, args.size, args.runs, args.options = 0.25, "320x180", 1, SMOKE_OPTIONS
 
     import ray
     from ray import serve
@@ -172,15 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     from tests.fixtures.s3 import start_s3_server
 
     video = make_video(args.minutes, args.size)
-    warm = make_video(WARM_UP_MINUTES, args.size)
+    warm = None if args.smoke else make_video(WARM_UP_MINUTES, args.size)
     with tempfile.TemporaryDirectory(prefix="vpa-bench-cluster-") as tmp_dir:
         tmp = Path(tmp_dir)
         with media_server(video.parent) as base, start_s3_server(tmp / "s3") as s3:
-            url, warm_url = f"{base}/{video.name}", f"{base}/{warm.name}"
+            url = f"{base}/{video.name}"
+            warm_url = None if warm is None else f"{base}/{warm.name}"
             cluster, port = start_cluster()
             try:
                 client = deploy(port, tmp / "local")
-                local = measure("local store", client, url, warm_url, args.runs)
+                local = measure("local store", client, url, warm_url, args)
                 client = deploy(
                     port,
                     tmp / "s3-app",
@@ -190,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                     aws_secret_access_key=s3.secret_access_key,
                     aws_region=s3.region,
                 )
-                remote = measure("S3 store", client, url, warm_url, args.runs)
+                remote = measure("S3 store", client, url, warm_url, args)
             finally:
                 serve.shutdown()
                 ray.shutdown()

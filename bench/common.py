@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -34,6 +35,21 @@ T = TypeVar("T")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def write_section(text: str, path: Path, script: str) -> None:
+    """Put `text` in `path` between the markers of `script` (e.g. "full_job.py"), replacing
+    that script's earlier section and keeping everything else (other scripts' sections,
+    hand-written notes); a first section goes at the end."""
+    begin, end = f"<!-- bench/{script}: begin -->", f"<!-- bench/{script}: end -->"
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    section = f"{begin}\n{text.rstrip()}\n{end}\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
+    if pattern.search(old):
+        new = pattern.sub(lambda _: section, old, count=1)
+    else:
+        new = (old.rstrip() + "\n\n" if old.strip() else "") + section
+    path.write_text(new, encoding="utf-8")
 
 
 def log(message: str) -> None:

@@ -1,8 +1,10 @@
 """Control-plane benchmark: vpa on Ray Serve beside a bare FastAPI app doing the same write.
 
-Run: `PYTHONPATH=. .venv/bin/python bench/control_plane.py [--quick] [--jobs N]` (or
-`make bench`). A script, never a test. It starts everything it needs on loopback and stops
-it at the end:
+Run: `PYTHONPATH=. .venv/bin/python bench/control_plane.py [--quick] [--jobs N] [--smoke]`
+(or `make bench`). `--smoke`, to check that the script runs: every figure with a handful of
+jobs and clients, the jobs of figure 1 on the clip (not the hanging URL, whose jobs take
+10 s to drain), and README-figures.md left alone. A script, never a test. It starts
+everything it needs on loopback and stops it at the end:
 
 - a media server (tests/fixtures/media.py, in a subprocess: bench/media.py) serving a
   generated 1-second clip;
@@ -23,7 +25,8 @@ Figures, each beside the baseline's and the ratio vpa / baseline:
    event's server timestamp (`data.updated_at`) to receipt (baseline: the same write
    timings replayed against the bare app).
 
-The markdown table is printed and written to bench/README-figures.md.
+The markdown table is printed and written to bench/README-figures.md, between this script's
+markers (the other scripts' sections and the hand-written notes stay).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from bench.common import (
     temp_dir,
     tree_text,
     wait_http,
+    write_section,
 )
 from bench.control_figures import Report, figure_submit, figure_throughput, figure_ws
 from bench.media import media_server
@@ -116,7 +120,8 @@ def run_text(args: argparse.Namespace, report: Report) -> list[str]:
         f"- run: jobs={args.jobs}, submit clients={args.submit_clients} x "
         f"{args.submit_requests} requests, WebSocket clients={args.ws_clients}, "
         f"WebSocket batch={args.ws_jobs} jobs, submit URL mode={args.submit_url}"
-        + (" (--quick)" if args.quick else ""),
+        + (" (--quick)" if args.quick else "")
+        + (" (--smoke)" if args.smoke else ""),
     ]
 
 
@@ -174,7 +179,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=FIGURES_FILE, help="markdown output file")
     p.add_argument("--no-write", action="store_true", help="do not write the markdown file")
     p.add_argument("--keep-tmp", action="store_true")
+    p.add_argument(
+        "--smoke", action="store_true", help="4 jobs, 2-4 clients, no write: does it run?"
+    )
     args = p.parse_args(argv)
+    if args.smoke:
+        args.jobs, args.ws_clients, args.ws_jobs, args.no_write = 4, 4, 2, True
+        args.submit_url = "clip"
+        args.submit_clients, args.submit_requests, args.floor_requests = 2, 2, 5
     if args.quick:
         args.jobs = min(args.jobs, 50)
         args.ws_clients = min(args.ws_clients, 50)
@@ -242,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = write_markdown(args, report)
         print("\n" + text, flush=True)
         if not args.no_write:
-            args.out.write_text(text, encoding="utf-8")
+            write_section(text, args.out, "control_plane.py")
             log(f"wrote {args.out}")
     reraise_interrupt(failed)
     return 1 if failed is not None else 0

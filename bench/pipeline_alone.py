@@ -1,4 +1,4 @@
-"""The full_processing stages alone, for bench/pipeline.py: each stage called in this process
+"""The full_processing stages alone, for bench/full_job.py: each stage called in this process
 with `pipeline.stages.run_stage`, in order, each consuming the previous one's checkpoint,
 with the models loaded once before timing: what the service's figures are compared with."""
 

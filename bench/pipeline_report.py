@@ -1,4 +1,4 @@
-"""The markdown report of bench/pipeline.py: per stage alone vs in the service, the
+"""The markdown report of bench/full_job.py: per stage alone vs in the service, the
 orchestration overhead, each run, and where the service job's time went."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +17,6 @@ from bench.pipeline_service import ServiceRun, breakdown, first_progress_latency
 from bench.stats import fmt_pct, fmt_s, median
 
 TARGET_OVERHEAD = 0.10
-SECTION_BEGIN = "<!-- bench/pipeline.py: begin -->"
-SECTION_END = "<!-- bench/pipeline.py: end -->"
 
 
 @dataclasses.dataclass
@@ -46,10 +43,10 @@ def report(
     n_a, n_s = len(alones), len(done)
     of = "" if max(n_a, n_s) <= 1 else f", median of {n_a} / {n_s} runs"
     lines = [
-        "# Pipeline figures (bench/pipeline.py)",
+        "# Pipeline figures (bench/full_job.py)",
         "",
         f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}: "
-        f"`{' '.join(['bench/pipeline.py', *sys.argv[1:]])}` on {tree_text()}",
+        f"`{' '.join(['bench/full_job.py', *sys.argv[1:]])}` on {tree_text()}",
         "",
         f"- machine: {machine_text()}; load average at the start {notes_load(notes)}",
         f"- video: {setup.video.name}, {setup.video_info}",
@@ -212,15 +209,3 @@ def result_notes(label: str, fields: dict[str, Any]) -> list[str]:
         f"{len(fields.get('segments') or [])} segments; analysis keys "
         f"{sorted(analysis)[:8]}; {len(clips)} clips"
     ]
-
-
-def write_section(text: str, path: Path) -> None:
-    """Put `text` in `path` between this script's markers, replacing an earlier section."""
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    section = f"{SECTION_BEGIN}\n{text.rstrip()}\n{SECTION_END}\n"
-    pattern = re.compile(re.escape(SECTION_BEGIN) + r".*?" + re.escape(SECTION_END) + r"\n?", re.S)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: section, old)
-    else:
-        new = (old.rstrip() + "\n\n" if old.strip() else "") + section
-    path.write_text(new, encoding="utf-8")

@@ -1,4 +1,4 @@
-"""One job through the service, for bench/pipeline.py: Ray + Serve + vpa with its model
+"""One job through the service, for bench/full_job.py: Ray + Serve + vpa with its model
 deployments, one job POSTed and polled until done, and where its wall time went according
 to its own event log."""
 

@@ -17,6 +17,7 @@ import httpx
 from bench.common import ROOT, TERMINAL, free_port, log, wait_http
 
 POLL_S = 0.2
+POLL_FAILURES = 10  # polls in a row that may fail before poll_job gives up
 WARM_UP_MINUTES = 20 / 60  # a 20 s video
 WARM_UP_OPTIONS: dict[str, Any] = {"clip_duration": 8, "max_clips": 1, "min_confidence": 0.0}
 
@@ -66,6 +67,7 @@ class Service:
         self.settings = settings
         self.port = free_port()
         ray.init(
+            address="local",  # a new instance of our own, never a running `ray start` head
             num_cpus=num_cpus,
             namespace=settings.ray_namespace,
             include_dashboard=False,
@@ -218,11 +220,22 @@ def poll_job(
     timeout_s: float,
     on_poll: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """The job as last polled (every POLL_S): terminal, or not after `timeout_s`."""
+    """The job as last polled (every POLL_S): terminal, or not after `timeout_s`. A poll
+    that fails (an overloaded proxy answers 5xx) is retried; `POLL_FAILURES` in a row raise."""
     job: dict[str, Any] = {}
+    failures = 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        r = client.get(f"/api/v1/jobs/{job_id}")
+        if r.status_code != 200:
+            failures += 1
+            if failures >= POLL_FAILURES:
+                raise RuntimeError(f"GET /api/v1/jobs/{job_id} -> {r.status_code}: {r.text[:500]}")
+            log(f"  GET /api/v1/jobs/{job_id} -> {r.status_code}: {r.text[:200]}; polling on")
+            time.sleep(POLL_S)
+            continue
+        failures = 0
+        job = r.json()
         if job["status"] in TERMINAL:
             break
         if on_poll is not None:

@@ -1,7 +1,8 @@
 """Transcription benchmark: speed, accuracy, memory and concurrency of the Whisper engines.
 
 Run: `PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python bench/transcribe.py [--minutes 10]
-[--clip-s 150] [--long-hours 2] [--sections 1,2,3]`. A script, never a test.
+[--clip-s 150] [--long-hours 2] [--sections 1,2,3] [--smoke]`. A script, never a test
+(`--smoke`: every table with its fewest rows on the shortest audio, to check that it runs).
 
 The speech is the committed test clip (tests/assets/speech_en.ogg, espeak-ng, 23 s) looped
 with ffmpeg to about `--minutes`; its reference text is the clip's text repeated. Every
@@ -37,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-if not __package__:  # `python bench/transcribe.py`: bench/ would shadow the `pipeline` package
+if not __package__:  # `python bench/transcribe.py`: the repository root first, not bench/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bench.common import ROOT
@@ -302,7 +303,7 @@ def section_memory(
         )
 
 
-def section_concurrency(audio: Path, reference: str) -> None:
+def section_concurrency(audio: Path, reference: str, *, smoke: bool = False) -> None:
     job_s = probe(audio).duration_s or 0.0
     print(f"\n## 3. {CONCURRENT_JOBS} concurrent transcriptions of a {job_s:.0f} s file\n")
     print("| mode | wall s | audio s per s | vs sequential | worst WER | peak RSS MB |")
@@ -316,7 +317,7 @@ def section_concurrency(audio: Path, reference: str) -> None:
     ]
     baseline = None
     figures: dict[str, float] = {}
-    for mode, label in modes:
+    for mode, label in modes[:2] if smoke else modes:
         row = in_fresh_process(measure_concurrency, str(audio), reference, mode)
         baseline = baseline or row["throughput"]
         figures[mode] = row["throughput"]
@@ -325,6 +326,8 @@ def section_concurrency(audio: Path, reference: str) -> None:
             f"{row['throughput'] / baseline:.2f}x | {row['wer']:.1%} | {row['peak_mb']:.0f} |",
             flush=True,
         )
+    if smoke:
+        return
     best_threads = max(figures["threads"], figures["threads-1cpu"])
     best_batched = max(figures["batched"], figures["batched-threads"])
     print(f"\nbatched ÷ shared-model threads throughput: {best_batched / best_threads:.2f}x")
@@ -336,7 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip-s", type=float, default=150.0, help="audio per concurrent job")
     parser.add_argument("--long-hours", type=float, default=2.0, help="0 skips the decode test")
     parser.add_argument("--sections", default="1,2,3", help="which figures, e.g. 1,3")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every table, fewest rows: the clip once, 0.01 h to decode, first setting only, "
+        "sequential and threads only",
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.minutes, args.clip_s, args.long_hours = 0.0, 0.0, 0.01
     sections = {int(part) for part in args.sections.split(",") if part.strip()}
 
     clip_s = probe(SPEECH).duration_s or 23.0
@@ -364,13 +375,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- speech file: the {clip_s:.1f} s clip x {loops} = {duration_s:.0f} s\n")
         rows: list[dict[str, Any]] = []
         if sections & {1, 2}:
-            rows = section_settings(long_audio, reference, every=1 in sections)
+            rows = section_settings(long_audio, reference, every=1 in sections and not args.smoke)
         if 2 in sections:
             section_memory(Path(tmp), long_audio, rows[0], clip_s, args.long_hours)
         if 3 in sections:
             job_loops = max(1, round(args.clip_s / clip_s))
             job_audio = looped(Path(tmp) / "speech_job.wav", job_loops)
-            section_concurrency(job_audio, " ".join([text] * job_loops))
+            section_concurrency(job_audio, " ".join([text] * job_loops), smoke=args.smoke)
     print(f"\nload average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 

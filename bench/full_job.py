@@ -1,10 +1,11 @@
 """Pipeline benchmark: one full_processing job through vpa beside its stages run alone.
 
-Run: `PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python bench/pipeline.py [--minutes 10]
-[--size 1280x720] [--quick] [--runs N]` (`--quick`: a 2-minute video, for a smoke run;
-`--runs N`: N rounds of both runs, the table giving medians). A script, never a test. It
-prints a markdown report; `--write` also puts it in bench/README-figures.md (replacing this
-script's earlier section there).
+Run: `PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python bench/full_job.py [--minutes 10]
+[--size 1280x720] [--quick] [--runs N] [--smoke]` (`--quick`: a 2-minute video; `--runs N`:
+N rounds of both runs, the table giving medians; `--smoke`, to check that the script runs: a
+15 s 320x180 video, one 8 s clip, no warm-up job, no waiting for quiet, never written). A
+script, never a test. It prints a markdown report; `--write` also puts it in
+bench/README-figures.md (replacing this script's earlier section there).
 
 The video: a testsrc2 picture at `--size`, 25 fps, a keyframe every 2 s (`-g 50`), h264
 `-preset ultrafast` + AAC, whose sound is the speech clip tests/assets/speech_en.ogg looped
@@ -49,19 +50,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
-if not __package__:  # `python bench/pipeline.py`: bench/ would shadow the `pipeline` package
+if not __package__:  # `python bench/full_job.py`: the repository root first, not bench/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from bench.common import FIGURES_FILE, attempt, load_text, log, reraise_interrupt, temp_dir
+from bench.common import (
+    FIGURES_FILE,
+    attempt,
+    load_text,
+    log,
+    reraise_interrupt,
+    temp_dir,
+    write_section,
+)
 from bench.cpu import wait_for_quiet
 from bench.media import FPS, GOP, make_video, media_server
 from bench.pipeline_alone import AloneRun, run_alone
-from bench.pipeline_report import Setup, report, write_section
+from bench.pipeline_report import Setup, report
 from bench.pipeline_service import ServiceRun, run_service
 from bench.service import WARM_UP_MINUTES, service_settings
 
 JOB_TYPE = "full_processing"
 OPTIONS: dict[str, Any] = {"clip_duration": 30, "max_clips": 5, "min_confidence": 0.0}
+SMOKE_OPTIONS: dict[str, Any] = {"clip_duration": 8, "max_clips": 1, "min_confidence": 0.0}
 NAMESPACE = "vpa-bench-pipeline"
 
 
@@ -77,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=600.0,
         help="seconds to wait, before each run, for other Ray instances to end and the "
-        "machine to go quiet (default 600)",
+        "machine to go quiet (default 600; 0: neither wait nor look)",
     )
     p.add_argument(
         "--busy-limit",
@@ -98,9 +108,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-service", action="store_true", help="only the stages alone")
     p.add_argument("--write", action="store_true", help="put the report in README-figures.md")
     p.add_argument("--keep-tmp", action="store_true", help="keep the work directories")
+    p.add_argument("--smoke", action="store_true", help="15 s 320x180 video, one clip, cold")
     args = p.parse_args(argv)
+    args.options = OPTIONS
     if args.quick:
         args.minutes = 2.0
+    if args.smoke:
+        args.minutes, args.size, args.runs, args.cold, args.wait_quiet = 0.25, "320x180", 1, True, 0
+        args.options, args.write = SMOKE_OPTIONS, False  # a smoke run's figures mean nothing
     if not re.fullmatch(r"\d+x\d+", args.size):
         p.error("--size must look like 1280x720")
     return args
@@ -118,7 +133,7 @@ def setup_for(args: argparse.Namespace, video: Path) -> Setup:
         f"{video.stat().st_size / 2**20:.0f} MiB"
     )
     chain = STAGE_CHAINS[JOB_TYPE]
-    return Setup(video, video_s, video_info, JOB_TYPE, chain, OPTIONS, args.num_cpus)
+    return Setup(video, video_s, video_info, JOB_TYPE, chain, args.options, args.num_cpus)
 
 
 def run_rounds(
@@ -132,10 +147,10 @@ def run_rounds(
     """`--runs` rounds of the stages alone, then the service job; each waits for quiet."""
     from storage.schemas import JobCreate
 
-    warm_video = make_video(WARM_UP_MINUTES, args.size)
+    warm_video = None if args.cold else make_video(WARM_UP_MINUTES, args.size)
     with media_server(video.parent) as base_url:
         url = f"{base_url}/{video.name}"
-        body = {"youtube_url": url, "job_type": JOB_TYPE, "options": OPTIONS}
+        body = {"youtube_url": url, "job_type": JOB_TYPE, "options": args.options}
         # The options exactly as the service stores them (validated, defaults filled in).
         options = JobCreate.model_validate(body).options.model_dump(mode="json")
         for i in range(args.runs):
@@ -143,17 +158,19 @@ def run_rounds(
                 log(f"run {i + 1} of {args.runs}")
             settings = service_settings(tmp / f"service-{i}", NAMESPACE)
             if not args.skip_alone:
-                wait_for_quiet(args.wait_quiet, args.busy_limit, notes)
+                if args.wait_quiet > 0:
+                    wait_for_quiet(args.wait_quiet, args.busy_limit, notes)
                 if i == 0:
                     notes.append(f"load: {load_text()}")
                 alones.append(run_alone(url, JOB_TYPE, options, tmp / f"alone-{i}", settings))
                 if not args.keep_tmp:
                     shutil.rmtree(tmp / f"alone-{i}", ignore_errors=True)
             if not args.skip_service:
-                wait_for_quiet(args.wait_quiet, args.busy_limit, notes)
+                if args.wait_quiet > 0:
+                    wait_for_quiet(args.wait_quiet, args.busy_limit, notes)
                 if not any(n.startswith("load:") for n in notes):
                     notes.append(f"load: {load_text()}")
-                warm = None if args.cold else f"{base_url}/{warm_video.name}"
+                warm = None if warm_video is None else f"{base_url}/{warm_video.name}"
                 services.append(run_service(url, body, settings, args.num_cpus, args.timeout, warm))
                 if not args.keep_tmp:
                     shutil.rmtree(tmp / f"service-{i}", ignore_errors=True)
@@ -172,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         text = report(setup, alones, services, notes)
         print("\n" + text, flush=True)
         if args.write:
-            write_section(text, FIGURES_FILE)
+            write_section(text, FIGURES_FILE, "full_job.py")
             log(f"wrote {FIGURES_FILE}")
     reraise_interrupt(failed)
     problems = [p for run in services for p in run.problems]
