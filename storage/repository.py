@@ -32,7 +32,7 @@ from storage.models import (
     can_transition,
 )
 from storage.schemas import JobCreate, JobListQuery, StatisticsPublic
-from storage.submissions import Submitted, insert_queued_jobs
+from storage.submissions import Submitted, insert_queued_jobs, new_job_row
 
 # Fields `transition` may not touch: identity and the event counter it maintains itself.
 _PROTECTED_FIELDS = frozenset({"id", "last_event_seq", "created_at"})
@@ -81,18 +81,7 @@ class JobRepository:
         if key is not None and (existing := self.get_job_by_key(key)) is not None:
             return existing, False
         now = as_utc(now)
-        job = Job(
-            youtube_url=data.youtube_url,
-            job_type=data.job_type,
-            priority=data.priority,
-            status=JobStatus.pending,
-            options=data.options.model_dump(mode="json"),
-            max_retries=default_max_retries if data.max_retries is None else data.max_retries,
-            idempotency_key=key,
-            last_event_seq=1,
-            created_at=now,
-            updated_at=now,
-        )
+        job = new_job_row(data, JobStatus.pending, 1, default_max_retries, now)
         event = JobEvent(
             job_id=job.id,
             seq=1,

@@ -28,20 +28,27 @@ class Submitted:
     events: tuple[JobEvent, ...] = ()
 
 
-def _queued_job(data: JobCreate, default_max_retries: int, now: datetime) -> Submitted:
-    job = Job(
+def new_job_row(
+    data: JobCreate, status: JobStatus, last_event_seq: int, default_max_retries: int, now: datetime
+) -> Job:
+    """The row of a job just submitted, in `status`, with `last_event_seq` events to follow."""
+    return Job(
         youtube_url=data.youtube_url,
         job_type=data.job_type,
         priority=data.priority,
-        status=JobStatus.queued,
+        status=status,
         options=data.options.model_dump(mode="json"),
         max_retries=default_max_retries if data.max_retries is None else data.max_retries,
         idempotency_key=data.idempotency_key,
-        last_event_seq=2,
+        last_event_seq=last_event_seq,
         created_at=now,
         updated_at=now,
-        queued_at=now,
+        queued_at=now if status == JobStatus.queued else None,
     )
+
+
+def _queued_job(data: JobCreate, default_max_retries: int, now: datetime) -> Submitted:
+    job = new_job_row(data, JobStatus.queued, 2, default_max_retries, now)
     # Each event carries the status and progress it was written with (as `transition`'s do),
     # so the `created` event reads as pending though the row is already queued.
     created = JobEvent(
