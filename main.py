@@ -1,8 +1,9 @@
 """`make serve` / `python main.py`: start a local Ray instance (or join RAY_ADDRESS), deploy
 vpa, serve until SIGINT (Ctrl-C) or SIGTERM (what Docker and Kubernetes send).
 
-Listens on API_HOST:API_PORT (default http://127.0.0.1:8000). The Ray dashboard for
-monitoring runs at http://127.0.0.1:8265 when Ray is started here.
+Listens on API_HOST:API_PORT (default http://127.0.0.1:8000): HAProxy, Ray Serve's HAProxy
+ingress, forwarding to the Ingress replicas (INGRESS_PROXY=serve: Serve's Python proxy).
+The Ray dashboard for monitoring runs at http://127.0.0.1:8265 when Ray is started here.
 
 Ray: with RAY_ADDRESS set (Ray's own variable) vpa joins that cluster; without it vpa always
 starts its own local Ray instance (`address="local"`), whatever else runs on the machine. A
@@ -133,6 +134,7 @@ def serve_until_stopped(signals: StopSignals) -> None:
     from ray import serve
 
     from config.logging import setup_logging
+    from config.ray_env import serve_env
     from serve_app import build_app, load_settings
     from storage.db import upgrade_database
 
@@ -145,6 +147,9 @@ def serve_until_stopped(signals: StopSignals) -> None:
     if signals.stopped:
         return
     here = os.path.dirname(os.path.abspath(__file__))
+    # Serve's own variables (INGRESS_PROXY): a local instance's processes inherit them from
+    # here; a cluster keeps those its nodes were started with (docs/deploy.md).
+    os.environ.update(serve_env(settings))
     runtime_env = {"env_vars": {"PYTHONPATH": here, "HF_HUB_OFFLINE": "1"}}
     init_args: dict[str, Any] = {"namespace": settings.ray_namespace, "runtime_env": runtime_env}
     address = os.environ.get("RAY_ADDRESS") or None

@@ -58,6 +58,9 @@ def start_cluster() -> tuple[Any, int]:
     from ray import serve
     from ray.cluster_utils import Cluster
 
+    from tests.integration.conftest import use_ingress_proxy
+
+    use_ingress_proxy("haproxy")  # the nodes' processes inherit Serve's variables
     cluster = Cluster(
         initialize_head=True, head_node_args={"num_cpus": 2, "resources": {"head": 10}}
     )

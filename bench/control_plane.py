@@ -71,10 +71,11 @@ jobs/s below 1 means vpa completes fewer):
 1. Submit latency: {clients} workers, each its own `httpx.AsyncClient` (one keep-alive
    connection), POST `/api/v1/jobs/` with `{{"youtube_url": <1-s clip on the loopback media
    server>, "job_type": "audio_extraction"}}` back to back, {requests} timed requests each
-   after 2 untimed warm-up requests; time from send to the 201 response. vpa: Serve proxy →
-   Ingress replica (URL policy check) → coordinator actor (`create_job`, publish, queued
-   transition, dispatch) → back. Bare: FastAPI on uvicorn, `JobCreate` validation, one
-   `JobRepository.create_job` in `asyncio.to_thread`, own SQLite file (WAL). With the default
+   after 2 untimed warm-up requests; time from send to the 201 response. vpa: HAProxy
+   (INGRESS_PROXY; or Serve's proxy actor) → Ingress replica (URL policy check) →
+   coordinator actor (`create_job`, publish, queued transition, dispatch) → back. Bare:
+   FastAPI on uvicorn, `JobCreate` validation, one `JobRepository.create_job` in
+   `asyncio.to_thread`, own SQLite file (WAL). With the default
    `--submit-url hang` the jobs point at the media server's `/hang/clip.mp4` (answers after
    10 s), so the 3 job slots sit idle in I/O and the figure is the control plane's alone,
    not ffmpeg competing for the 2 cores; the queue is cleared afterwards.
@@ -93,11 +94,12 @@ jobs/s below 1 means vpa completes fewer):
    `/ws/jobs/broadcast`; {ws_jobs} jobs submitted one after another; each `job_update` of
    those jobs is timed from its `data.updated_at` (the server's clock when the event was
    written) to its receipt. vpa's path: coordinator DB write → ProgressHub actor →
-   the replica's long-poll listener → per-socket queues → Serve proxy → client. Bare: one
-   POST (insert + in-process broadcast to every socket) at each of vpa's event times
-   (same count, same offsets), same clients and measurement, while the batch's jobs run
-   in the figure-2 process pool beside it (so both sides share the 2 cores with ffmpeg and
-   yt-dlp; the pool finishes its jobs sooner than vpa, so its load is more bunched).
+   the replica's long-poll listener → per-socket queues → HAProxy (or Serve's proxy
+   actor) → client. Bare: one POST (insert + in-process broadcast to every socket) at each
+   of vpa's event times (same count, same offsets), same clients and measurement, while
+   the batch's jobs run in the figure-2 process pool beside it (so both sides share the 2
+   cores with ffmpeg and yt-dlp; the pool finishes its jobs sooner than vpa, so its load
+   is more bunched).
 """
 
 
@@ -115,7 +117,8 @@ def run_text(args: argparse.Namespace, report: Report) -> list[str]:
         f"uvicorn {uvicorn.__version__}",
         f"- vpa settings: MAX_CONCURRENT_JOBS={args.max_concurrent_jobs}, SQLite (WAL) in a temp "
         "dir, ALLOW_PRIVATE_URLS=true, other settings at their defaults (LOG_LEVEL=INFO, "
-        f"PROGRESS_PERSIST_INTERVAL_S=0.5); {args.ingress_replicas} Ingress replica(s); "
+        f"PROGRESS_PERSIST_INTERVAL_S=0.5); INGRESS_PROXY={args.ingress_proxy}; "
+        f"{args.ingress_replicas} Ingress replica(s); "
         f"Serve deployments: {deployed}; Ray CPUs={ray_cpus}",
         f"- run: jobs={args.jobs}, submit clients={args.submit_clients} x "
         f"{args.submit_requests} requests, WebSocket clients={args.ws_clients}, "
@@ -170,6 +173,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--submit-url", choices=("hang", "clip"), default="hang")
     p.add_argument("--ingress-replicas", type=int, default=1)
     p.add_argument(
+        "--ingress-proxy",
+        choices=("haproxy", "serve"),
+        default="haproxy",
+        help="INGRESS_PROXY: HAProxy (the default) or Serve's Python proxy actor",
+    )
+    p.add_argument(
         "--with-models",
         action="store_true",
         help="also deploy the Transcriber and Analyzer (unused by audio_extraction jobs)",
@@ -218,7 +227,10 @@ async def run(args: argparse.Namespace, tmp: Path, report: Report) -> Service:
         log("starting Ray, Serve and vpa ...")
         t0 = time.perf_counter()
         settings = service_settings(
-            tmp / "vpa", NAMESPACE, max_concurrent_jobs=args.max_concurrent_jobs
+            tmp / "vpa",
+            NAMESPACE,
+            max_concurrent_jobs=args.max_concurrent_jobs,
+            ingress_proxy=args.ingress_proxy,
         )
         replicas = args.ingress_replicas if args.ingress_replicas != 1 else None
         service = Service(settings, args.num_cpus, replicas, args.with_models)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,6 +37,10 @@ def service_settings(tmp: Path, namespace: str, **overrides: Any) -> Any:
             log_file=str(tmp / "vpa.log"),
             allow_private_urls=True,
             ray_namespace=namespace,
+            # free ports: a benchmark may run beside the tests' own Ray instance
+            haproxy_stats_port=free_port(),
+            haproxy_metrics_port=free_port(),
+            ingress_drain_s=1.0,  # the benchmark's end need not wait
             **overrides,
         )
     )
@@ -61,11 +66,13 @@ class Service:
         import ray
         from ray import serve
 
+        from config.ray_env import serve_env
         from serve_app import app_from_settings
         from storage.db import create_db_engine
 
         self.settings = settings
         self.port = free_port()
+        os.environ.update(serve_env(settings))  # Ray's processes inherit INGRESS_PROXY's
         ray.init(
             address="local",  # a new instance of our own, never a running `ray start` head
             num_cpus=num_cpus,

@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     # HTTP
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # What listens on API_PORT: "haproxy" (Ray Serve's HAProxy ingress: HAProxy, in C,
+    # forwards each connection straight to an Ingress replica's own port) or "serve" (Serve's
+    # Python proxy actor, which relays every request and WebSocket message over Ray).
+    # config/ray_env.py turns it into Ray Serve's environment variables.
+    ingress_proxy: Literal["haproxy", "serve"] = "haproxy"
+    # HAProxy's statistics page (/stats) and Prometheus exporter (/metrics) ports.
+    haproxy_stats_port: int = Field(default=8404, ge=1, le=65535)
+    haproxy_metrics_port: int = Field(default=9101, ge=1, le=65535)
+    # With HAProxy: seconds an Ingress replica that is stopping keeps serving, so that HAProxy
+    # has moved its new connections elsewhere first (Serve's own default is 30).
+    ingress_drain_s: float = Field(default=5.0, ge=0, le=600)
 
     # Storage
     database_url: str = "sqlite:///./data/vpa.db"

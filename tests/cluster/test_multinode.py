@@ -26,7 +26,13 @@ from ray.cluster_utils import Cluster
 from storage.artifacts import job_prefix
 from storage.stores import open_store, storage_config
 from tests.cluster.conftest import start_ray
-from tests.integration.conftest import VpaApp, close_clients, deploy, make_settings
+from tests.integration.conftest import (
+    VpaApp,
+    close_clients,
+    deploy,
+    make_settings,
+    use_ingress_proxy,
+)
 
 STAGE_RESOURCES = {"fetch": {"fetcher": 1}, "clips": {"gpu_node": 1}, "subtitles": {"head": 1}}
 
@@ -54,6 +60,7 @@ class FetcherHolder:
 def nodes(
     tmp_path_factory: pytest.TempPathFactory, postgres_server: Any, s3_server: Any
 ) -> Iterator[ThreeNodes]:
+    use_ingress_proxy("haproxy")  # the nodes' processes inherit Serve's variables
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 2, "resources": {"head": 10, "fetcher": 1}},

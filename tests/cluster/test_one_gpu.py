@@ -19,7 +19,7 @@ from tests.integration.conftest import VpaApp, close_clients, deploy, make_setti
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VpaApp]:
-    port = start_ray(num_cpus=4, num_gpus=1)
+    port = start_ray("serve", num_cpus=4, num_gpus=1)  # Serve's Python proxy: INGRESS_PROXY=serve
     try:
         tmp: Path = tmp_path_factory.mktemp("one-gpu")
         settings = make_settings(tmp, enable_gpu=True, max_concurrent_jobs="auto")

@@ -22,6 +22,7 @@ import ray
 from ray import serve
 
 from actors.job_coordinator import COORDINATOR_PREFIX, HUB_NAME
+from config.ray_env import serve_env
 from config.settings import Settings
 from serve_app import absolute_paths, app_from_settings
 
@@ -41,8 +42,31 @@ def http_port() -> int:
     return _free_port()
 
 
+def use_ingress_proxy(proxy: str = "haproxy") -> dict[str, str]:
+    """Put Serve's variables for INGRESS_PROXY=`proxy` (config/ray_env.py) in this process's
+    environment, for the Ray instance started next: its processes inherit them. HAProxy's
+    statistics and Prometheus ports are free ones, so a benchmark's Ray instance started
+    beside the tests' does not collide with it."""
+    settings = Settings(
+        _env_file=None,
+        ingress_proxy=proxy,
+        haproxy_stats_port=_free_port(),
+        haproxy_metrics_port=_free_port(),
+        ingress_drain_s=1.0,  # stopping replicas: the tests' teardowns need not wait 5 s
+    )
+    env = serve_env(settings)
+    os.environ.update(env)
+    return env
+
+
 @pytest.fixture(scope="session")
-def ray_cluster(http_port: int) -> Iterator[None]:
+def ingress_env() -> dict[str, str]:
+    """The session's Serve variables: HAProxy in front, as `make serve` runs it."""
+    return use_ingress_proxy("haproxy")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(http_port: int, ingress_env: dict[str, str]) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(
         address="local",  # never a cluster a `ray start` on this machine left behind

@@ -67,6 +67,9 @@ def vpa_env(tmp: Path, port: int) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         HF_HUB_OFFLINE="1",
         RAY_USAGE_STATS_ENABLED="0",
+        # HAProxy's own ports, free ones: the tests' Ray instance holds others meanwhile
+        HAPROXY_STATS_PORT=str(_free_port()),
+        HAPROXY_METRICS_PORT=str(_free_port()),
     )
     return env
 

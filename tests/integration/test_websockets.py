@@ -8,11 +8,14 @@ progress to report) to the end.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -203,3 +206,22 @@ def test_updates_survive_a_progress_hub_restart(app: VpaApp, media_server: Any) 
     finally:
         hold.release()
     check_stream(messages)
+
+
+def test_haproxy_holds_the_port_and_forwards_to_each_replica(
+    app: VpaApp, ingress_env: dict[str, str]
+) -> None:
+    """INGRESS_PROXY=haproxy, the default: HAProxy's statistics list both Ingress replicas
+    as its servers, both up and both reached, and nothing went through its fallback server
+    (Serve's Python proxy actor)."""
+    for _ in range(4):
+        assert app.client.get("/health").status_code == 200
+    port = ingress_env["RAY_SERVE_HAPROXY_STATS_PORT"]
+    text = httpx.get(f"http://127.0.0.1:{port}/stats;csv", timeout=10).text
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("# "))))
+    servers = [r for r in rows if r["svname"] not in ("FRONTEND", "BACKEND")]
+    replicas = [r for r in servers if "-Ingress-" in r["svname"]]
+    assert len(replicas) == 2, servers
+    assert all(r["status"] == "UP" and int(r["stot"]) > 0 for r in replicas), replicas
+    fallback = [r for r in servers if "PROXY_ACTOR" in r["svname"]]
+    assert fallback and all(int(r["stot"]) == 0 for r in fallback), fallback
