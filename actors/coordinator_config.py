@@ -20,6 +20,7 @@ class CoordinatorConfig:
     retry_backoff_max_s: float = 300.0
     cancel_grace_s: float = 3.0
     progress_persist_interval_s: float = 0.5
+    db_outage_max_s: float = 300.0  # how long a running job's write waits for the database
     fetch_options: FetchOptions = field(default_factory=FetchOptions)
 
 

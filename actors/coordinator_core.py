@@ -9,7 +9,8 @@ attempt. Rules it keeps:
   job's next sequence number) before it is published;
 - at most `max_concurrent_jobs` jobs run; higher priority first, FIFO within a priority;
 - a job waiting for a retry is held back until its `next_attempt_at`;
-- on start it rebuilds the queue from the database (`recover`);
+- on start it rebuilds the queue from the database (`recover`), and again once the database
+  is back after an outage (actors/db_outage.py); commands meanwhile fail (HTTP 503);
 - every database call runs in one thread (`DbThread`), in order, never on the event loop;
   submissions are written in batches (`SubmitBatcher`): job + created + queued events each.
 """
@@ -27,9 +28,10 @@ from uuid import UUID
 
 from actors.clock import Clock, LoopTimer, Timer, TimerHandle
 from actors.coordinator_config import CoordinatorConfig
+from actors.db_outage import OutageRetry, OutageWatch
 from actors.db_thread import DbThread
 from actors.errors import JobConflict, JobNotFound
-from actors.job_queue import JobQueue
+from actors.job_queue import JobQueue, queue_report
 from actors.job_runner import JobRunner
 from actors.messages import update_message
 from actors.running_job import JobWriter, Publisher, RunningJob
@@ -44,7 +46,6 @@ from storage.schemas import JobCreate
 from storage.submissions import Submitted
 
 log = logging.getLogger("vpa.coordinator")
-STATUS_IDS = 100  # job ids per list in `queue_status`; its counts cover every job
 
 
 class CoordinatorCore:
@@ -66,13 +67,15 @@ class CoordinatorCore:
         self.config = config
         self._publish = publish
         self.db = DbThread()
-        self._write = JobWriter(repo, self.db, now, publish)
-        self._submissions = SubmitBatcher(
-            repo, self.db, now, lambda: self.config.default_max_retries, self._submitted
-        )
         self._now = now
         self._clock = clock
         self._timer = timer or LoopTimer()
+        retry = OutageRetry(self._timer, clock, lambda: self.config.db_outage_max_s)
+        self._write = JobWriter(repo, self.db, now, publish, retry)
+        self._submissions = SubmitBatcher(
+            repo, self.db, now, lambda: self.config.default_max_retries, self._submitted
+        )
+        self._outage = OutageWatch(self.db.run, repo.count_by_status, self.recover, self._timer)
         self.queue = JobQueue()
         self._runner = JobRunner(
             repo=repo,
@@ -85,6 +88,7 @@ class CoordinatorCore:
             on_finished=self._release,
             clock=clock,
             timer=self._timer,
+            on_db_down=self._outage.down,
         )
         self._delayed: dict[str, TimerHandle] = {}
         self._slots = WorkerSlots(config.max_concurrent_jobs)
@@ -102,6 +106,10 @@ class CoordinatorCore:
         """Recent delays from a slot's taking to its job's first stage_started write."""
         return self._runner.dispatch_overhead_s
 
+    def saw_outage(self, exc: BaseException) -> bool:
+        """True if `exc` is an unreachable database; the queue is then rebuilt once it is back."""
+        return self._outage.saw(exc)
+
     def _spawn_requeue(self, job_id: str) -> None:
         """`_requeue` in a task the core holds until it ends (a timer's callback)."""
         task = asyncio.get_running_loop().create_task(self._requeue(job_id))
@@ -112,6 +120,7 @@ class CoordinatorCore:
         """Start nothing more and stop the core's own tasks (not the running attempts)."""
         self.queue_running = False
         await self._submissions.close()
+        await self._outage.close()
         tasks = [t for t in (self._dispatcher, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -133,14 +142,14 @@ class CoordinatorCore:
 
     # ----------------------------------------------------------------- recovery
     async def recover(self) -> int:
-        """Rebuild the queue from the database after a start or a restart."""
+        """Rebuild the queue from the database after a start, a restart or an outage."""
         count = 0
         jobs = await self.db.run(
             self.repo.jobs_with_status, [JobStatus.pending, JobStatus.queued, JobStatus.processing]
         )
         for job in jobs:
             job_id = str(job.id)
-            if job_id in self.running or job_id in self.queue:
+            if job_id in self.running or job_id in self.queue or job_id in self._delayed:
                 continue
             if job.status == JobStatus.processing:
                 done = ", ".join(job.stage_outputs or {}) or "none"
@@ -190,7 +199,12 @@ class CoordinatorCore:
     async def _requeue(self, job_id: str) -> None:
         """Queue a job whose retry is due, if it still waits for it."""
         self._delayed.pop(job_id, None)
-        job = await self.db.run(self.repo.get_job, UUID(job_id))
+        try:
+            job = await self.db.run(self.repo.get_job, UUID(job_id))
+        except Exception as exc:
+            if self._outage.saw(exc):  # still queued in the database: `recover` finds it
+                return
+            raise
         if job is None or job.status != JobStatus.queued:
             return
         self.queue.push(job_id, job.priority, job.queued_at)
@@ -296,7 +310,6 @@ class CoordinatorCore:
             count += written is not None
         return count
 
-    # ----------------------------------------------------------------- progress
     def should_stop(self, job_id: str, attempt: int) -> bool:
         """Whether a stage task of `attempt` should stop: cancelled, or no longer current."""
         return self._runner.should_stop(job_id, attempt)
@@ -321,8 +334,10 @@ class CoordinatorCore:
             slot = self._slots.take()
             try:
                 started = await self._start(job_id, slot)
-            except Exception:
+            except Exception as exc:
                 self._slots.untake(slot)
+                if self._outage.saw(exc):  # the queue is rebuilt once the database is back
+                    break
                 log.exception(
                     "job %s could not be started; it stays queued in the database", job_id
                 )
@@ -369,29 +384,16 @@ class CoordinatorCore:
         self._slots.release(run.slot, run.job_id, self._now())
         self._dispatch()
 
-    # ----------------------------------------------------------------- status
     def queue_status(self) -> dict[str, Any]:
         """The queue's counts, its first jobs (`STATUS_IDS` per list), the running jobs."""
-        return {
-            "queue_running": self.queue_running,
-            "max_concurrent_jobs": self.config.max_concurrent_jobs,
-            "queued": len(self.queue) + len(self._delayed),
-            "queued_count_by_priority": {
-                str(k): v for k, v in sorted(self.queue.count_by_priority().items(), reverse=True)
-            },
-            "queued_by_priority": {
-                str(k): v
-                for k, v in sorted(self.queue.by_priority(STATUS_IDS).items(), reverse=True)
-            },
-            "queued_order": self.queue.ordered(STATUS_IDS),
-            "waiting_for_retry": sorted(self._delayed)[:STATUS_IDS],
-            "running": [
-                {"job_id": r.job_id, "stage": r.stage, "slot": r.slot, "attempt": r.attempt}
-                for r in sorted(self.running.values(), key=lambda r: r.slot)
-            ],
-            "running_count": len(self.running),
-            "available_slots": len(self._slots),
-        }
+        return queue_report(
+            self.queue,
+            self._delayed,
+            self.running.values(),
+            free_slots=len(self._slots),
+            limit=self.config.max_concurrent_jobs,
+            queue_running=self.queue_running,
+        )
 
     def workers(self) -> list[dict[str, Any]]:
         """Each worker slot: busy with which job and stage, or idle since when."""

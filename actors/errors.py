@@ -11,6 +11,7 @@ from pipeline.errors import (
     StageCancelled,
     WorkerCrashed,
 )
+from storage.db import unreachable_reason
 
 
 class CoordinatorError(Exception):
@@ -26,6 +27,17 @@ class CoordinatorError(Exception):
 
 class JobNotFound(CoordinatorError):
     status_code = 404
+
+
+class DatabaseUnavailable(CoordinatorError):
+    """The coordinator could not reach the database for a command (HTTP 503, Retry-After)."""
+
+    status_code = 503
+
+
+def unavailable_detail(exc: BaseException) -> str:
+    """What a client is told while the database is unreachable, with the driver's reason."""
+    return f"the database is unavailable, try again shortly ({unreachable_reason(exc)})"
 
 
 class JobConflict(CoordinatorError):

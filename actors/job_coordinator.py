@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import ray
 
 from actors.coordinator_config import CoordinatorConfig, auto_concurrency
 from actors.coordinator_core import CoordinatorCore
+from actors.errors import DatabaseUnavailable, unavailable_detail
 from actors.progress import ProgressHub, PublishQueue
 from actors.ray_stage_runner import RayStageRunner
 from actors.stage_task import ServeModels
@@ -45,6 +47,7 @@ def config_from_settings(settings: Settings) -> CoordinatorConfig:
         retry_backoff_max_s=settings.retry_backoff_max_s,
         cancel_grace_s=settings.cancel_grace_s,
         progress_persist_interval_s=settings.progress_persist_interval_s,
+        db_outage_max_s=settings.db_outage_max_s,
         fetch_options=FetchOptions(
             allow_private_urls=settings.allow_private_urls,
             max_download_bytes=settings.max_download_bytes,
@@ -95,6 +98,17 @@ class JobCoordinatorActor:
             log.warning("progress hub unreachable; getting a new one")
             self._hub = get_hub(self._settings)
 
+    @contextlib.contextmanager
+    def _database(self) -> Iterator[None]:
+        """A command that found the database unreachable raises `DatabaseUnavailable` (the
+        ingress answers 503 with Retry-After); the core rebuilds its queue once it is back."""
+        try:
+            yield
+        except Exception as exc:
+            if self._core.saw_outage(exc):
+                raise DatabaseUnavailable(unavailable_detail(exc)) from exc
+            raise
+
     async def _ensure_started(self) -> None:
         """Start publishing, and recover the queue once, on the first call; calls meanwhile
         wait for it, and a recovery that failed is tried again by the next call."""
@@ -103,7 +117,8 @@ class JobCoordinatorActor:
         if self._recovery is None:
             self._recovery = asyncio.get_running_loop().create_task(self._core.recover())
             self._recovery.add_done_callback(self._recovered)
-        await asyncio.shield(self._recovery)
+        with self._database():
+            await asyncio.shield(self._recovery)
 
     def _recovered(self, task: asyncio.Task[int]) -> None:
         if task.cancelled() or task.exception() is not None:
@@ -142,26 +157,31 @@ class JobCoordinatorActor:
 
     async def submit(self, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         await self._ensure_started()
-        job, created = await self._core.submit(JobCreate.model_validate(data))
+        with self._database():
+            job, created = await self._core.submit(JobCreate.model_validate(data))
         return JobPublic.model_validate(job).model_dump(mode="json"), created
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         await self._ensure_started()
-        job = await self._core.cancel(job_id)
+        with self._database():
+            job = await self._core.cancel(job_id)
         return JobPublic.model_validate(job).model_dump(mode="json")
 
     async def retry(self, job_id: str) -> dict[str, Any]:
         await self._ensure_started()
-        job = await self._core.retry(job_id)
+        with self._database():
+            job = await self._core.retry(job_id)
         return JobPublic.model_validate(job).model_dump(mode="json")
 
     async def delete(self, job_id: str) -> None:
         await self._ensure_started()
-        await self._core.delete(job_id)
+        with self._database():
+            await self._core.delete(job_id)
 
     async def clear_queue(self) -> int:
         await self._ensure_started()
-        return await self._core.clear_queue()
+        with self._database():
+            return await self._core.clear_queue()
 
     async def should_stop(self, job_id: str, attempt: int) -> bool:
         return self._core.should_stop(job_id, attempt)

@@ -1,4 +1,5 @@
-"""The priority queue the coordinator dispatches from: a plain class, no Ray.
+"""The priority queue the coordinator dispatches from (a plain class, no Ray), and the
+queue status the coordinator reports (`queue_report`).
 
 Higher priority first; first in, first out within a priority (by the time the job was
 queued, then by insertion order). Removal by id is O(1) (lazy deletion), so cancelling a
@@ -10,9 +11,14 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from actors.running_job import RunningJob
+
+STATUS_IDS = 100  # job ids per list in `queue_report`; its counts cover every job
 
 
 @dataclass(order=True)
@@ -87,3 +93,36 @@ class JobQueue:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def queue_report(
+    queue: JobQueue,
+    delayed: Collection[str],
+    running: Iterable[RunningJob],
+    *,
+    free_slots: int,
+    limit: int,
+    queue_running: bool,
+) -> dict[str, Any]:
+    """The coordinator's queue status: counts, the first `STATUS_IDS` ids of each list
+    (`delayed`: the jobs waiting out a retry's backoff), the running attempts."""
+    ordered = sorted(running, key=lambda r: r.slot)
+    return {
+        "queue_running": queue_running,
+        "max_concurrent_jobs": limit,
+        "queued": len(queue) + len(delayed),
+        "queued_count_by_priority": {
+            str(k): v for k, v in sorted(queue.count_by_priority().items(), reverse=True)
+        },
+        "queued_by_priority": {
+            str(k): v for k, v in sorted(queue.by_priority(STATUS_IDS).items(), reverse=True)
+        },
+        "queued_order": queue.ordered(STATUS_IDS),
+        "waiting_for_retry": sorted(delayed)[:STATUS_IDS],
+        "running": [
+            {"job_id": r.job_id, "stage": r.stage, "slot": r.slot, "attempt": r.attempt}
+            for r in ordered
+        ],
+        "running_count": len(ordered),
+        "available_slots": free_slots,
+    }

@@ -12,7 +12,10 @@
 - progress from a stage task is persisted at most every `progress_persist_interval_s`;
   reports from a stale attempt or a finished stage are dropped;
 - a retryable failure is retried with exponential backoff up to the job's max_retries
-  (`on_retry` holds it back for the delay); otherwise the job fails;
+  (`on_retry` holds it back for the delay); otherwise the job fails (actors/job_endings.py);
+- the attempt's writes wait out a database outage (actors/db_outage.py); one that outlasts
+  `db_outage_max_s` leaves the job `processing`, written as it was, and calls `on_db_down`:
+  the coordinator resumes it from its checkpoints once the database is back;
 - however the attempt ends, the runner drops it and calls `on_finished` to free its slot.
 """
 
@@ -22,14 +25,15 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from actors.clock import Clock, LoopTimer, Timer, finished_within
-from actors.coordinator_config import CoordinatorConfig, backoff_s
+from actors.coordinator_config import CoordinatorConfig
+from actors.db_outage import DatabaseDown
 from actors.errors import classify_failure
 from actors.job_artifacts import JobArtifacts
+from actors.job_endings import JobEndings
 from actors.running_job import JobWriter, RunningJob
 from actors.stage_runner import StageRunner
 from config.logging import JobLogger, bind_job, job_logger
@@ -37,6 +41,7 @@ from pipeline.errors import PipelineError, StageCancelled, StageTimeout
 from pipeline.options import stage_options
 from pipeline.stages import StageInput, StageOutput, overall_progress
 from storage.artifacts import ArtifactStore
+from storage.db import database_unreachable, unreachable_reason
 from storage.models import EventType, Job, JobStatus
 from storage.repository import JobRepository
 
@@ -47,9 +52,10 @@ KILL_WAIT_S = 10.0  # after the kill, the longest a cancel waits for the attempt
 class JobRunner:
     """Runs dispatched attempts and holds them while they run (`running`).
 
-    It calls back into the coordinator twice: `on_retry(job_id, delay_s)` once a retry has
-    been written, to hold the job back for its backoff, and `on_finished(run)` once an ended
-    attempt has been dropped, to give its slot back. `clock` and `timer` measure and wait out
+    It calls back into the coordinator: `on_retry(job_id, delay_s)` once a retry has been
+    written, to hold the job back for its backoff; `on_finished(run)` once an ended attempt
+    has been dropped, to give its slot back; `on_db_down()` once it gave an attempt up to a
+    database outage. `clock` and `timer` measure and wait out
     the job timeout, the cancel grace periods and the progress throttle.
     """
 
@@ -65,6 +71,7 @@ class JobRunner:
         on_finished: Callable[[RunningJob], None],
         clock: Clock = time.monotonic,
         timer: Timer | None = None,
+        on_db_down: Callable[[], None] = lambda: None,
     ) -> None:
         self.repo = repo
         self.artifacts = JobArtifacts(repo, store)
@@ -72,8 +79,10 @@ class JobRunner:
         self._stages = stages
         self._write = write
         self._now = now
-        self._on_retry = on_retry
         self._on_finished = on_finished
+        self._on_db_down = on_db_down
+        self._retry = write.retry
+        self._endings = JobEndings(repo, write, lambda: self.config, now, on_retry)
         self._clock = clock
         self._timer = timer or LoopTimer()
         self.running: dict[str, RunningJob] = {}
@@ -172,8 +181,11 @@ class JobRunner:
 
     def _progress_written(self, job_id: str, task: asyncio.Task[Job | None]) -> None:
         self._progress_writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            job_logger(job_id).warning("progress write failed", exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None and database_unreachable(exc):
+            job_logger(job_id).warning("progress not written: %s", unreachable_reason(exc))
+        elif exc is not None:
+            job_logger(job_id).warning("progress write failed", exc_info=exc)
 
     # ----------------------------------------------------------------- one attempt
     async def _run(self, run: RunningJob, job: Job, freed_at: float) -> None:
@@ -181,24 +193,33 @@ class JobRunner:
         log = job_logger(run.job_id)
         log.info("attempt %d started (stages: %s)", run.attempt, " -> ".join(run.chain))
         try:
+            await self._attempt(run, job, freed_at, log)
+        except DatabaseDown as exc:
+            log.error("%s; the job stays processing and resumes once it is back", exc)
+            self._on_db_down()
+        finally:
+            self._finish(run)
+
+    async def _attempt(self, run: RunningJob, job: Job, freed_at: float, log: JobLogger) -> None:
+        try:
             await self._run_stages(run, job, freed_at, log)
-            await self._complete(run)
+            await self._endings.complete(run)
             log.info("completed")
         except StageCancelled:
             await self.artifacts.sweep_quietly(run.job_id)
-            await self._finish_cancelled(run)
+            await self._endings.cancelled(run)
             log.info("cancelled")
         except PipelineError as err:
             await self.artifacts.sweep_quietly(run.job_id)
-            await self._fail_or_retry(run, err, log)
-        except asyncio.CancelledError:
+            await self._endings.fail_or_retry(run, err, log)
+        except (asyncio.CancelledError, DatabaseDown):
             raise
         except Exception as exc:  # a bug in the coordinator itself: fail the job, keep serving
+            if database_unreachable(exc):  # a database call not made through `_retry`
+                raise DatabaseDown(f"the database is unreachable: {exc}") from exc
             log.exception("internal error")
             await self.artifacts.sweep_quietly(run.job_id)
-            await self._fail_or_retry(run, classify_failure(exc), log)
-        finally:
-            self._finish(run)
+            await self._endings.fail_or_retry(run, classify_failure(exc), log)
 
     async def _run_stages(self, run: RunningJob, job: Job, freed_at: float, log: JobLogger) -> None:
         """Run the stages of the chain not yet checkpointed, in order, each bracketed by its
@@ -223,6 +244,7 @@ class JobRunner:
                 stage=stage,
                 message=f"{stage} started",
                 expected={JobStatus.processing},
+                until_up=True,
             )
             if first_stage:
                 self.dispatch_overhead_s.append(self._clock() - freed_at)
@@ -232,8 +254,14 @@ class JobRunner:
             output = await self._run_stage(run, stage, self._stage_input(job, checkpoints))
             elapsed = self._clock() - t0
             self._drop_progress(run)
-            await self._db.run(self.artifacts.register, run.job_id, stage, output)
-            await asyncio.to_thread(self.artifacts.sweep, run.job_id)
+            await self._retry(
+                functools.partial(self._db.run, self.artifacts.register, run.job_id, stage, output),
+                f"the {stage} artifacts of job {run.job_id}",
+            )
+            await self._retry(
+                functools.partial(asyncio.to_thread, self.artifacts.sweep, run.job_id),
+                f"the artifact sweep of job {run.job_id}",
+            )
             checkpoints[stage] = output.checkpoint
             timings[stage] = round(elapsed, 4)
             run.done.add(stage)
@@ -314,84 +342,5 @@ class JobRunner:
                 "bytes_out": output.bytes_out,  # into it
             },
             expected={JobStatus.processing},
-        )
-
-    async def _complete(self, run: RunningJob) -> None:
-        await self._write(
-            run.job_id,
-            EventType.completed,
-            {
-                "status": JobStatus.completed,
-                "progress": 100.0,
-                "current_stage": None,
-                "completed_at": self._now(),
-                "status_message": "completed",
-                "error_message": None,
-                "error_code": None,
-            },
-            message="completed",
-            expected={JobStatus.processing},
-        )
-
-    async def _finish_cancelled(self, run: RunningJob) -> None:
-        await self._write(
-            run.job_id,
-            EventType.cancelled,
-            {
-                "status": JobStatus.cancelled,
-                "completed_at": self._now(),
-                "status_message": "cancelled",
-            },
-            stage=run.stage,
-            message=f"cancelled during {run.stage}" if run.stage else "cancelled",
-            expected={JobStatus.processing},
-        )
-
-    async def _fail_or_retry(self, run: RunningJob, err: PipelineError, log: JobLogger) -> None:
-        job = await self._db.run(self.repo.get_job, UUID(run.job_id))
-        if job is None:
-            return
-        if err.retryable and job.retry_count < job.max_retries:
-            number = job.retry_count + 1
-            delay = backoff_s(self.config, number)
-            due = self._now() + timedelta(seconds=delay)
-            log.warning(
-                "stage %s failed (%s); retry %d in %.1f s", run.stage, err.code, number, delay
-            )
-            written = await self._write(
-                run.job_id,
-                EventType.retry_scheduled,
-                {
-                    "status": JobStatus.queued,
-                    "retry_count": number,
-                    "queued_at": self._now(),
-                    "next_attempt_at": due,
-                    "current_stage": None,
-                    "error_message": err.message,
-                    "error_code": err.code,
-                    "status_message": f"retry {number} of {job.max_retries} in {delay:.1f} s",
-                },
-                stage=run.stage,
-                message=f"{err.message} (retry {number} of {job.max_retries} in {delay:.1f} s)",
-                data={"retry": number, "delay_s": delay, "error_code": err.code},
-                expected={JobStatus.processing},
-            )
-            if written is not None:
-                self._on_retry(run.job_id, delay)
-            return
-        log.warning("failed in stage %s: %s (%s)", run.stage, err.message, err.code)
-        await self._write(
-            run.job_id,
-            EventType.failed,
-            {
-                "status": JobStatus.failed,
-                "completed_at": self._now(),
-                "error_message": err.message,
-                "error_code": err.code,
-                "status_message": "failed",
-            },
-            stage=run.stage,
-            message=err.message,
-            data={"error_code": err.code, "retryable": err.retryable},
-            expected={JobStatus.processing},
+            until_up=True,
         )

@@ -11,10 +11,11 @@ from typing import Any
 from uuid import UUID
 
 from actors.clock import TimerHandle
+from actors.db_outage import OutageRetry
 from actors.db_thread import DbThread
 from actors.messages import update_message
 from actors.stage_runner import StageHandle
-from storage.models import EventType, Job, JobStatus
+from storage.models import EventType, Job, JobEvent, JobStatus
 from storage.repository import JobRepository
 
 Publisher = Callable[[str, int, dict[str, Any]], None]
@@ -23,15 +24,23 @@ Publisher = Callable[[str, int, dict[str, Any]], None]
 class JobWriter:
     """The one way job state is written: the change and its numbered event in one
     transaction (the status guard refusing it returns None), in the database thread `db`,
-    then the event published to live clients."""
+    then the event published to live clients. With `until_up`, a write that finds the
+    database unreachable is tried again by `retry` (actors/db_outage.py), and is never
+    written twice: a try whose commit landed unanswered is found, not repeated."""
 
     def __init__(
-        self, repo: JobRepository, db: DbThread, now: Callable[[], datetime], publish: Publisher
+        self,
+        repo: JobRepository,
+        db: DbThread,
+        now: Callable[[], datetime],
+        publish: Publisher,
+        retry: OutageRetry,
     ) -> None:
         self.repo = repo
         self.db = db
         self._now = now
         self.publish = publish
+        self.retry = retry
 
     async def __call__(
         self,
@@ -43,23 +52,48 @@ class JobWriter:
         message: str | None = None,
         data: dict[str, Any] | None = None,
         expected: set[JobStatus] | None = None,
+        until_up: bool = False,
     ) -> Job | None:
-        written = await self.db.run(
-            self.repo.transition,
-            UUID(job_id),
-            event=event,
-            fields=fields or {},
-            stage=stage,
-            message=message,
-            data=data,
-            now=self._now(),
-            expected_status=expected,
-        )
+        async def write() -> tuple[Job, JobEvent] | None:
+            return await self.db.run(
+                self.repo.transition,
+                UUID(job_id),
+                event=event,
+                fields=fields or {},
+                stage=stage,
+                message=message,
+                data=data,
+                now=self._now(),
+                expected_status=expected,
+            )
+
+        async def landed() -> tuple[Job, JobEvent] | None:
+            return await self.db.run(_last_write, self.repo, UUID(job_id), (event, stage, message))
+
+        if until_up:
+            written = await self.retry(write, f"{event.value} of job {job_id}", landed)
+        else:
+            written = await write()
         if written is None:
             return None
         job, ev = written
         self.publish(job_id, ev.seq, update_message(job_id, ev, job))
         return job
+
+
+def _last_write(
+    repo: JobRepository, job_id: UUID, what: tuple[EventType, str | None, str | None]
+) -> tuple[Job, JobEvent] | None:
+    """The job and its newest event if that event is `what` (type, stage, message): a
+    write that landed though its try failed. Run in the database thread, so no other write
+    of the coordinator's comes between its two reads."""
+    job = repo.get_job(job_id)
+    if job is None:
+        return None
+    newest = repo.list_events(job_id, after_seq=job.last_event_seq - 1)
+    if newest and (newest[-1].type, newest[-1].stage, newest[-1].message) == what:
+        return job, newest[-1]
+    return None
 
 
 @dataclass

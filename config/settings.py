@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = Field(default=300.0, ge=0)
     cancel_grace_s: float = Field(default=3.0, ge=0)
     progress_persist_interval_s: float = Field(default=0.5, ge=0)
+    # How long a running job's state writes wait for an unreachable database before the
+    # coordinator gives the attempt up (the job stays processing and resumes once it is back).
+    db_outage_max_s: float = Field(default=300.0, ge=0)
     # Accepted for compatibility with the seed; the queue is event-driven and ignores it.
     queue_poll_interval: float = Field(default=1.0, ge=0)
 

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError, WebSocketRequestValidatio
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from actors.errors import CoordinatorError
+from actors.errors import CoordinatorError, unavailable_detail
 from deployments.routes import artifacts, downloads, jobs, system, ws
 from deployments.services import CoordinatorUnavailable, IngressServices
 from deployments.urls import API_PREFIX
@@ -48,7 +48,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def coordinator_error(_: Request, exc: CoordinatorError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail})
+    # 503: the coordinator could not reach the database (`DatabaseUnavailable`)
+    headers = {"Retry-After": "1"} if exc.status_code == 503 else None
+    return JSONResponse(
+        status_code=exc.status_code, content={"detail": exc.detail}, headers=headers
+    )
 
 
 async def coordinator_unavailable(_: Request, exc: CoordinatorUnavailable) -> JSONResponse:
@@ -58,10 +62,9 @@ async def coordinator_unavailable(_: Request, exc: CoordinatorUnavailable) -> JS
 async def database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
     # The database is down or unreachable (restarting, failed over, network): a client
     # should try again shortly, so 503, never a 500 with a driver traceback.
-    reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
     return JSONResponse(
         status_code=503,
-        content={"detail": f"the database is unavailable, try again shortly ({reason[:200]})"},
+        content={"detail": unavailable_detail(exc)},
         headers={"Retry-After": "1"},
     )
 

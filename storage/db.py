@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
 from storage.migrations.runner import upgrade_to_head
@@ -38,8 +39,30 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached now (down, restarting, a dropped
+    connection, every pooled connection busy), rather than that a statement is wrong: what
+    is worth trying again once the database is back."""
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    import psycopg  # a driver error that escaped SQLAlchemy's wrapping
+
+    return isinstance(exc, psycopg.OperationalError)
+
+
+def unreachable_reason(exc: BaseException) -> str:
+    """The first line of the driver's message for `exc` (which server, what failed)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines() or [type(orig).__name__]
+    return lines[0][:200]
+
+
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for `url` ("sqlite:///path.db", "postgresql://...", ...) with our settings."""
+    """An engine for `url` ("sqlite:///path.db", "postgresql://...", ...) with our settings.
+    On PostgreSQL, `pool_pre_ping` tests a pooled connection before handing it out, so after
+    the server restarts the dead connections are replaced instead of failing a query."""
     sa_url = make_url(normalise_url(url))
     if sa_url.get_backend_name() == "sqlite":
         return _sqlite_engine(sa_url, echo)

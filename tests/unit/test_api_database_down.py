@@ -5,19 +5,22 @@ not exist, so each query fails in the driver the way it does while the server is
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from actors.errors import DatabaseUnavailable
 from config.settings import Settings
 from deployments.api import create_app
 from deployments.services import IngressServices
-from storage.db import create_db_engine
+from storage.db import create_db_engine, init_db
 from storage.repository import JobRepository
 from storage.stores import StorageConfig, open_store
 from tests.unit.test_api import FakeCoordinator, FakeHub
 
 JOB = "00000000-0000-0000-0000-000000000001"
+URL = "http://127.0.0.1/v.mp4"
 
 
 @pytest.fixture
@@ -52,4 +55,42 @@ def test_reads_answer_503_while_the_database_is_down(client: TestClient, path: s
     assert r.status_code == 503, r.text
     assert r.json()["detail"].startswith("the database is unavailable, try again shortly (")
     assert "no-server" in r.json()["detail"]  # the driver's reason: which server it tried
+    assert r.headers["retry-after"] == "1"
+
+
+class _CoordinatorWithoutDatabase(FakeCoordinator):
+    """What the coordinator actor raises for a command while the database is down."""
+
+    async def call(self, method: str, *args: Any) -> Any:
+        raise DatabaseUnavailable("the database is unavailable, try again shortly (refused)")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/jobs/", {"youtube_url": URL, "job_type": "audio_extraction"}),
+        ("POST", f"/api/v1/jobs/{JOB}/cancel", None),
+        ("DELETE", "/api/v1/jobs/queue/clear", None),
+    ],
+)
+def test_commands_answer_503_while_the_coordinator_cannot_reach_the_database(
+    tmp_path: Path, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'vpa.db'}")
+    init_db(engine)
+    repo = JobRepository(engine)
+    services = IngressServices(
+        settings=Settings(_env_file=None, allow_private_urls=True),
+        repo=repo,
+        store=open_store(
+            StorageConfig(artifact_url=(tmp_path / "a").as_uri(), scratch_dir=str(tmp_path))
+        ),
+        coordinator=_CoordinatorWithoutDatabase(repo),  # type: ignore[arg-type]
+        hub=FakeHub(),
+        replica_id="r1",
+    )
+    client = TestClient(create_app(services), raise_server_exceptions=False)
+    r = client.request(method, path, json=body)
+    assert r.status_code == 503, r.text
+    assert r.json()["detail"] == "the database is unavailable, try again shortly (refused)"
     assert r.headers["retry-after"] == "1"

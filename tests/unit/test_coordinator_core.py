@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 
 from actors.coordinator_config import CoordinatorConfig
-from actors.coordinator_core import STATUS_IDS
 from actors.errors import JobConflict
+from actors.job_queue import STATUS_IDS
 from pipeline.errors import MediaError, WorkerCrashed
 from pipeline.stages import StageOutput
 from storage.models import JobStatus, JobType

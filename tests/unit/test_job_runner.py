@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from actors.coordinator_config import CoordinatorConfig
+from actors.db_outage import OutageRetry
 from actors.db_thread import DbThread
 from actors.job_runner import INTERRUPT_GRACE_S, JobRunner
 from actors.running_job import JobWriter, RunningJob
@@ -241,7 +242,8 @@ async def test_the_runner_alone_reports_a_retry_and_gives_its_slot_back(tmp_path
     retries: list[tuple[str, float]] = []
     finished: list[RunningJob] = []
 
-    write = JobWriter(h.repo, DbThread(), clock.now, lambda *_: None)  # nobody listens here
+    retry = OutageRetry(clock, clock.monotonic, lambda: 300.0)
+    write = JobWriter(h.repo, DbThread(), clock.now, lambda *_: None, retry)  # nobody listens
 
     runner = JobRunner(
         h.repo,
