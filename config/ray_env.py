@@ -22,9 +22,15 @@ def serve_env(settings: Settings) -> dict[str, str]:
     HAPROXY_METRICS_PORT; a stopping Ingress replica keeps serving INGRESS_DRAIN_S seconds.
     "serve": Serve's Python proxy actor.
     """
+    # Replicas run their code on their own event loop, the one that also serves their
+    # sockets (Serve's throughput-optimized setting), not on a second thread whose every
+    # message to a socket crosses threads: a WebSocket update reached 200 clients 4x sooner.
+    # vpa's replicas never block their loop (model work runs in executor threads).
+    common = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
     if settings.ingress_proxy == "serve":
-        return {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
+        return {**common, "RAY_SERVE_ENABLE_HA_PROXY": "0"}
     return {
+        **common,
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.haproxy_stats_port),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.haproxy_metrics_port),

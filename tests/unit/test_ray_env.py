@@ -12,6 +12,7 @@ from config.settings import Settings
 def test_haproxy_is_the_default_with_its_ports() -> None:
     env = serve_env(Settings(_env_file=None, haproxy_stats_port=18404, haproxy_metrics_port=19101))
     assert env == {
+        "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_HAPROXY_STATS_PORT": "18404",
         "RAY_SERVE_HAPROXY_METRICS_PORT": "19101",
@@ -21,7 +22,8 @@ def test_haproxy_is_the_default_with_its_ports() -> None:
 
 def test_serve_proxy_turns_haproxy_off() -> None:
     assert serve_env(Settings(_env_file=None, ingress_proxy="serve")) == {
-        "RAY_SERVE_ENABLE_HA_PROXY": "0"
+        "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+        "RAY_SERVE_ENABLE_HA_PROXY": "0",
     }
 
 
