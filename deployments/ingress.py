@@ -39,7 +39,11 @@ def build_services(
 @serve.deployment(
     name="Ingress",
     ray_actor_options={"num_cpus": 0.1},
-    max_ongoing_requests=1000,
+    # Every open WebSocket holds one of these for as long as it is open: 10,000 leave room
+    # for thousands of live clients and the requests beside them. Past that, requests wait
+    # in a bounded queue, and past that Serve answers 503 at once instead of letting them hang.
+    max_ongoing_requests=10_000,
+    max_queued_requests=1_000,
     health_check_period_s=5,
 )
 @serve.ingress()
