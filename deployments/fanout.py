@@ -50,6 +50,14 @@ class Subscriber:
         self.queue: asyncio.Queue[Update | None] = asyncio.Queue(maxsize=queue_size)
         self.dropped = False
 
+    async def take(self) -> list[Update | None]:
+        """The next update (waiting for one) and every one queued behind it: a socket that
+        fell behind catches up in one wake-up instead of one per message."""
+        items = [await self.queue.get()]
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        return items
+
     def offer(self, message: Update) -> bool:
         if self.dropped:
             return False

@@ -159,12 +159,17 @@ async def _pump_job(
 
 
 async def _pump_broadcast(ws: WebSocket, sub: Subscriber, timeout_s: float) -> None:
+    """What is queued goes out together, under one timeout per message it holds."""
     while True:
-        update = await sub.queue.get()
-        if update is None:
+        batch = await sub.take()
+        updates = [u for u in batch if u is not None]
+        if updates:
+            async with asyncio.timeout(timeout_s * len(updates)):
+                for update in updates:
+                    await ws.send_text(update.text)
+        if len(updates) < len(batch):  # the wake-up sentinel: the queue overflowed
             await _close(ws, CLOSE_TOO_SLOW, "client too slow")
             return
-        await _send_text(ws, update.text, timeout_s)
 
 
 @router.websocket("/ws/jobs/broadcast")

@@ -13,7 +13,7 @@ import pytest
 from actors.coordinator_config import CoordinatorConfig, backoff_s
 from actors.job_queue import JobQueue
 from actors.progress import BROADCAST, ProgressHubCore, ProgressLog
-from deployments.fanout import Fanout
+from deployments.fanout import Fanout, Subscriber, Update
 
 
 def msg(job: str, seq: int) -> dict[str, Any]:
@@ -131,6 +131,21 @@ async def test_fanout_delivers_in_order_and_drops_only_the_slow_subscriber() -> 
     fan.unsubscribe(fast)
     fan.unsubscribe(slow)
     assert fan.counts()["total"] == 0
+
+
+async def test_take_returns_everything_queued_in_order_then_waits() -> None:
+    sub = Subscriber(BROADCAST, queue_size=3)
+    updates = [Update(seq, msg("a", seq), json.dumps(msg("a", seq))) for seq in range(1, 5)]
+    assert sub.offer(updates[0]) and sub.offer(updates[1])
+    assert await sub.take() == updates[:2]
+    waiting = asyncio.ensure_future(sub.take())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # nothing queued: it waits for the next update
+    assert sub.offer(updates[2])
+    assert await asyncio.wait_for(waiting, 5) == [updates[2]]
+    for update in updates:  # one more than fits: the oldest goes, the close sentinel comes
+        sub.offer(update)
+    assert await sub.take() == [updates[1], updates[2], None]
 
 
 async def test_fanout_picks_up_new_channels_without_waiting_for_the_poll() -> None:
