@@ -32,6 +32,26 @@ class LoopTimer:
         return asyncio.get_running_loop().call_later(delay_s, callback)
 
 
+def _expiry(timer: Timer, delay_s: float) -> tuple[asyncio.Future[None], TimerHandle]:
+    """A future that `timer` completes after `delay_s`, and the handle that cancels that."""
+    expired: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def expire() -> None:
+        if not expired.done():
+            expired.set_result(None)
+
+    return expired, timer.call_later(delay_s, expire)
+
+
+async def sleep_on(timer: Timer, delay_s: float) -> None:
+    """Wait `delay_s` on `timer` (the event loop's, or a test's fake one)."""
+    expired, handle = _expiry(timer, delay_s)
+    try:
+        await expired
+    finally:
+        handle.cancel()
+
+
 async def finished_within(fut: asyncio.Future[Any], timeout_s: float, timer: Timer) -> bool:
     """Wait until `fut` is done or `timeout_s` has passed on `timer`; True if it is done.
 
@@ -40,13 +60,7 @@ async def finished_within(fut: asyncio.Future[Any], timeout_s: float, timer: Tim
     """
     if fut.done() or timeout_s <= 0:
         return fut.done()
-    expired: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def expire() -> None:
-        if not expired.done():
-            expired.set_result(None)
-
-    handle = timer.call_later(timeout_s, expire)
+    expired, handle = _expiry(timer, timeout_s)
     try:
         await asyncio.wait({fut, expired}, return_when=asyncio.FIRST_COMPLETED)
     finally:

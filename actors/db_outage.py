@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from actors.clock import Clock, Timer
+from actors.clock import Clock, Timer, sleep_on
 from storage.db import database_unreachable, unreachable_reason
 
 T = TypeVar("T")
@@ -38,21 +38,6 @@ class DatabaseDown(Exception):
 def retry_delay_s(tries: int) -> float:
     """The wait after the `tries`-th failed try (1-based)."""
     return float(min(RETRY_FIRST_S * 2 ** max(tries - 1, 0), RETRY_MAX_S))
-
-
-async def sleep_on(timer: Timer, delay_s: float) -> None:
-    """Wait `delay_s` on `timer` (the event loop's, or a test's fake one)."""
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def wake() -> None:
-        if not done.done():
-            done.set_result(None)
-
-    handle = timer.call_later(delay_s, wake)
-    try:
-        await done
-    finally:
-        handle.cancel()
 
 
 class OutageRetry:

@@ -13,7 +13,6 @@ from actors.running_job import JobWriter, RunningJob
 from config.logging import JobLogger
 from pipeline.errors import PipelineError
 from storage.models import EventType, JobStatus
-from storage.repository import JobRepository
 
 
 class JobEndings:
@@ -22,13 +21,11 @@ class JobEndings:
 
     def __init__(
         self,
-        repo: JobRepository,
         write: JobWriter,
         config: Callable[[], CoordinatorConfig],
         now: Callable[[], datetime],
         on_retry: Callable[[str, float], None],
     ) -> None:
-        self.repo = repo
         self._write = write
         self._config = config
         self._now = now
@@ -68,9 +65,9 @@ class JobEndings:
         )
 
     async def fail_or_retry(self, run: RunningJob, err: PipelineError, log: JobLogger) -> None:
-        db = self._write.db
+        db, repo = self._write.db, self._write.repo
         job = await self._write.retry(
-            lambda: db.run(self.repo.get_job, UUID(run.job_id)), f"the job {run.job_id}"
+            lambda: db.run(repo.get_job, UUID(run.job_id)), f"the job {run.job_id}"
         )
         if job is None:
             return

@@ -82,7 +82,7 @@ class JobRunner:
         self._on_finished = on_finished
         self._on_db_down = on_db_down
         self._retry = write.retry
-        self._endings = JobEndings(repo, write, lambda: self.config, now, on_retry)
+        self._endings = JobEndings(write, lambda: self.config, now, on_retry)
         self._clock = clock
         self._timer = timer or LoopTimer()
         self.running: dict[str, RunningJob] = {}
