@@ -134,7 +134,7 @@ def serve_until_stopped(signals: StopSignals) -> None:
     from ray import serve
 
     from config.logging import setup_logging
-    from config.ray_env import serve_env
+    from config.ray_env import ray_env
     from serve_app import build_app, load_settings
     from storage.db import upgrade_database
 
@@ -147,9 +147,10 @@ def serve_until_stopped(signals: StopSignals) -> None:
     if signals.stopped:
         return
     here = os.path.dirname(os.path.abspath(__file__))
-    # Serve's own variables (INGRESS_PROXY): a local instance's processes inherit them from
-    # here; a cluster keeps those its nodes were started with (docs/deploy.md).
-    os.environ.update(serve_env(settings))
+    # Ray's and Serve's own variables (INGRESS_PROXY, idle stage workers kept): a local
+    # instance's processes inherit them from here; a cluster keeps those its nodes were
+    # started with (docs/deploy.md).
+    os.environ.update(ray_env(settings))
     runtime_env = {"env_vars": {"PYTHONPATH": here, "HF_HUB_OFFLINE": "1"}}
     init_args: dict[str, Any] = {"namespace": settings.ray_namespace, "runtime_env": runtime_env}
     address = os.environ.get("RAY_ADDRESS") or None

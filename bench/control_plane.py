@@ -71,7 +71,9 @@ jobs/s below 1 means vpa completes fewer):
 1. Submit latency: {clients} workers, each its own `httpx.AsyncClient` (one keep-alive
    connection), POST `/api/v1/jobs/` with `{{"youtube_url": <1-s clip on the loopback media
    server>, "job_type": "audio_extraction"}}` back to back, {requests} timed requests each
-   after 2 untimed warm-up requests; time from send to the 201 response. vpa: HAProxy
+   after 2 untimed warm-up requests; time from send to the 201 response. Before them a job
+   goes into each of vpa's slots and the timing waits until the machine is idle again
+   (their stage workers started). vpa: HAProxy
    (INGRESS_PROXY; or Serve's proxy actor) → Ingress replica (URL policy check) →
    coordinator actor (`create_job`, publish, queued transition, dispatch) → back. Bare:
    FastAPI on uvicorn, `JobCreate` validation, one `JobRepository.create_job` in
@@ -91,7 +93,8 @@ jobs/s below 1 means vpa completes fewer):
    floor beside it is the bare app's server-side `create_job` time (one insert of a job
    and its event) with one client at a time, as the coordinator is the only writer.
 3. WebSocket latency: {ws} clients (`websockets`, one asyncio process) on
-   `/ws/jobs/broadcast`; {ws_jobs} jobs submitted one after another; each `job_update` of
+   `/ws/jobs/broadcast`; after MAX_CONCURRENT_JOBS untimed jobs (vpa warmed as the pool
+   is), {ws_jobs} jobs submitted one after another; each `job_update` of
    those jobs is timed from its `data.updated_at` (the server's clock when the event was
    written) to its receipt. vpa's path: coordinator DB write → ProgressHub actor →
    the replica's long-poll listener → per-socket queues → HAProxy (or Serve's proxy

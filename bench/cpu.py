@@ -177,6 +177,15 @@ def busy_cores(sample_s: float = 5.0) -> float:
     return (machine_busy_s() - before) / sample_s
 
 
+def wait_until_idle(max_s: float, busy_limit: float = 0.5, sample_s: float = 0.5) -> float:
+    """Wait, at most `max_s`, until the machine keeps fewer than `busy_limit` cores busy
+    over `sample_s`; the last figure."""
+    deadline = time.monotonic() + max_s
+    while (busy := busy_cores(sample_s)) >= busy_limit and time.monotonic() < deadline:
+        pass
+    return busy
+
+
 def wait_for_quiet(max_wait_s: float, busy_limit: float, notes: list[str]) -> None:
     """Wait until no other Ray instance runs here and the machine is nearly idle (under
     `busy_limit` cores busy over 5 s), checking every 30 s, for at most `max_wait_s`."""

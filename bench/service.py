@@ -66,13 +66,13 @@ class Service:
         import ray
         from ray import serve
 
-        from config.ray_env import serve_env
+        from config.ray_env import ray_env
         from serve_app import app_from_settings
         from storage.db import create_db_engine
 
         self.settings = settings
         self.port = free_port()
-        os.environ.update(serve_env(settings))  # Ray's processes inherit INGRESS_PROXY's
+        os.environ.update(ray_env(settings, num_cpus))  # Ray's processes inherit them
         ray.init(
             address="local",  # a new instance of our own, never a running `ray start` head
             num_cpus=num_cpus,

@@ -1,15 +1,38 @@
-"""Ray Serve's own environment variables for vpa's settings.
+"""Ray's and Ray Serve's own environment variables for vpa's settings.
 
-Ray Serve reads these when its processes start (the controller and every replica), not
-from a call: whoever starts Ray puts them in its environment first (`main.py` for a local
-instance, the test and benchmark fixtures for theirs). A cluster vpa joins (RAY_ADDRESS)
-keeps the environment its nodes were started with: set the same variables there
-(docs/deploy.md).
+Ray reads these when its processes start (the raylet, Serve's controller and every
+replica), not from a call: whoever starts Ray puts them in its environment first (`main.py`
+for a local instance, the test and benchmark fixtures for theirs). A cluster vpa joins
+(RAY_ADDRESS) keeps the environment its nodes were started with: set the same variables
+there (docs/deploy.md).
 """
 
 from __future__ import annotations
 
+import os
+
 from config.settings import Settings
+
+
+def ray_env(settings: Settings, num_cpus: int | None = None) -> dict[str, str]:
+    """Everything below, for a Ray instance of `num_cpus` CPUs (default: this machine's)."""
+    return {**serve_env(settings), **worker_env(settings, num_cpus)}
+
+
+def worker_env(settings: Settings, num_cpus: int | None = None) -> dict[str, str]:
+    """How many idle worker processes the raylet keeps (`RAY_num_workers_soft_limit`).
+
+    Every stage of a job runs as a Ray task in a pooled worker process, and a new worker
+    first spends about a CPU-second importing Ray and the pipeline. Ray keeps only as many
+    idle workers as the node has CPUs and kills the others after a second idle, so with
+    more job slots than CPUs (3 slots on a 2-core machine) every lull killed a warm worker
+    and the next job paid for a new one. One idle worker per job slot, and one more for a
+    job moving from one stage to the next, stay; never fewer than Ray's own default.
+    """
+    cpus = max(num_cpus or os.cpu_count() or 1, 1)
+    limit = settings.max_concurrent_jobs
+    slots = cpus if limit == "auto" else limit  # "auto" is one job per CPU
+    return {"RAY_num_workers_soft_limit": str(max(cpus, slots + 1))}
 
 
 def serve_env(settings: Settings) -> dict[str, str]:

@@ -26,7 +26,7 @@ def start_ray(ingress_proxy: str = "haproxy", **init: Any) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     options: dict[str, Any] = {}
     if "address" not in init:  # a new instance of our own, never a stale `ray start` head
-        use_ingress_proxy(ingress_proxy)
+        use_ingress_proxy(ingress_proxy, init.get("num_cpus"))
         options = {"address": "local", "include_dashboard": False}
     ray.init(
         namespace=NAMESPACE,

@@ -22,12 +22,13 @@ import ray
 from ray import serve
 
 from actors.job_coordinator import COORDINATOR_PREFIX, HUB_NAME
-from config.ray_env import serve_env
+from config.ray_env import ray_env
 from config.settings import Settings
 from serve_app import absolute_paths, app_from_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "vpa-test"
+RAY_CPUS = 8  # declared to the shared test instance: more than this machine has
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
@@ -42,11 +43,12 @@ def http_port() -> int:
     return _free_port()
 
 
-def use_ingress_proxy(proxy: str = "haproxy") -> dict[str, str]:
-    """Put Serve's variables for INGRESS_PROXY=`proxy` (config/ray_env.py) in this process's
-    environment, for the Ray instance started next: its processes inherit them. HAProxy's
-    statistics and Prometheus ports are free ones, so a benchmark's Ray instance started
-    beside the tests' does not collide with it."""
+def use_ingress_proxy(proxy: str = "haproxy", num_cpus: int | None = None) -> dict[str, str]:
+    """Put vpa's Ray and Serve variables (config/ray_env.py) for INGRESS_PROXY=`proxy` and
+    a Ray instance of `num_cpus` CPUs in this process's environment, for the Ray instance
+    started next: its processes inherit them. HAProxy's statistics and Prometheus ports are
+    free ones, so a benchmark's Ray instance started beside the tests' does not collide
+    with it."""
     settings = Settings(
         _env_file=None,
         ingress_proxy=proxy,
@@ -54,7 +56,7 @@ def use_ingress_proxy(proxy: str = "haproxy") -> dict[str, str]:
         haproxy_metrics_port=_free_port(),
         ingress_drain_s=1.0,  # stopping replicas: the tests' teardowns need not wait 5 s
     )
-    env = serve_env(settings)
+    env = ray_env(settings, num_cpus)
     os.environ.update(env)
     return env
 
@@ -62,7 +64,7 @@ def use_ingress_proxy(proxy: str = "haproxy") -> dict[str, str]:
 @pytest.fixture(scope="session")
 def ingress_env() -> dict[str, str]:
     """The session's Serve variables: HAProxy in front, as `make serve` runs it."""
-    return use_ingress_proxy("haproxy")
+    return use_ingress_proxy("haproxy", RAY_CPUS)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +72,7 @@ def ray_cluster(http_port: int, ingress_env: dict[str, str]) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(
         address="local",  # never a cluster a `ray start` on this machine left behind
-        num_cpus=8,
+        num_cpus=RAY_CPUS,
         num_gpus=4,  # declared, not real: GPU placement is testable on a CPU machine
         namespace=NAMESPACE,
         include_dashboard=False,
