@@ -160,38 +160,75 @@ class Fanout:
         return True
 
     async def run(self) -> None:
-        """Long-poll the hub forever; restart the poll when the set of channels changes."""
-        while True:
-            self._changed.clear()
-            cursors = dict(self._cursors)
-            if not cursors:  # no socket follows anything: no polling at all
-                await self._changed.wait()
-                continue
-            poll = asyncio.ensure_future(self._listen(cursors, self._poll_timeout_s, self._epoch))
-            changed = asyncio.ensure_future(self._changed.wait())
-            try:
-                done, _ = await asyncio.wait({poll, changed}, return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:
+        """Long-poll the hub forever; restart the poll when the set of channels changes.
+
+        The next poll goes out before a poll's messages go to the sockets: a message the
+        hub gets while this replica is still sending the last ones waits in the hub for a
+        poll already there, not for the sends (hundreds of socket tasks on this loop) to
+        finish before the next poll is even asked for."""
+        poll: asyncio.Future[dict[str, Any]] | None = None
+        try:
+            while True:
+                if self._changed.is_set() and poll is not None:
+                    poll.cancel()  # the channels changed: ask again for the new set
+                    poll = None
+                self._changed.clear()
+                if not self._cursors:  # no socket follows anything: no polling at all
+                    if poll is not None:
+                        poll.cancel()
+                        poll = None
+                    await self._changed.wait()
+                    continue
+                if poll is None:
+                    poll = self._poll()
+                changed: asyncio.Future[Any] = asyncio.ensure_future(self._changed.wait())
+                try:
+                    done, _ = await asyncio.wait(
+                        {poll, changed}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    changed.cancel()
+                if poll not in done:
+                    continue
+                finished, poll = poll, None
+                try:
+                    result = finished.result()
+                except Exception:
+                    log.warning("progress hub poll failed; retrying", exc_info=True)
+                    await asyncio.sleep(0.5)
+                    continue
+                channels = self._accept(result)
+                if self._cursors and not self._changed.is_set():
+                    poll = self._poll()
+                for channel, items in channels.items():
+                    if channel in self._cursors:
+                        self._deliver(channel, items)
+        except asyncio.CancelledError:
+            if poll is not None:
                 poll.cancel()
-                changed.cancel()
-                raise
-            changed.cancel()
-            if poll not in done:
-                poll.cancel()
-                continue
-            try:
-                result = poll.result()
-            except Exception:
-                log.warning("progress hub poll failed; retrying", exc_info=True)
-                await asyncio.sleep(0.5)
-                continue
-            epoch = result.get("epoch")
-            if self._epoch is not None and epoch != self._epoch and BROADCAST in self._cursors:
-                self._cursors[BROADCAST] = 0  # the hub restarted: its broadcast seq restarted
-            self._epoch = epoch
-            for channel, head in result.get("heads", {}).items():
-                if channel in self._cursors:
-                    self._cursors[channel] = head  # the broadcast starts at "now", not history
-            for channel, items in result["channels"].items():
-                if channel in self._cursors:
-                    self._deliver(channel, items)
+            raise
+
+    def _poll(self) -> asyncio.Future[dict[str, Any]]:
+        try:
+            answer = self._listen(dict(self._cursors), self._poll_timeout_s, self._epoch)
+        except Exception as exc:  # refused before it was sent: the loop retries it
+            failed: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+        return asyncio.ensure_future(answer)
+
+    def _accept(self, result: dict[str, Any]) -> dict[str, list[tuple[int, Message]]]:
+        """Take a poll's answer: the hub's epoch and heads, every channel's cursor moved
+        past what it brought; returns the messages, not yet delivered."""
+        epoch = result.get("epoch")
+        if self._epoch is not None and epoch != self._epoch and BROADCAST in self._cursors:
+            self._cursors[BROADCAST] = 0  # the hub restarted: its broadcast seq restarted
+        self._epoch = epoch
+        for channel, head in result.get("heads", {}).items():
+            if channel in self._cursors:
+                self._cursors[channel] = head  # the broadcast starts at "now", not history
+        channels: dict[str, list[tuple[int, Message]]] = result["channels"]
+        for channel, items in channels.items():
+            if channel in self._cursors and items:
+                self._cursors[channel] = max(self._cursors[channel], items[-1][0])
+        return channels

@@ -52,15 +52,24 @@ router = APIRouter(tags=["websockets"], dependencies=[Depends(bind_request_job)]
 def hub_fanout(services: IngressServices) -> Fanout:
     """The replica's fan-out, polling the progress hub and reporting its socket counts."""
 
-    async def listen(
+    def listen(
         cursors: dict[str, int], timeout_s: float, epoch: str | None
-    ) -> dict[str, Any]:
+    ) -> Awaitable[dict[str, Any]]:
         try:
-            result: dict[str, Any] = await services.hub.listen.remote(cursors, timeout_s, epoch)
-            return result
+            ref = services.hub.listen.remote(cursors, timeout_s, epoch)  # sent now, not awaited
         except Exception:
             services.refresh_hub()
             raise
+
+        async def answer() -> dict[str, Any]:
+            try:
+                result: dict[str, Any] = await ref
+                return result
+            except Exception:
+                services.refresh_hub()
+                raise
+
+        return answer()
 
     def report(counts: dict[str, Any]) -> None:
         services.hub.report_connections.remote(services.replica_id, counts)

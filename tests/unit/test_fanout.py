@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -163,6 +164,31 @@ async def test_fanout_picks_up_new_channels_without_waiting_for_the_poll() -> No
     await _stop(runner)
     assert item is not None and item.seq == 1
     assert json.loads(item.text) == msg("late", 1)  # encoded once, for every socket
+
+
+async def test_the_next_poll_goes_out_before_the_messages_go_to_the_sockets() -> None:
+    hub = ProgressHubCore()
+    sent: list[tuple[dict[str, int], int]] = []  # each poll's cursors, messages then queued
+    subs: list[Subscriber] = []
+    asked = asyncio.Event()
+
+    def listen(
+        cursors: dict[str, int], timeout_s: float, epoch: str | None
+    ) -> Awaitable[dict[str, Any]]:
+        sent.append((dict(cursors), sum(s.queue.qsize() for s in subs)))  # as it is sent
+        asked.set()
+        return hub.listen(cursors, timeout_s, epoch)
+
+    fan = Fanout(listen, lambda _: None, poll_timeout_s=3600.0)
+    runner = asyncio.ensure_future(fan.run())
+    subs.append(fan.subscribe("a", start_seq=0))
+    await asyncio.wait_for(asked.wait(), 5)
+    hub.publish("a", 1, msg("a", 1))
+    item = await asyncio.wait_for(subs[0].queue.get(), 5)
+    await _stop(runner)
+    assert item is not None and item.seq == 1
+    # the second poll asked past message 1 before message 1 reached the socket's queue
+    assert sent == [({"a": 0}, 0), ({"a": 1}, 0)]
 
 
 def test_job_queue_priority_then_fifo() -> None:
