@@ -43,6 +43,10 @@ APP_NAME = "vpa"
 POLL_S = 0.5
 
 
+class StartRefused(Exception):
+    """A setting this service must not start with (the message says which and why)."""
+
+
 class StopSignals:
     """The first SIGTERM or SIGINT. Later ones change nothing: `make` forwards a SIGTERM
     that a kill of the whole process group has already delivered, and the shutdown must
@@ -139,6 +143,9 @@ def serve_until_stopped(signals: StopSignals) -> None:
     from storage.db import upgrade_database
 
     settings = load_settings()
+    exposure = settings.anonymous_exposure()
+    if exposure is not None:
+        raise StartRefused(exposure)
     setup_logging(settings, role="main")  # an unwritable LOG_FILE fails here, before Ray
     if signals.stopped:
         return
@@ -192,7 +199,7 @@ def main() -> int:
     signals.install()
     try:
         serve_until_stopped(signals)
-    except SchemaError as exc:
+    except (SchemaError, StartRefused) as exc:
         print(f"vpa cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     print(f"vpa stopped ({signals.name})", flush=True)

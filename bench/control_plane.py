@@ -57,7 +57,8 @@ from bench.common import (
     wait_http,
     write_section,
 )
-from bench.control_figures import Report, figure_submit, figure_throughput, figure_ws
+from bench.control_figures import Report, figure_submit, figure_throughput
+from bench.control_ws import figure_ws
 from bench.media import media_server
 from bench.queue_scale import figure_queue_scale
 from bench.service import Service, service_settings

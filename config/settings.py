@@ -8,6 +8,7 @@ singleton would silently diverge between processes.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,17 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+MIN_ADMIN_KEY_CHARS = 16
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (API_HOST) is reachable from this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost, or 0.0.0.0-style wildcards: not loopback
 
 
 class Settings(BaseSettings):
@@ -47,6 +59,12 @@ class Settings(BaseSettings):
     # With HAProxy: seconds an Ingress replica that is stopping keeps serving, so that HAProxy
     # has moved its new connections elsewhere first (Serve's own default is 30).
     ingress_drain_s: float = Field(default=5.0, ge=0, le=600)
+
+    # Authentication: ADMIN_API_KEY turns API keys on (the admin key itself; the admin makes
+    # the others at /api/v1/keys). Without it anyone who reaches the port is the admin, which
+    # main.py refuses on a non-loopback API_HOST unless ALLOW_ANONYMOUS=true says so.
+    admin_api_key: str | None = Field(default=None, repr=False)
+    allow_anonymous: bool = False
 
     # Storage
     database_url: str = "sqlite:///./data/vpa.db"
@@ -150,6 +168,18 @@ class Settings(BaseSettings):
             raise ValueError("max_concurrent_jobs must be 1-1000 or 'auto'")
         return value
 
+    @field_validator("admin_api_key", mode="before")
+    @classmethod
+    def _admin_key(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip() or None  # ADMIN_API_KEY= (empty) means off
+        if isinstance(value, str) and len(value) < MIN_ADMIN_KEY_CHARS:
+            raise ValueError(
+                f"admin_api_key must be at least {MIN_ADMIN_KEY_CHARS} characters "
+                "(e.g. the output of `openssl rand -hex 32`)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _replica_bounds(self) -> Settings:
         for name in ("transcriber", "analyzer"):
@@ -160,6 +190,17 @@ class Settings(BaseSettings):
                     f"{name}_min_replicas ({low}) is above {name}_max_replicas ({high})"
                 )
         return self
+
+    def anonymous_exposure(self) -> str | None:
+        """Why `make serve` must not start: reachable from other machines with no keys."""
+        if self.admin_api_key is not None or self.allow_anonymous or is_loopback(self.api_host):
+            return None
+        return (
+            f"API_HOST={self.api_host} lets other machines reach the API and ADMIN_API_KEY is "
+            "not set, so anyone could see, cancel and delete every job. Set ADMIN_API_KEY "
+            "(at least 16 characters) to require API keys, or ALLOW_ANONYMOUS=true to serve "
+            "anyone who reaches the port."
+        )
 
     @property
     def effective_log_level(self) -> str:

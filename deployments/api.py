@@ -17,14 +17,15 @@ import math
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from actors.errors import CoordinatorError, unavailable_detail
-from deployments.routes import artifacts, downloads, jobs, system, ws
+from deployments.auth import authenticate
+from deployments.routes import artifacts, downloads, jobs, keys, system, ws
 from deployments.services import CoordinatorUnavailable, IngressServices
 from deployments.urls import API_PREFIX
 from pipeline.errors import PolicyError
@@ -124,14 +125,18 @@ def create_app(services: IngressServices) -> FastAPI:
     app.state.services = services
     app.state.fanout = ws.hub_fanout(services)
 
-    # The order is the OpenAPI schema's order: keep it when adding a router.
-    api = APIRouter(prefix=API_PREFIX)
+    # The order is the OpenAPI schema's order: keep it when adding a router. Every API and
+    # WebSocket route needs a key once ADMIN_API_KEY is set (deployments/auth.py); /health
+    # and the docs stay open.
+    signed_in = [Depends(authenticate)]
+    api = APIRouter(prefix=API_PREFIX, dependencies=signed_in)
     api.include_router(jobs.router)
     api.include_router(artifacts.router)
     api.include_router(system.router)
     api.include_router(jobs.aliases)
     api.include_router(downloads.router)
+    api.include_router(keys.router)
     app.include_router(api)
-    app.include_router(ws.router)
+    app.include_router(ws.router, dependencies=signed_in)
     app.include_router(system.health_router)
     return app

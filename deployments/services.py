@@ -8,6 +8,7 @@ keeps it alive between requests so queued work resumes without waiting for a cli
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import ray.exceptions as rex
 
 from actors.job_coordinator import get_coordinator, get_hub
 from config.settings import Settings
+from storage.api_keys import ApiKeyRepository
 from storage.artifacts import ArtifactStore
 from storage.repository import JobRepository
 
@@ -94,3 +96,8 @@ class IngressServices:
     def refresh_hub(self) -> Any:
         self.hub = get_hub(self.settings)
         return self.hub
+
+    @functools.cached_property
+    def keys(self) -> ApiKeyRepository:
+        """The API keys, in the jobs' database."""
+        return ApiKeyRepository(self.repo.engine)

@@ -1,8 +1,9 @@
 """Database tables and the job state machine.
 
-Three tables: `Job` (one row per submitted job, holding its results), `JobEvent` (the
-append-only history of each job, numbered per job) and `Artifact` (files a job produced;
-the bytes live in an artifact store, the rows hold metadata). API schemas live in
+Four tables: `Job` (one row per submitted job, holding its results), `JobEvent` (the
+append-only history of each job, numbered per job), `Artifact` (files a job produced;
+the bytes live in an artifact store, the rows hold metadata) and `ApiKey` (the keys the
+admin made, hashed). API schemas live in
 `storage.schemas`.
 
 Datetimes are timezone-aware UTC everywhere. SQLite has no time zones, so the `UTCDateTime`
@@ -265,3 +266,16 @@ class Artifact(SQLModel, table=True):
         default_factory=dict, sa_column=_json(nullable=False, name="metadata")
     )
     created_at: datetime = Field(default_factory=utcnow, sa_column=_datetime_column(nullable=False))
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key the admin made (storage/api_keys.py): its SHA-256, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    key_hash: str = Field(max_length=64, unique=True, index=True)
+    key_prefix: str = Field(max_length=16)  # the key's first characters, to tell keys apart
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_datetime_column(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_datetime_column(nullable=True))

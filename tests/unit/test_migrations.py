@@ -105,16 +105,20 @@ def upgrade_to(engine: Engine, revision: str) -> None:
         command.upgrade(alembic_config(conn), revision)
 
 
-def scripts_with(tmp_path: Path, revision_0002: str) -> Path:
-    """A copy of the migration scripts with one more revision, 0002, on top of 0001."""
+LATER = "later"  # the test's own revision, on top of the package's newest
+
+
+def scripts_with(tmp_path: Path, later_revision: str) -> Path:
+    """A copy of the migration scripts with one more revision, `LATER`, on top of head."""
     location = tmp_path / "migrations"
     shutil.copytree(SCRIPT_LOCATION, location, ignore=shutil.ignore_patterns("__pycache__"))
     header = (
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        "revision = '0002'\ndown_revision = '0001'\nbranch_labels = None\ndepends_on = None\n\n"
+        f"revision = '{LATER}'\ndown_revision = '{head_revision()}'\n"
+        "branch_labels = None\ndepends_on = None\n\n"
         "def downgrade() -> None:\n    pass\n\n"
     )
-    (location / "versions" / "0002_test.py").write_text(header + revision_0002)
+    (location / "versions" / "9999_test.py").write_text(header + later_revision)
     return location
 
 
@@ -132,6 +136,7 @@ def test_a_fresh_upgrade_creates_exactly_the_models(engine: Engine) -> None:
         "jobs",
         "job_events",
         "artifacts",
+        "api_keys",
         VERSION_TABLE,
     }
 
@@ -225,8 +230,8 @@ def test_a_later_revision_keeps_every_row(engine: Engine, tmp_path: Path) -> Non
 
     result = upgrade_to_head(engine, location)
 
-    assert result.stamped and result.after == "0002"
-    assert version_rows(engine) == ["0002"]
+    assert result.stamped and result.after == LATER
+    assert version_rows(engine) == [LATER]
     assert read_rows(engine) == before
     columns = {c["name"]: c for c in sa.inspect(engine).get_columns("jobs")}
     assert getattr(columns["current_stage"]["type"], "length", None) == 128
@@ -313,10 +318,10 @@ def test_a_failing_revision_leaves_the_database_as_it_was(engine: Engine, tmp_pa
     with pytest.raises(sa.exc.DBAPIError, match="no_such_table"):
         upgrade_to_head(engine, location)
 
-    assert version_rows(engine) == [BASELINE_REVISION]
+    assert version_rows(engine) == [head_revision()]
     assert schema_of(engine) == schema and read_rows(engine) == rows
     with engine.connect() as conn:
-        assert current_revisions(conn) == (BASELINE_REVISION,)
+        assert current_revisions(conn) == (head_revision(),)
 
 
 def test_main_refuses_to_start_on_a_database_newer_than_the_code(

@@ -1,0 +1,100 @@
+"""Who is calling: the API key of a request or WebSocket, checked on every one.
+
+With `ADMIN_API_KEY` unset, authentication is off and every caller is the anonymous
+admin (the service as it was for one trusted user). With it set, every API and WebSocket
+route needs a key, sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`; a WebSocket
+may also send `?api_key=<key>` (a browser cannot set headers there). The admin key is
+`ADMIN_API_KEY` itself; the others are rows of `api_keys` (storage/api_keys.py), looked up on
+every call, so a revoked key is refused at once by every replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from starlette.requests import HTTPConnection
+
+from deployments.deps import ServicesDep
+
+MISSING = "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+INVALID = "the API key is not valid (unknown or revoked)"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: a key of the `api_keys` table (`key_id`), or the admin."""
+
+    key_id: uuid.UUID | None
+    name: str
+    admin: bool
+
+
+ANONYMOUS = Principal(key_id=None, name="anonymous", admin=True)
+
+
+def presented_key(conn: HTTPConnection) -> str | None:
+    """The key a request or WebSocket carries, if any."""
+    scheme, _, credentials = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    header = conn.headers.get("x-api-key", "").strip()
+    if header:
+        return header
+    if conn.scope["type"] == "websocket":
+        return conn.query_params.get("api_key") or None
+    return None
+
+
+def unauthorized(detail: str, error: str | None = None) -> HTTPException:
+    challenge = "Bearer" if error is None else f'Bearer error="{error}"'
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+async def authenticate(conn: HTTPConnection, services: ServicesDep) -> Principal:
+    """The caller of this request, or 401. Kept on `conn.state.principal` for the routes."""
+    admin_key = services.settings.admin_api_key
+    if admin_key is None:
+        principal = ANONYMOUS
+    else:
+        key = presented_key(conn)
+        if key is None:
+            raise unauthorized(MISSING)
+        if hmac.compare_digest(key.encode(), admin_key.encode()):
+            principal = Principal(key_id=None, name="admin", admin=True)
+        else:
+            row = await asyncio.to_thread(services.keys.active, key)
+            if row is None:
+                raise unauthorized(INVALID, "invalid_token")
+            principal = Principal(key_id=row.id, name=row.name, admin=False)
+    conn.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+async def require_admin(principal: PrincipalDep, services: ServicesDep) -> Principal:
+    """The admin key, or 403 (409 while keys are off: there is nothing to manage)."""
+    if services.settings.admin_api_key is None:
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT,
+            detail="API keys are off: set ADMIN_API_KEY to turn them on",
+        )
+    if not principal.admin:
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail="only the admin key (ADMIN_API_KEY) manages API keys",
+        )
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
