@@ -1,0 +1,75 @@
+"""API keys on the real service: two Ingress replicas behind HAProxy, keys in the real
+database. Without a key 401 (HTTP and the WebSocket handshake); a key the admin made
+works; once revoked, every replica refuses it at once."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.integration.conftest import TERMINAL, VpaApp
+
+ADMIN = "integration-admin-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def secured(deploy_vpa: Any) -> VpaApp:
+    return deploy_vpa(ingress_replicas=2, admin_api_key=ADMIN)
+
+
+def replica_requests(stats_port: str) -> dict[str, int]:
+    """Connections HAProxy sent to each Ingress replica so far (its statistics CSV)."""
+    text = httpx.get(f"http://127.0.0.1:{stats_port}/stats;csv", timeout=10).text
+    rows = csv.DictReader(io.StringIO(text.removeprefix("# ")))
+    return {r["svname"]: int(r["stot"]) for r in rows if "-Ingress-" in r["svname"]}
+
+
+def test_a_key_works_until_revoked_on_every_replica(
+    secured: VpaApp, sample_media: Any, ingress_env: dict[str, str]
+) -> None:
+    base, ws_base = secured.base_url, secured.ws_url
+    anonymous = httpx.get(f"{base}/api/v1/jobs/", timeout=30)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{ws_base}/ws/jobs/broadcast", open_timeout=30, proxy=None)
+    assert refused.value.response.status_code == 401
+
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    made = httpx.post(f"{base}/api/v1/keys", json={"name": "alice"}, headers=admin, timeout=30)
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+
+    with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=60) as alice:
+        body = {"youtube_url": sample_media.clip, "job_type": "audio_extraction"}
+        job = alice.post("/api/v1/jobs/", json=body)
+        assert job.status_code == 201, job.text
+        job_id = job.json()["id"]
+        with connect(f"{ws_base}/ws/{job_id}?api_key={key}", open_timeout=30, proxy=None) as ws:
+            messages = []
+            for raw in ws:
+                messages.append(raw)
+        assert '"job_finished"' in messages[-1]
+        assert alice.get(f"/api/v1/jobs/{job_id}").json()["status"] in TERMINAL
+
+    revoked = httpx.delete(f"{base}/api/v1/keys/{made.json()['id']}", headers=admin, timeout=30)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    before = replica_requests(ingress_env["RAY_SERVE_HAPROXY_STATS_PORT"])
+    assert len(before) == 2
+    for _ in range(12):  # a new connection each: HAProxy spreads them over both replicas
+        r = httpx.get(f"{base}/api/v1/jobs/", headers={"X-API-Key": key}, timeout=30)
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    after = replica_requests(ingress_env["RAY_SERVE_HAPROXY_STATS_PORT"])
+    assert all(after[name] > before[name] for name in before), (before, after)
+    with pytest.raises(InvalidStatus):
+        connect(f"{ws_base}/ws/jobs/broadcast?api_key={key}", open_timeout=30, proxy=None)
+    # the admin key still works, and so does /health without any key
+    assert httpx.get(f"{base}/api/v1/keys", headers=admin, timeout=30).status_code == 200
+    assert httpx.get(f"{base}/health", timeout=30).status_code == 200
