@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from actors.errors import CoordinatorError, unavailable_detail
-from deployments.auth import authenticate
+from deployments.auth import authenticate, document_keys
 from deployments.routes import artifacts, downloads, jobs, keys, system, ws
 from deployments.services import CoordinatorUnavailable, IngressServices
 from deployments.urls import API_PREFIX
@@ -139,4 +139,6 @@ def create_app(services: IngressServices) -> FastAPI:
     app.include_router(api)
     app.include_router(ws.router, dependencies=signed_in)
     app.include_router(system.health_router)
+    if settings.admin_api_key is not None:
+        document_keys(app, open_paths=["/health"])
     return app

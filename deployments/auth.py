@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, FastAPI, HTTPException, status
 from starlette.requests import HTTPConnection
 
 from deployments.deps import ServicesDep
@@ -98,3 +99,27 @@ async def require_admin(principal: PrincipalDep, services: ServicesDep) -> Princ
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "an API key"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
+def document_keys(app: FastAPI, open_paths: Collection[str]) -> None:
+    """Say in the OpenAPI schema that every operation but those of `open_paths` needs a
+    key (/docs then has its "Authorize" button)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            schema["security"] = [{"bearer": []}, {"apiKey": []}]
+            for path in open_paths:
+                for operation in schema["paths"].get(path, {}).values():
+                    operation["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

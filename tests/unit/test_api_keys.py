@@ -86,6 +86,14 @@ def test_every_api_route_answers_401_without_a_key(secured: TestClient) -> None:
         assert "API key is required" in r.json()["detail"]
 
 
+def test_the_schema_says_which_routes_need_a_key(secured: TestClient) -> None:
+    schema = secured.get("/openapi.json").json()
+    assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert schema["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert schema["paths"]["/health"]["get"]["security"] == []
+    assert "security" not in schema["paths"]["/api/v1/jobs/"]["get"]  # the global one
+
+
 def test_the_docs_and_health_stay_open(secured: TestClient) -> None:
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert secured.get(path).status_code == 200, path
