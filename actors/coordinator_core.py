@@ -33,14 +33,14 @@ from actors.db_thread import DbThread
 from actors.errors import JobConflict, JobNotFound
 from actors.job_queue import JobQueue, queue_report
 from actors.job_runner import JobRunner
-from actors.messages import update_message
+from actors.messages import hub_message
 from actors.running_job import JobWriter, Publisher, RunningJob
 from actors.stage_runner import StageRunner
 from actors.submit_batch import SubmitBatcher
 from actors.worker_slots import WorkerSlots
 from pipeline.stages import chain_for
 from storage.artifacts import ArtifactStore
-from storage.models import TERMINAL_STATUSES, EventType, Job, JobStatus
+from storage.models import ADMIN_OWNER, TERMINAL_STATUSES, EventType, Job, JobStatus
 from storage.repository import JobRepository
 from storage.schemas import JobCreate
 from storage.submissions import Submitted
@@ -211,9 +211,9 @@ class CoordinatorCore:
         self._dispatch()
 
     # ----------------------------------------------------------------- commands
-    async def submit(self, data: JobCreate) -> tuple[Job, bool]:
-        """Store a new job, queued (or find the one with its idempotency key): (job, created)."""
-        done = await self._submissions.submit(data)
+    async def submit(self, data: JobCreate, owner: str = ADMIN_OWNER) -> tuple[Job, bool]:
+        """Store `owner`'s new job, queued (or its job with that idempotency key)."""
+        done = await self._submissions.submit(data, owner)
         return done.job, done.created
 
     def _submitted(self, batch: list[Submitted]) -> None:
@@ -223,7 +223,7 @@ class CoordinatorCore:
                 continue
             job_id = str(item.job.id)
             for event in item.events:
-                self._publish(job_id, event.seq, update_message(job_id, event, item.job))
+                self._publish(job_id, event.seq, hub_message(job_id, event, item.job))
             self.queue.push(job_id, item.job.priority, item.job.queued_at)
         self._dispatch()
 

@@ -26,6 +26,7 @@ from config.logging import log_config, setup_logging
 from config.settings import Settings
 from pipeline.options import FetchOptions
 from storage.db import create_db_engine, init_db
+from storage.models import ADMIN_OWNER
 from storage.repository import JobRepository
 from storage.schemas import JobCreate, JobPublic
 from storage.stores import open_store, storage_config
@@ -155,10 +156,12 @@ class JobCoordinatorActor:
             log.info("coordinator adopted the settings of deployment %.3f", generation)
         return await self.ping()
 
-    async def submit(self, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    async def submit(
+        self, data: dict[str, Any], owner: str = ADMIN_OWNER
+    ) -> tuple[dict[str, Any], bool]:
         await self._ensure_started()
         with self._database():
-            job, created = await self._core.submit(JobCreate.model_validate(data))
+            job, created = await self._core.submit(JobCreate.model_validate(data), owner)
         return JobPublic.model_validate(job).model_dump(mode="json"), created
 
     async def cancel(self, job_id: str) -> dict[str, Any]:

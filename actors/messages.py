@@ -47,6 +47,15 @@ def update_message(job_id: str, event: JobEvent, job: Job | None = None) -> dict
     }
 
 
+OWNER = "owner"  # of a message for the hub: its job's owner, for the fan-out, never sent
+
+
+def hub_message(job_id: str, event: JobEvent, job: Job) -> dict[str, Any]:
+    """`update_message` as published to the hub: with the job's owner, which the ingress
+    uses to give a broadcast socket only its API key's jobs, and drops before sending."""
+    return {**update_message(job_id, event, job), OWNER: job.owner}
+
+
 def initial_message(job: Job) -> dict[str, Any]:
     return {
         "type": "initial_status",

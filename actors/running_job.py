@@ -13,7 +13,7 @@ from uuid import UUID
 from actors.clock import TimerHandle
 from actors.db_outage import OutageRetry
 from actors.db_thread import DbThread
-from actors.messages import update_message
+from actors.messages import hub_message
 from actors.stage_runner import StageHandle
 from storage.models import EventType, Job, JobEvent, JobStatus
 from storage.repository import JobRepository
@@ -77,7 +77,7 @@ class JobWriter:
         if written is None:
             return None
         job, ev = written
-        self.publish(job_id, ev.seq, update_message(job_id, ev, job))
+        self.publish(job_id, ev.seq, hub_message(job_id, ev, job))
         return job
 
 

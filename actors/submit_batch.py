@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from actors.db_thread import DbThread
+from storage.models import ADMIN_OWNER
 from storage.repository import JobRepository
 from storage.schemas import JobCreate
 from storage.submissions import Submitted
@@ -40,13 +41,14 @@ class SubmitBatcher:
         self._now = now
         self._default_max_retries = default_max_retries
         self._on_written = on_written
-        self._waiting: list[tuple[JobCreate, asyncio.Future[Submitted]]] = []
+        self._waiting: list[tuple[tuple[JobCreate, str], asyncio.Future[Submitted]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def submit(self, data: JobCreate) -> Submitted:
-        """Store `data` as a queued job (or find the job with its idempotency key)."""
+    async def submit(self, data: JobCreate, owner: str = ADMIN_OWNER) -> Submitted:
+        """Store `data` as a queued job of `owner` (or find the job `owner` stored with its
+        idempotency key)."""
         fut: asyncio.Future[Submitted] = asyncio.get_running_loop().create_future()
-        self._waiting.append((data, fut))
+        self._waiting.append(((data, owner), fut))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_all())
         return await fut

@@ -20,7 +20,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, status
 from starlette.requests import HTTPConnection
 
-from deployments.deps import ServicesDep
+from deployments.services import IngressServices
+from storage.models import ADMIN_OWNER
 
 MISSING = "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
 INVALID = "the API key is not valid (unknown or revoked)"
@@ -33,6 +34,19 @@ class Principal:
     key_id: uuid.UUID | None
     name: str
     admin: bool
+
+    @property
+    def owner(self) -> str:
+        """`Job.owner` of the jobs this caller makes."""
+        return ADMIN_OWNER if self.key_id is None else str(self.key_id)
+
+    @property
+    def scope(self) -> str | None:
+        """The owner whose jobs this caller sees; None: every job (the admin)."""
+        return None if self.admin else self.owner
+
+    def sees(self, owner: str) -> bool:
+        return self.admin or owner == self.owner
 
 
 ANONYMOUS = Principal(key_id=None, name="anonymous", admin=True)
@@ -60,8 +74,9 @@ def unauthorized(detail: str, error: str | None = None) -> HTTPException:
     )
 
 
-async def authenticate(conn: HTTPConnection, services: ServicesDep) -> Principal:
+async def authenticate(conn: HTTPConnection) -> Principal:
     """The caller of this request, or 401. Kept on `conn.state.principal` for the routes."""
+    services: IngressServices = conn.app.state.services
     admin_key = services.settings.admin_api_key
     if admin_key is None:
         principal = ANONYMOUS
@@ -83,8 +98,9 @@ async def authenticate(conn: HTTPConnection, services: ServicesDep) -> Principal
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
-async def require_admin(principal: PrincipalDep, services: ServicesDep) -> Principal:
+async def require_admin(principal: PrincipalDep, conn: HTTPConnection) -> Principal:
     """The admin key, or 403 (409 while keys are off: there is nothing to manage)."""
+    services: IngressServices = conn.app.state.services
     if services.settings.admin_api_key is None:
         raise HTTPException(
             status_code=status.HTTP_409_CONFLICT,

@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 
 from config.logging import bind_job
 from config.settings import Settings
+from deployments.auth import PrincipalDep
 from deployments.fanout import Fanout
 from deployments.services import CoordinatorClient, IngressServices
 from storage.artifacts import ArtifactStore
@@ -63,10 +64,10 @@ def job_not_found(job_id: UUID) -> HTTPException:
     return HTTPException(status_code=404, detail=f"Job {job_id} not found")
 
 
-async def load_job(job_id: UUID, repo: RepoDep) -> Job:
-    """The job named by the path's `job_id`, or 404."""
+async def load_job(job_id: UUID, repo: RepoDep, principal: PrincipalDep) -> Job:
+    """The job named by the path's `job_id`, or 404: also when it is another key's."""
     job = await asyncio.to_thread(repo.get_job, job_id)
-    if job is None:
+    if job is None or not principal.sees(job.owner):
         raise job_not_found(job_id)
     return job
 

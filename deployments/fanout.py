@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from actors.messages import OWNER
 from actors.progress import BROADCAST
 
 log = logging.getLogger("vpa.fanout")
@@ -42,11 +43,19 @@ class Update:
     seq: int
     message: Message
     text: str
+    owner: str | None = None  # the job's owner (`actors.messages.OWNER`), if known
+
+
+def visible(update: Update, scope: str | None) -> bool:
+    """Whether a socket that sees the jobs of `scope` (None: every job) gets `update`; an
+    update of unknown owner goes to those that see every job only."""
+    return scope is None or update.owner == scope
 
 
 class Subscriber:
-    def __init__(self, channel: str, queue_size: int) -> None:
+    def __init__(self, channel: str, queue_size: int, scope: str | None = None) -> None:
         self.channel = channel
+        self.scope = scope  # the owner whose jobs it gets; None: every job
         self.queue: asyncio.Queue[Update | None] = asyncio.Queue(maxsize=queue_size)
         self.dropped = False
 
@@ -93,10 +102,11 @@ class Fanout:
         self.dropped_total = 0
 
     # ------------------------------------------------------------- subscriptions
-    def subscribe(self, channel: str, start_seq: int = 0) -> Subscriber:
+    def subscribe(self, channel: str, start_seq: int = 0, scope: str | None = None) -> Subscriber:
         """Follow a channel. A new job channel is polled from `start_seq` on; a socket that
-        joins a channel already polled further sees a gap and fills it from the database."""
-        sub = Subscriber(channel, self._queue_size)
+        joins a channel already polled further sees a gap and fills it from the database.
+        `scope`: the owner whose jobs the socket gets (None: every job)."""
+        sub = Subscriber(channel, self._queue_size, scope)
         subs = self._subs.setdefault(channel, set())
         subs.add(sub)
         if channel == BROADCAST and len(subs) == 1:
@@ -140,9 +150,12 @@ class Fanout:
             self._cursors[channel] = max(self._cursors.get(channel, 0), seq)
             if channel == BROADCAST and not self._first_broadcast(message):
                 continue
-            update = Update(int(message.get("seq", seq)), message, encode(message))
+            owner = message.get(OWNER)
+            if owner is not None:  # for choosing the sockets, never sent to one
+                message = {k: v for k, v in message.items() if k != OWNER}
+            update = Update(int(message.get("seq", seq)), message, encode(message), owner)
             for sub in list(subs):
-                if not sub.offer(update):
+                if visible(update, sub.scope) and not sub.offer(update):
                     self.dropped_total += 1
 
     def _first_broadcast(self, message: Message) -> bool:

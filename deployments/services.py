@@ -19,6 +19,7 @@ from actors.job_coordinator import get_coordinator, get_hub
 from config.settings import Settings
 from storage.api_keys import ApiKeyRepository
 from storage.artifacts import ArtifactStore
+from storage.owners import JobOwners
 from storage.repository import JobRepository
 
 log = logging.getLogger("vpa.ingress")
@@ -101,3 +102,8 @@ class IngressServices:
     def keys(self) -> ApiKeyRepository:
         """The API keys, in the jobs' database."""
         return ApiKeyRepository(self.repo.engine)
+
+    @functools.cached_property
+    def owners(self) -> JobOwners:
+        """Whose jobs are whose."""
+        return JobOwners(self.repo.engine)

@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Column, Field, SQLModel
 
+ADMIN_OWNER = "admin"  # `Job.owner` of the jobs the admin key made (or anyone, keys off)
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
@@ -178,9 +180,17 @@ class Job(JobBase, table=True):
     __table_args__ = (
         # The queue's recovery scan: status filter, then priority and age order.
         sa.Index("ix_jobs_status_priority_queued_at", "status", "priority", "queued_at"),
+        # An idempotency key is one caller's: two API keys may use the same one. Also the
+        # index of a caller's own jobs (its leading column).
+        sa.UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # Whose job: the id of the API key that made it, or ADMIN_OWNER (the admin key, or
+    # anyone while keys are off). Other keys never see it (deployments/auth.py).
+    owner: str = Field(
+        default=ADMIN_OWNER, max_length=40, sa_column_kwargs={"server_default": ADMIN_OWNER}
+    )
     # Indexed by the leading column of ix_jobs_status_priority_queued_at.
     status: JobStatus = Field(default=JobStatus.pending, sa_type=_enum_type(JobStatus))
     progress: float = Field(default=0.0, ge=0.0, le=100.0)
@@ -205,7 +215,7 @@ class Job(JobBase, table=True):
     error_code: str | None = Field(default=None, max_length=64)
     retry_count: int = 0
     max_retries: int = 3
-    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    idempotency_key: str | None = Field(default=None, max_length=200)
     attempt: int = Field(default=0, description="Incremented each time the job starts running")
     next_attempt_at: datetime | None = Field(
         default=None, sa_column=_datetime_column(nullable=True)

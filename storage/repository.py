@@ -21,6 +21,7 @@ from sqlmodel import Session, col, func, select
 
 from storage.durations import summarize
 from storage.models import (
+    ADMIN_OWNER,
     Artifact,
     EventType,
     InvalidTransitionError,
@@ -71,17 +72,22 @@ class JobRepository:
     # -- jobs ------------------------------------------------------------------------------
 
     def create_job(
-        self, data: JobCreate, *, default_max_retries: int, now: datetime
+        self,
+        data: JobCreate,
+        *,
+        default_max_retries: int,
+        now: datetime,
+        owner: str = ADMIN_OWNER,
     ) -> tuple[Job, bool]:
         """Store a new pending job and its `created` event; `(job, created)`.
 
         A known idempotency key returns the job first stored with it and `created=False`.
         """
         key = data.idempotency_key
-        if key is not None and (existing := self.get_job_by_key(key)) is not None:
+        if key is not None and (existing := self.get_job_by_key(key, owner)) is not None:
             return existing, False
         now = as_utc(now)
-        job = new_job_row(data, JobStatus.pending, 1, default_max_retries, now)
+        job = new_job_row(data, JobStatus.pending, 1, default_max_retries, now, owner)
         event = JobEvent(
             job_id=job.id,
             seq=1,
@@ -99,13 +105,13 @@ class JobRepository:
             except IntegrityError:
                 session.rollback()
                 # Lost a race with a concurrent submission of the same key.
-                if key is not None and (existing := self.get_job_by_key(key)) is not None:
+                if key is not None and (existing := self.get_job_by_key(key, owner)) is not None:
                     return existing, False
                 raise
         return job, True
 
     def create_queued_jobs(
-        self, batch: Sequence[JobCreate], *, default_max_retries: int, now: datetime
+        self, batch: Sequence[tuple[JobCreate, str]], *, default_max_retries: int, now: datetime
     ) -> list[Submitted]:
         """Store `batch` as queued jobs with their created and queued events, in one
         transaction (`storage.submissions`)."""
@@ -116,14 +122,16 @@ class JobRepository:
         with self._session() as session:
             return session.get(Job, job_id)
 
-    def get_job_by_key(self, idempotency_key: str) -> Job | None:
+    def get_job_by_key(self, idempotency_key: str, owner: str = ADMIN_OWNER) -> Job | None:
+        """The job `owner` stored with this idempotency key (keys are per owner)."""
         with self._session() as session:
-            stmt = select(Job).where(Job.idempotency_key == idempotency_key)
+            stmt = select(Job).where(Job.idempotency_key == idempotency_key, Job.owner == owner)
             return session.exec(stmt).first()
 
-    def list_jobs(self, q: JobListQuery) -> tuple[list[Job], int]:
-        """One page of jobs matching `q`, and the total number matching (ignoring the page)."""
-        conditions: list[Any] = []
+    def list_jobs(self, q: JobListQuery, owner: str | None = None) -> tuple[list[Job], int]:
+        """One page of jobs matching `q` (and of `owner`, if given), and the total number
+        matching (ignoring the page)."""
+        conditions: list[Any] = _owned_by(owner)
         if q.status_filter is not None:
             conditions.append(col(Job.status) == q.status_filter)
         if q.job_type is not None:
@@ -172,10 +180,10 @@ class JobRepository:
         with self._session() as session:
             return list(session.exec(stmt).all())
 
-    def count_by_status(self) -> dict[JobStatus, int]:
-        """Number of jobs in each status; every status is present."""
+    def count_by_status(self, owner: str | None = None) -> dict[JobStatus, int]:
+        """Number of jobs (of `owner`, if given) in each status; every status is present."""
         counts = dict.fromkeys(JobStatus, 0)
-        stmt = select(Job.status, func.count()).group_by(col(Job.status))
+        stmt = select(Job.status, func.count()).where(*_owned_by(owner)).group_by(col(Job.status))
         with self._session() as session:
             for status, n in session.exec(stmt).all():
                 counts[JobStatus(status)] = n
@@ -310,20 +318,23 @@ class JobRepository:
 
     # -- statistics ------------------------------------------------------------------------
 
-    def statistics(self, now: datetime) -> StatisticsPublic:
-        """Counts, success rate, durations per job type and stage, and throughput."""
+    def statistics(self, now: datetime, owner: str | None = None) -> StatisticsPublic:
+        """Counts, success rate, durations per job type and stage, and throughput; of the
+        jobs of `owner` if given."""
         now = as_utc(now)
-        by_status = self.count_by_status()
+        mine = _owned_by(owner)
+        by_status = self.count_by_status(owner)
         by_type = dict.fromkeys(JobType, 0)
         with self._session() as session:
             for job_type, n in session.exec(
-                select(Job.job_type, func.count()).group_by(col(Job.job_type))
+                select(Job.job_type, func.count()).where(*mine).group_by(col(Job.job_type))
             ).all():
                 by_type[JobType(job_type)] = n
             completed_last_hour = session.exec(
                 select(func.count())
                 .select_from(Job)
                 .where(
+                    *mine,
                     col(Job.status) == JobStatus.completed,
                     col(Job.completed_at) >= now - timedelta(hours=1),
                 )
@@ -331,11 +342,12 @@ class JobRepository:
             created_last_24h = session.exec(
                 select(func.count())
                 .select_from(Job)
-                .where(col(Job.created_at) >= now - timedelta(hours=24))
+                .where(*mine, col(Job.created_at) >= now - timedelta(hours=24))
             ).one()
             finished = session.exec(
                 select(Job.job_type, Job.started_at, Job.completed_at)
                 .where(
+                    *mine,
                     col(Job.status) == JobStatus.completed,
                     col(Job.started_at).is_not(None),
                     col(Job.completed_at).is_not(None),
@@ -345,6 +357,7 @@ class JobRepository:
             ).all()
             timings = session.exec(
                 select(Job.stage_timings)
+                .where(*mine)
                 .order_by(col(Job.updated_at).desc())
                 .limit(STATS_SAMPLE_LIMIT)
             ).all()
@@ -374,3 +387,8 @@ class JobRepository:
             created_per_hour_24h=created_last_24h / 24.0,
             generated_at=now,
         )
+
+
+def _owned_by(owner: str | None) -> list[Any]:
+    """The condition "a job of `owner`", or none (every job) for None."""
+    return [] if owner is None else [col(Job.owner) == owner]

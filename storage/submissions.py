@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from storage.models import EventType, Job, JobEvent, JobStatus, as_utc
+from storage.models import ADMIN_OWNER, EventType, Job, JobEvent, JobStatus, as_utc
 from storage.schemas import JobCreate
 
 
@@ -31,10 +31,16 @@ class Submitted:
 
 
 def new_job_row(
-    data: JobCreate, status: JobStatus, last_event_seq: int, default_max_retries: int, now: datetime
+    data: JobCreate,
+    status: JobStatus,
+    last_event_seq: int,
+    default_max_retries: int,
+    now: datetime,
+    owner: str = ADMIN_OWNER,
 ) -> Job:
     """The row of a job just submitted, in `status`, with `last_event_seq` events to follow."""
     return Job(
+        owner=owner,
         youtube_url=data.youtube_url,
         job_type=data.job_type,
         priority=data.priority,
@@ -49,8 +55,8 @@ def new_job_row(
     )
 
 
-def _queued_job(data: JobCreate, default_max_retries: int, now: datetime) -> Submitted:
-    job = new_job_row(data, JobStatus.queued, 2, default_max_retries, now)
+def _queued_job(data: JobCreate, owner: str, default_max_retries: int, now: datetime) -> Submitted:
+    job = new_job_row(data, JobStatus.queued, 2, default_max_retries, now, owner)
     # Each event carries the status and progress it was written with (as `transition`'s do),
     # so the `created` event reads as pending though the row is already queued.
     created = JobEvent(
@@ -78,27 +84,33 @@ def _queued_job(data: JobCreate, default_max_retries: int, now: datetime) -> Sub
 
 
 def insert_queued_jobs(
-    session: Session, batch: Sequence[JobCreate], default_max_retries: int, now: datetime
+    session: Session,
+    batch: Sequence[tuple[JobCreate, str]],
+    default_max_retries: int,
+    now: datetime,
 ) -> list[Submitted]:
-    """Store `batch` as queued jobs in one transaction; one `Submitted` per item, in order.
+    """Store `batch`, (job, owner) pairs, as queued jobs in one transaction; one
+    `Submitted` per item, in order.
 
-    An idempotency key already stored, or repeated within the batch, gives the job first
-    stored with it (`created=False`) and writes nothing for that item.
+    An idempotency key the same owner already stored, or repeated within the batch, gives
+    the job first stored with it (`created=False`) and writes nothing for that item.
     """
     now = as_utc(now)
-    keys = {d.idempotency_key for d in batch if d.idempotency_key is not None}
-    by_key: dict[str, Submitted] = {}
+    keys = {d.idempotency_key for d, _ in batch if d.idempotency_key is not None}
+    by_key: dict[tuple[str, str], Submitted] = {}
     if keys:
         stmt = select(Job).where(col(Job.idempotency_key).in_(sorted(keys)))
-        by_key = {str(j.idempotency_key): Submitted(j, False) for j in session.exec(stmt).all()}
+        by_key = {
+            (j.owner, str(j.idempotency_key)): Submitted(j, False) for j in session.exec(stmt).all()
+        }
     out: list[Submitted] = []
     new: list[Submitted] = []
-    for data in batch:
-        key = data.idempotency_key
+    for data, owner in batch:
+        key = None if data.idempotency_key is None else (owner, data.idempotency_key)
         if key is not None and key in by_key:
             out.append(Submitted(by_key[key].job, False))
             continue
-        item = _queued_job(data, default_max_retries, now)
+        item = _queued_job(data, owner, default_max_retries, now)
         if key is not None:
             by_key[key] = item
         out.append(item)

@@ -29,8 +29,9 @@ async def job_artifacts(job: JobDep, repo: RepoDep) -> Any:
     response_class=StreamingResponse,
 )
 async def download_artifact(
-    job_id: UUID, artifact_id: UUID, request: Request, repo: RepoDep, store: StoreDep
+    job: JobDep, artifact_id: UUID, request: Request, repo: RepoDep, store: StoreDep
 ) -> Any:
+    job_id = job.id  # loaded first: another key's job is a 404 here too
     artifact = await asyncio.to_thread(repo.get_artifact, job_id, artifact_id)
     if artifact is None:
         raise HTTPException(404, detail=f"Artifact {artifact_id} of job {job_id} not found")

@@ -8,6 +8,7 @@ are declared before `/{job_id}...` so that they match first.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -15,11 +16,20 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from actors.errors import CoordinatorError
-from deployments.deps import CoordinatorDep, JobDep, RepoDep, SettingsDep, bind_request_job
+from deployments.auth import PrincipalDep
+from deployments.deps import (
+    CoordinatorDep,
+    JobDep,
+    RepoDep,
+    ServicesDep,
+    SettingsDep,
+    bind_request_job,
+)
 from deployments.services import CoordinatorClient
 from deployments.urls import public_job
 from pipeline.errors import PolicyError
 from pipeline.media.urlpolicy import check_url
+from storage.owners import JobOwners
 from storage.repository import JobRepository
 from storage.schemas import (
     INT32_MAX,
@@ -42,10 +52,12 @@ async def submit(
     coordinator: CoordinatorClient,
     allow_private_urls: bool,
     body: JobCreate,
+    owner: str,
 ) -> tuple[dict[str, Any], bool]:
-    """Create a job, or find the one with the same idempotency key: (the job, created)."""
+    """Create a job of `owner`, or find the one it made with the same idempotency key
+    (keys are per owner): (the job, created)."""
     if body.idempotency_key:
-        existing = await asyncio.to_thread(repo.get_job_by_key, body.idempotency_key)
+        existing = await asyncio.to_thread(repo.get_job_by_key, body.idempotency_key, owner)
         if existing is not None:
             return JobPublic.model_validate(existing).model_dump(mode="json"), False
     try:
@@ -58,7 +70,7 @@ async def submit(
         url = body.youtube_url
     data = body.model_dump(mode="json")
     data["youtube_url"] = url
-    created: tuple[dict[str, Any], bool] = await coordinator.call("submit", data)
+    created: tuple[dict[str, Any], bool] = await coordinator.call("submit", data, owner)
     return created
 
 
@@ -69,45 +81,68 @@ async def create_job(
     repo: RepoDep,
     coordinator: CoordinatorDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> Any:
-    job, created = await submit(repo, coordinator, settings.allow_private_urls, body)
+    allow_private = settings.allow_private_urls
+    job, created = await submit(repo, coordinator, allow_private, body, principal.owner)
     if not created:
         response.status_code = status.HTTP_200_OK  # idempotent resubmission
     return public_job(job)
 
 
 @router.get("/", response_model=JobsPublic, summary="List jobs with filters and pagination")
-async def list_jobs(repo: RepoDep, q: Annotated[JobListQuery, Query()]) -> Any:
-    rows, total = await asyncio.to_thread(repo.list_jobs, q)
+async def list_jobs(
+    repo: RepoDep, q: Annotated[JobListQuery, Query()], principal: PrincipalDep
+) -> Any:
+    rows, total = await asyncio.to_thread(repo.list_jobs, q, principal.scope)
     return JobsPublic(
         data=[public_job(r) for r in rows], count=total, limit=q.limit, offset=q.offset
     )
 
 
 @router.get("/queue/status", summary="Queued jobs by priority, running jobs, the limit")
-async def queue_status(coordinator: CoordinatorDep) -> Any:
-    return await coordinator.call("queue_status")
+async def queue_status(
+    coordinator: CoordinatorDep, principal: PrincipalDep, services: ServicesDep
+) -> Any:
+    """The whole queue for the admin; an API key's own jobs in it for a key."""
+    report: dict[str, Any] = await coordinator.call("queue_status")
+    if principal.admin:
+        return report
+    return await asyncio.to_thread(own_queue, report, services.owners, principal.owner)
 
 
 @router.delete("/queue/clear", summary="Cancel every pending and queued job")
-async def queue_clear(coordinator: CoordinatorDep) -> Any:
-    cleared = await coordinator.call("clear_queue")
+async def queue_clear(
+    coordinator: CoordinatorDep, principal: PrincipalDep, services: ServicesDep
+) -> Any:
+    """Every waiting job for the admin; an API key's own for a key."""
+    if principal.admin:
+        cleared = await coordinator.call("clear_queue")
+    else:
+        mine = await asyncio.to_thread(services.owners.waiting, principal.owner)
+        outcome = await bulk_each(coordinator, mine, "cancel")
+        cleared = outcome.succeeded
     return {"cleared": cleared, "message": f"Cancelled {cleared} pending or queued job(s)"}
 
 
 @router.get("/statistics", summary="Counts, success rate, durations, throughput")
-async def statistics(repo: RepoDep) -> Any:
-    return await asyncio.to_thread(repo.statistics, datetime.now(UTC))
+async def statistics(repo: RepoDep, principal: PrincipalDep) -> Any:
+    return await asyncio.to_thread(repo.statistics, datetime.now(UTC), principal.scope)
 
 
 @router.post("/bulk", response_model=BulkResult, summary="Create many jobs")
 async def bulk_create(
-    body: BulkJobCreate, repo: RepoDep, coordinator: CoordinatorDep, settings: SettingsDep
+    body: BulkJobCreate,
+    repo: RepoDep,
+    coordinator: CoordinatorDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> Any:
     results: list[BulkItemResult] = []
+    allow_private = settings.allow_private_urls
     for index, item in enumerate(body.jobs):
         try:
-            job, created = await submit(repo, coordinator, settings.allow_private_urls, item)
+            job, created = await submit(repo, coordinator, allow_private, item, principal.owner)
             results.append(
                 BulkItemResult(
                     index=index,
@@ -124,10 +159,22 @@ async def bulk_create(
     return bulk_result(results)
 
 
-async def bulk_each(coordinator: CoordinatorClient, ids: list[UUID], method: str) -> BulkResult:
-    """Call one coordinator method per job; each job's refusal is its own result."""
+async def bulk_each(
+    coordinator: CoordinatorClient,
+    ids: list[UUID],
+    method: str,
+    hidden: Collection[UUID] = (),
+) -> BulkResult:
+    """Call one coordinator method per job; each job's refusal is its own result. A job in
+    `hidden` (another key's) is not found, as it would be alone."""
     results: list[BulkItemResult] = []
     for index, job_id in enumerate(ids):
+        if job_id in hidden:
+            detail = f"Job {job_id} not found"
+            results.append(
+                BulkItemResult(index=index, job_id=job_id, ok=False, status_code=404, detail=detail)
+            )
+            continue
         try:
             out = await coordinator.call(method, str(job_id))
             job = public_job(out) if isinstance(out, dict) else None
@@ -152,14 +199,28 @@ def bulk_result(results: list[BulkItemResult]) -> BulkResult:
     return BulkResult(results=results, succeeded=ok, failed=len(results) - ok)
 
 
+async def hidden_from(principal: PrincipalDep, services: ServicesDep, ids: list[UUID]) -> set[UUID]:
+    """Those of `ids` that are another key's jobs (none for the admin)."""
+    if principal.admin:
+        return set()
+    owner_of = await asyncio.to_thread(services.owners.of, ids)
+    return {i for i, owner in owner_of.items() if not principal.sees(owner)}
+
+
 @router.post("/bulk/cancel", response_model=BulkResult, summary="Cancel many jobs")
-async def bulk_cancel(body: BulkJobIds, coordinator: CoordinatorDep) -> Any:
-    return await bulk_each(coordinator, body.job_ids, "cancel")
+async def bulk_cancel(
+    body: BulkJobIds, coordinator: CoordinatorDep, principal: PrincipalDep, services: ServicesDep
+) -> Any:
+    hidden = await hidden_from(principal, services, body.job_ids)
+    return await bulk_each(coordinator, body.job_ids, "cancel", hidden)
 
 
 @router.post("/bulk/delete", response_model=BulkResult, summary="Delete many finished jobs")
-async def bulk_delete(body: BulkJobIds, coordinator: CoordinatorDep) -> Any:
-    return await bulk_each(coordinator, body.job_ids, "delete")
+async def bulk_delete(
+    body: BulkJobIds, coordinator: CoordinatorDep, principal: PrincipalDep, services: ServicesDep
+) -> Any:
+    hidden = await hidden_from(principal, services, body.job_ids)
+    return await bulk_each(coordinator, body.job_ids, "delete", hidden)
 
 
 @router.get("/{job_id}", response_model=JobPublic, summary="Job status and results")
@@ -167,20 +228,21 @@ async def get_job(job: JobDep) -> Any:
     return public_job(job)
 
 
+# The commands below load the job first (`JobDep`): another key's job is a 404 there.
 @router.delete("/{job_id}", summary="Delete a finished job and its artifacts")
-async def delete_job(job_id: UUID, coordinator: CoordinatorDep) -> Any:
-    await coordinator.call("delete", str(job_id))
-    return {"message": f"Job {job_id} deleted", "id": str(job_id)}
+async def delete_job(job: JobDep, coordinator: CoordinatorDep) -> Any:
+    await coordinator.call("delete", str(job.id))
+    return {"message": f"Job {job.id} deleted", "id": str(job.id)}
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, summary="Cancel a job")
-async def cancel_job(job_id: UUID, coordinator: CoordinatorDep) -> Any:
-    return public_job(await coordinator.call("cancel", str(job_id)))
+async def cancel_job(job: JobDep, coordinator: CoordinatorDep) -> Any:
+    return public_job(await coordinator.call("cancel", str(job.id)))
 
 
 @router.post("/{job_id}/retry", response_model=JobPublic, summary="Retry a failed job")
-async def retry_job(job_id: UUID, coordinator: CoordinatorDep) -> Any:
-    return public_job(await coordinator.call("retry", str(job_id)))
+async def retry_job(job: JobDep, coordinator: CoordinatorDep) -> Any:
+    return public_job(await coordinator.call("retry", str(job.id)))
 
 
 @router.get("/{job_id}/events", response_model=list[JobEventPublic], summary="Event log")
@@ -199,3 +261,32 @@ aliases = APIRouter()
 aliases.add_api_route("/queue/status", queue_status, methods=["GET"], include_in_schema=False)
 aliases.add_api_route("/queue/clear", queue_clear, methods=["DELETE"], include_in_schema=False)
 aliases.add_api_route("/statistics", statistics, methods=["GET"], include_in_schema=False)
+
+
+def own_queue(report: dict[str, Any], owners: JobOwners, owner: str) -> dict[str, Any]:
+    """The coordinator's queue report cut down to `owner`'s jobs: their counts (from the
+    database), and the ids of theirs among the report's lists; the limit and free slots
+    stay the service's."""
+    listed = {
+        *report["queued_order"],
+        *report["waiting_for_retry"],
+        *(i for ids in report["queued_by_priority"].values() for i in ids),
+        *(r["job_id"] for r in report["running"]),
+    }
+    owner_of = owners.of([UUID(i) for i in listed])
+    mine = {str(i) for i, o in owner_of.items() if o == owner}
+    counts = owners.queued_by_priority(owner)
+    running = [r for r in report["running"] if r["job_id"] in mine]
+    by_priority = {
+        p: [i for i in ids if i in mine] for p, ids in report["queued_by_priority"].items()
+    }
+    return {
+        **report,
+        "queued": sum(counts.values()),
+        "queued_count_by_priority": {str(p): n for p, n in sorted(counts.items(), reverse=True)},
+        "queued_by_priority": {p: ids for p, ids in by_priority.items() if ids},
+        "queued_order": [i for i in report["queued_order"] if i in mine],
+        "waiting_for_retry": [i for i in report["waiting_for_retry"] if i in mine],
+        "running": running,
+        "running_count": len(running),
+    }

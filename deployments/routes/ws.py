@@ -29,6 +29,7 @@ from starlette.websockets import WebSocketState
 
 from actors.messages import finished_message, initial_message, is_terminal_status, update_message
 from actors.progress import BROADCAST
+from deployments.auth import PrincipalDep
 from deployments.deps import FanoutDep, RepoDep, ServicesDep, SettingsDep, bind_request_job
 from deployments.fanout import Fanout, Subscriber
 from deployments.services import IngressServices
@@ -182,9 +183,11 @@ async def _pump_broadcast(ws: WebSocket, sub: Subscriber, timeout_s: float) -> N
 
 
 @router.websocket("/ws/jobs/broadcast")
-async def ws_broadcast(ws: WebSocket, fanout: FanoutDep, settings: SettingsDep) -> None:
+async def ws_broadcast(
+    ws: WebSocket, fanout: FanoutDep, settings: SettingsDep, principal: PrincipalDep
+) -> None:
     await ws.accept()
-    sub = fanout.subscribe(BROADCAST)
+    sub = fanout.subscribe(BROADCAST, scope=principal.scope)  # an API key: its own jobs
     timeout_s = settings.ws_send_timeout_s
     try:
         await _send(ws, {"type": "connected", "channel": BROADCAST}, timeout_s)
@@ -216,6 +219,7 @@ async def ws_job(
     services: ServicesDep,
     repo: RepoDep,
     fanout: FanoutDep,
+    principal: PrincipalDep,
     after_seq: Annotated[int | None, Query(ge=0, le=INT32_MAX)] = None,
 ) -> None:
     await ws.accept()
@@ -227,7 +231,7 @@ async def ws_job(
         await _close(ws, CLOSE_BAD_ID, "invalid job id")
         return
     job = await asyncio.to_thread(repo.get_job, jid)
-    if job is None:
+    if job is None or not principal.sees(job.owner):  # another key's job: not found either
         await _send(ws, {"type": "error", "detail": f"Job {jid} not found"}, timeout_s)
         await _close(ws, CLOSE_NOT_FOUND, "job not found")
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 import httpx
@@ -73,3 +74,39 @@ def test_a_key_works_until_revoked_on_every_replica(
     # the admin key still works, and so does /health without any key
     assert httpx.get(f"{base}/api/v1/keys", headers=admin, timeout=30).status_code == 200
     assert httpx.get(f"{base}/health", timeout=30).status_code == 200
+
+
+def test_each_key_sees_only_its_own_jobs_live(secured: VpaApp, sample_media: Any) -> None:
+    """Two keys on the real service: bob's broadcast socket never gets alice's updates,
+    alice's job is a 404 for bob, and the admin's list holds both keys' jobs."""
+    base, ws_base = secured.base_url, secured.ws_url
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+
+    def make(name: str) -> str:
+        r = httpx.post(f"{base}/api/v1/keys", json={"name": name}, headers=admin, timeout=30)
+        assert r.status_code == 201, r.text
+        return str(r.json()["key"])
+
+    alice, bob = make("alice"), make("bob")
+    body = {"youtube_url": sample_media.clip, "job_type": "audio_extraction"}
+    with (
+        connect(f"{ws_base}/ws/jobs/broadcast?api_key={bob}", open_timeout=30, proxy=None) as b,
+        connect(f"{ws_base}/ws/jobs/broadcast?api_key={alice}", open_timeout=30, proxy=None) as a,
+    ):
+        assert '"connected"' in b.recv(timeout=30) and '"connected"' in a.recv(timeout=30)
+        posted = httpx.post(f"{base}/api/v1/jobs/", json=body, headers={"X-API-Key": alice})
+        alices = posted.json()["id"]
+        bobs = httpx.post(f"{base}/api/v1/jobs/", json=body, headers={"X-API-Key": bob}).json()
+        seen: dict[str, set[str]] = {"alice": set(), "bob": set()}
+        for name, sock, own in (("alice", a, alices), ("bob", b, bobs["id"])):
+            while True:  # until its own job's last update
+                message = json.loads(sock.recv(timeout=60))
+                seen[name].add(message["job_id"])
+                if message["job_id"] == own and message["data"]["status"] in TERMINAL:
+                    break
+        assert seen == {"alice": {alices}, "bob": {bobs["id"]}}
+    assert httpx.get(f"{base}/api/v1/jobs/{alices}", headers={"X-API-Key": bob}).status_code == 404
+    listed = httpx.get(f"{base}/api/v1/jobs/", headers=admin, params={"limit": 100}).json()
+    assert {alices, bobs["id"]} <= {j["id"] for j in listed["data"]}
+    mine = httpx.get(f"{base}/api/v1/jobs/", headers={"X-API-Key": bob}).json()
+    assert [j["id"] for j in mine["data"]] == [bobs["id"]]

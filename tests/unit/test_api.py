@@ -22,7 +22,7 @@ from deployments.api import create_app
 from deployments.services import CoordinatorUnavailable, IngressServices
 from storage.artifacts import job_key
 from storage.db import create_db_engine, init_db
-from storage.models import Artifact, EventType, Job, JobStatus
+from storage.models import ADMIN_OWNER, Artifact, EventType, Job, JobStatus
 from storage.repository import JobRepository
 from storage.schemas import JobCreate, JobPublic
 from storage.stores import StorageConfig, open_store
@@ -45,8 +45,9 @@ class FakeCoordinator:
         if self.unavailable:
             raise CoordinatorUnavailable("the job coordinator is unavailable: gone")
         if method == "submit":
+            owner = args[1] if len(args) > 1 else ADMIN_OWNER
             job, created = self.repo.create_job(
-                JobCreate.model_validate(args[0]), default_max_retries=3, now=T0
+                JobCreate.model_validate(args[0]), default_max_retries=3, now=T0, owner=owner
             )
             return JobPublic.model_validate(job).model_dump(mode="json"), created
         if method in {"cancel", "retry", "delete"}:
@@ -139,15 +140,16 @@ def links(job_id: Any, clip: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def test_unknown_and_malformed_jobs(client: TestClient) -> None:
-    for path in ("", "/events", "/artifacts", "/download"):
+def test_unknown_and_malformed_jobs(client: TestClient, services: IngressServices) -> None:
+    for path in ("", "/events", "/artifacts", "/download", f"/artifacts/{UNKNOWN}/download"):
         r = client.get(f"/api/v1/jobs/{UNKNOWN}{path}")
         assert r.status_code == 404, path
         assert r.json() == {"detail": f"Job {UNKNOWN} not found"}
     r = client.get("/api/v1/jobs/not-a-uuid")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "job_id"]
-    r = client.get(f"/api/v1/jobs/{UNKNOWN}/artifacts/{UNKNOWN}/download")
-    assert r.json() == {"detail": f"Artifact {UNKNOWN} of job {UNKNOWN} not found"}
+    job, _ = services.repo.create_job(JobCreate.model_validate(NEW), default_max_retries=3, now=T0)
+    r = client.get(f"/api/v1/jobs/{job.id}/artifacts/{UNKNOWN}/download")
+    assert r.json() == {"detail": f"Artifact {UNKNOWN} of job {job.id} not found"}
 
 
 def test_static_paths_match_before_job_ids(client: TestClient) -> None:
@@ -263,6 +265,7 @@ def test_request_log_lines_carry_the_job_id_of_the_path(
     client: TestClient, services: IngressServices
 ) -> None:
     coordinator = cast(FakeCoordinator, services.coordinator)
-    assert client.post(f"/api/v1/jobs/{UNKNOWN}/cancel").status_code == 404
+    job, _ = services.repo.create_job(JobCreate.model_validate(NEW), default_max_retries=3, now=T0)
+    assert client.post(f"/api/v1/jobs/{job.id}/cancel").status_code == 409  # the fake's answer
     assert client.get("/api/v1/jobs/queue/status").status_code == 200  # no job in the path
-    assert coordinator.log_job_ids == [UNKNOWN, None]
+    assert coordinator.log_job_ids == [str(job.id), None]

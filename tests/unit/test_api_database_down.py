@@ -4,6 +4,7 @@ not exist, so each query fails in the driver the way it does while the server is
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from deployments.api import create_app
 from deployments.services import IngressServices
 from storage.db import create_db_engine, init_db
 from storage.repository import JobRepository
+from storage.schemas import JobCreate
 from storage.stores import StorageConfig, open_store
 from tests.unit.test_api import FakeCoordinator, FakeHub
 
@@ -69,7 +71,7 @@ class _CoordinatorWithoutDatabase(FakeCoordinator):
     ("method", "path", "body"),
     [
         ("POST", "/api/v1/jobs/", {"youtube_url": URL, "job_type": "audio_extraction"}),
-        ("POST", f"/api/v1/jobs/{JOB}/cancel", None),
+        ("POST", "/api/v1/jobs/{job}/cancel", None),  # a job the replica can read
         ("DELETE", "/api/v1/jobs/queue/clear", None),
     ],
 )
@@ -89,8 +91,13 @@ def test_commands_answer_503_while_the_coordinator_cannot_reach_the_database(
         hub=FakeHub(),
         replica_id="r1",
     )
+    job, _ = repo.create_job(
+        JobCreate.model_validate({"youtube_url": URL, "job_type": "audio_extraction"}),
+        default_max_retries=3,
+        now=datetime.now(UTC),
+    )
     client = TestClient(create_app(services), raise_server_exceptions=False)
-    r = client.request(method, path, json=body)
+    r = client.request(method, path.format(job=job.id), json=body)
     assert r.status_code == 503, r.text
     assert r.json()["detail"] == "the database is unavailable, try again shortly (refused)"
     assert r.headers["retry-after"] == "1"

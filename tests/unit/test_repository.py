@@ -177,10 +177,10 @@ def test_idempotency_race_rereads_the_winner(
     real_lookup = repo.get_job_by_key
     calls = []
 
-    def lookup_misses_once(key: str) -> Job | None:
+    def lookup_misses_once(key: str, owner: str) -> Job | None:
         # The first lookup happens "before" the competing insert committed.
         calls.append(key)
-        return None if len(calls) == 1 else real_lookup(key)
+        return None if len(calls) == 1 else real_lookup(key, owner)
 
     monkeypatch.setattr(repo, "get_job_by_key", lookup_misses_once)
     data = JobCreate(youtube_url="https://x/v", job_type=JobType.analysis, idempotency_key="race")
