@@ -31,6 +31,7 @@ from storage.models import (
     as_utc,
     can_transition,
 )
+from storage.retention import RetentionQueries
 from storage.schemas import JobCreate, JobListQuery, StatisticsPublic
 from storage.submissions import Submitted, insert_queued_jobs, new_job_row
 
@@ -55,8 +56,9 @@ _NULLABLE_SORTS = frozenset({"completed_at"})
 STATS_SAMPLE_LIMIT = 10_000
 
 
-class JobRepository:
-    """Jobs, their events and their artifact rows in one database."""
+class JobRepository(RetentionQueries):
+    """Jobs, their events and their artifact rows in one database (the retention sweep's
+    queries in storage/retention.py)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -268,6 +270,17 @@ class JobRepository:
             stmt = stmt.limit(limit)
         with self._session() as session:
             return list(session.exec(stmt).all())
+
+    def latest_event(self, job_id: uuid.UUID, event_type: EventType) -> JobEvent | None:
+        """The job's newest event of `event_type`, if it has one."""
+        stmt = (
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.type == event_type)
+            .order_by(col(JobEvent.seq).desc())
+            .limit(1)
+        )
+        with self._session() as session:
+            return session.exec(stmt).first()
 
     # -- artifacts -------------------------------------------------------------------------
 
