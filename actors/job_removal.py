@@ -125,6 +125,8 @@ class JobRemoval:
         while True:
             self._swept_with = _policy(self._coordinator.config)
             await self.sweep_logged()
+            if _policy(self._coordinator.config) != self._swept_with:
+                continue  # changed while it swept: sweep again with the new settings
             self._wake = asyncio.get_running_loop().create_future()
             interval_s = self._coordinator.config.retention_sweep_s
             await finished_within(self._wake, interval_s, self._timer)

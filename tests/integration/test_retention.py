@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,10 @@ def wait_until(cond: Callable[[], bool], what: str) -> None:
         time.sleep(0.1)
 
 
+def gone(app: VpaApp, url: str) -> bool:
+    return app.client.get(url).status_code == 404
+
+
 def artifacts(app: VpaApp, job_id: str) -> list[Message]:
     r = app.client.get(f"/api/v1/jobs/{job_id}/artifacts")
     assert r.status_code == 200, r.text
@@ -83,10 +88,8 @@ def test_finished_jobs_expire_with_their_files_and_running_ones_stay(
     for job_id in (done, running):
         history = events_of(seen, job_id)
         assert history.index("completed") == len(history) - 2  # then `expired`, the last
-        wait_until(
-            lambda j=job_id: app.client.get(f"/api/v1/jobs/{j}").status_code == 404,
-            f"job {job_id} is still there",
-        )
+        url = f"/api/v1/jobs/{job_id}"
+        wait_until(partial(gone, app, url), f"job {job_id} is still there")
         assert not job_dir(app, job_id).exists()
         assert app.client.get(f"/api/v1/jobs/{job_id}/events").status_code == 404
     expired = next(m for m in seen if m["job_id"] == done and m["event"] == "expired")
