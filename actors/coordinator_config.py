@@ -22,6 +22,9 @@ class CoordinatorConfig:
     progress_persist_interval_s: float = 0.5
     db_outage_max_s: float = 300.0  # how long a running job's write waits for the database
     fetch_options: FetchOptions = field(default_factory=FetchOptions)
+    retention_days: float = 0.0  # finished jobs older than this are deleted; 0: never
+    artifact_max_bytes: int | None = None  # artifacts of all jobs above this are evicted
+    retention_sweep_s: float = 3600.0
 
 
 def auto_concurrency(cluster_resources: dict[str, float]) -> int:

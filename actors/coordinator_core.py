@@ -12,7 +12,8 @@ attempt. Rules it keeps:
 - on start it rebuilds the queue from the database (`recover`), and again once the database
   is back after an outage (actors/db_outage.py); commands meanwhile fail (HTTP 503);
 - every database call runs in one thread (`DbThread`), in order, never on the event loop;
-  submissions are written in batches (`SubmitBatcher`): job + created + queued events each.
+  submissions are written in batches (`SubmitBatcher`): job + created + queued events each;
+- deletes, and the retention sweep, are `JobRemoval`'s (actors/job_removal.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from actors.db_outage import OutageRetry, OutageWatch
 from actors.db_thread import DbThread
 from actors.errors import JobConflict, JobNotFound
 from actors.job_queue import JobQueue, queue_report
+from actors.job_removal import JobRemoval
 from actors.job_runner import JobRunner
 from actors.messages import hub_message
 from actors.running_job import JobWriter, Publisher, RunningJob
@@ -95,6 +97,7 @@ class CoordinatorCore:
         self.queue_running = True
         self._dispatcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.removal = JobRemoval(self, self._write, now, self._timer)
 
     @property
     def running(self) -> dict[str, RunningJob]:
@@ -121,6 +124,7 @@ class CoordinatorCore:
         self.queue_running = False
         await self._submissions.close()
         await self._outage.close()
+        await self.removal.close()
         tasks = [t for t in (self._dispatcher, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -138,6 +142,7 @@ class CoordinatorCore:
         self.config = config
         self._runner.config = config
         self._slots.resize(config.max_concurrent_jobs, (r.slot for r in self.running.values()))
+        self.removal.reconfigured()
         self._dispatch()
 
     # ----------------------------------------------------------------- recovery
@@ -258,6 +263,8 @@ class CoordinatorCore:
             raise JobConflict(
                 f"Job {job_id} is {job.status.value}; only failed or cancelled jobs can be retried"
             )
+        if job_id in self.removal.busy:
+            raise JobConflict(f"Job {job_id}'s files are being deleted (retention); retry refused")
         resumed = ", ".join(job.stage_outputs or {}) or "none"
         queued = await self._write(
             job_id,
@@ -282,14 +289,7 @@ class CoordinatorCore:
         return queued
 
     async def delete(self, job_id: str) -> None:
-        job = await self._get(job_id)
-        if job.status not in TERMINAL_STATUSES or job_id in self.running:
-            raise JobConflict(
-                f"Job {job_id} is {job.status.value}; only completed, failed or cancelled "
-                "jobs can be deleted"
-            )
-        await self.db.run(self.repo.delete_job, job.id)
-        await asyncio.to_thread(self.store.delete_job, UUID(job_id))
+        await self.removal.delete(job_id)
 
     async def clear_queue(self) -> int:
         ids = self.queue.clear() + list(self._delayed)

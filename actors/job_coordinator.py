@@ -54,6 +54,9 @@ def config_from_settings(settings: Settings) -> CoordinatorConfig:
             max_download_bytes=settings.max_download_bytes,
             max_media_duration_s=settings.max_media_duration_s,
         ),
+        retention_days=settings.retention_days,
+        artifact_max_bytes=settings.artifact_max_bytes,
+        retention_sweep_s=settings.retention_sweep_s,
     )
 
 
@@ -115,6 +118,7 @@ class JobCoordinatorActor:
         wait for it, and a recovery that failed is tried again by the next call."""
         if self._publishing is None:
             self._publishing = asyncio.get_running_loop().create_task(self._publisher.run())
+            self._core.removal.start()  # the retention sweep
         if self._recovery is None:
             self._recovery = asyncio.get_running_loop().create_task(self._core.recover())
             self._recovery.add_done_callback(self._recovered)

@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     # Accepted for compatibility with the seed; the queue is event-driven and ignores it.
     queue_poll_interval: float = Field(default=1.0, ge=0)
 
+    # Retention (actors/job_removal.py), for finished jobs only: those that finished more
+    # than RETENTION_DAYS ago are deleted with their artifacts (0 keeps them forever); while
+    # the artifacts of all jobs take more than ARTIFACT_MAX_BYTES (None: no limit), the
+    # oldest finished jobs lose theirs first. The coordinator sweeps every RETENTION_SWEEP_S.
+    retention_days: float = Field(default=0.0, ge=0, le=36500, allow_inf_nan=False)
+    artifact_max_bytes: int | None = Field(default=None, gt=0)
+    retention_sweep_s: float = Field(default=3600.0, gt=0, le=30 * 86400, allow_inf_nan=False)
+
     # Models (used by the model deployments)
     whisper_engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     whisper_model: str = "tiny.en"
@@ -145,6 +153,7 @@ class Settings(BaseSettings):
     @field_validator(
         "max_media_duration_s",
         "max_download_bytes",
+        "artifact_max_bytes",
         "log_file",
         "sentiment_model",
         "artifact_url",

@@ -163,6 +163,10 @@ class EventType(StrEnum):
     completed = "completed"
     cancelled = "cancelled"
     recovered = "recovered"
+    expired = "expired"
+    """RETENTION_DAYS passed since the job finished: it is deleted right after this event."""
+    artifacts_evicted = "artifacts_evicted"
+    """ARTIFACT_MAX_BYTES: the job's artifacts were deleted, oldest finished jobs first."""
 
 
 class JobBase(SQLModel):

@@ -32,6 +32,7 @@ from storage.models import (
     as_utc,
     can_transition,
 )
+from storage.retention import RetentionQueries
 from storage.schemas import JobCreate, JobListQuery, StatisticsPublic
 from storage.submissions import Submitted, insert_queued_jobs, new_job_row
 
@@ -56,8 +57,9 @@ _NULLABLE_SORTS = frozenset({"completed_at"})
 STATS_SAMPLE_LIMIT = 10_000
 
 
-class JobRepository:
-    """Jobs, their events and their artifact rows in one database."""
+class JobRepository(RetentionQueries):
+    """Jobs, their events and their artifact rows in one database (the retention sweep's
+    queries in storage/retention.py)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine

@@ -12,7 +12,9 @@ from fastapi.responses import StreamingResponse
 from deployments.deps import JobDep, RepoDep, StoreDep, bind_request_job
 from deployments.ranged import object_response
 from storage.artifacts import ArtifactPathError, ArtifactStore
-from storage.schemas import ArtifactPublic
+from storage.models import EventType
+from storage.repository import JobRepository
+from storage.schemas import ArtifactPublic, iso_z
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(bind_request_job)])
 
@@ -34,7 +36,8 @@ async def download_artifact(
     job_id = job.id  # loaded first: another key's job is a 404 here too
     artifact = await asyncio.to_thread(repo.get_artifact, job_id, artifact_id)
     if artifact is None:
-        raise HTTPException(404, detail=f"Artifact {artifact_id} of job {job_id} not found")
+        missing = f"Artifact {artifact_id} of job {job_id} not found"
+        raise HTTPException(404, detail=missing + await evicted_note(repo, job_id))
     gone = HTTPException(410, detail=f"Artifact file {artifact.filename} is gone")
     size = await asyncio.to_thread(stored_size, store, artifact.storage_path)
     if size is None:
@@ -59,3 +62,14 @@ def stored_size(store: ArtifactStore, key: str) -> int | None:
         return store.size(key)
     except ArtifactPathError:
         return None
+
+
+async def evicted_note(repo: JobRepository, job_id: UUID) -> str:
+    """Why a job has no artifact rows, if the retention sweep deleted them ('' otherwise)."""
+    evicted = await asyncio.to_thread(repo.latest_event, job_id, EventType.artifacts_evicted)
+    if evicted is None:
+        return ""
+    return (
+        f": the job's artifacts were deleted at {iso_z(evicted.created_at)} to keep the "
+        "artifact store under ARTIFACT_MAX_BYTES"
+    )

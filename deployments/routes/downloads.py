@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from deployments.deps import JobDep, RepoDep, StoreDep, bind_request_job
+from deployments.routes.artifacts import evicted_note
 from deployments.urls import public_job
 from deployments.zip_stream import ZipMember, iter_zip
 from storage.artifacts import ArtifactStore, job_prefix
@@ -67,7 +68,8 @@ async def download_all(
         artifacts = [a for a in artifacts if a.kind in set(kind)]
     if not artifacts:
         wanted = f" of kind {', '.join(kind)}" if kind else ""
-        raise HTTPException(404, detail=f"Job {job.id} has no artifacts{wanted} yet")
+        why = await evicted_note(repo, job.id) or " yet"
+        raise HTTPException(404, detail=f"Job {job.id} has no artifacts{wanted}{why}")
     members = await asyncio.to_thread(_members, store, public_job(job), artifacts)
     return StreamingResponse(
         iter_zip(members),

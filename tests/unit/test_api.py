@@ -269,3 +269,28 @@ def test_request_log_lines_carry_the_job_id_of_the_path(
     assert client.post(f"/api/v1/jobs/{job.id}/cancel").status_code == 409  # the fake's answer
     assert client.get("/api/v1/jobs/queue/status").status_code == 200  # no job in the path
     assert coordinator.log_job_ids == [str(job.id), None]
+
+
+def test_evicted_artifacts_answer_404_saying_why(
+    client: TestClient, services: IngressServices, tmp_path: Path
+) -> None:
+    job, artifact = completed_job(services, tmp_path)
+    url = f"/api/v1/jobs/{job.id}/artifacts/{artifact.id}/download"
+    other = f"/api/v1/jobs/{job.id}/artifacts/{UNKNOWN}/download"
+    assert client.get(other).json() == {"detail": f"Artifact {UNKNOWN} of job {job.id} not found"}
+    # what the retention sweep does (actors/job_removal.py): files, event, rows
+    services.store.delete_job(job.id)
+    evicted = services.repo.transition(job.id, event=EventType.artifacts_evicted, now=T0)
+    assert evicted is not None
+    services.repo.delete_artifacts(job.id)
+    why = (
+        ": the job's artifacts were deleted at 2024-01-01T00:00:00Z to keep the artifact "
+        "store under ARTIFACT_MAX_BYTES"
+    )
+    r = client.get(url)
+    assert r.status_code == 404
+    assert r.json() == {"detail": f"Artifact {artifact.id} of job {job.id} not found{why}"}
+    r = client.get(f"/api/v1/jobs/{job.id}/download")
+    assert r.status_code == 404 and r.json() == {"detail": f"Job {job.id} has no artifacts{why}"}
+    assert client.get(f"/api/v1/jobs/{job.id}/artifacts").json() == []
+    assert client.get(f"/api/v1/jobs/{job.id}").json()["status"] == "completed"

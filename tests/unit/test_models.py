@@ -107,7 +107,8 @@ def test_enums_are_strings_with_expected_members() -> None:
     ]
     assert {e.value for e in EventType} == {
         "created", "queued", "started", "stage_started", "stage_completed", "progress",
-        "completed", "failed", "cancelled", "retry_scheduled", "recovered",
+        "completed", "failed", "cancelled", "retry_scheduled", "recovered", "expired",
+        "artifacts_evicted",
     }  # fmt: skip
     assert JobStatus("pending") == "pending"
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from actors.coordinator_config import auto_concurrency
+from actors.job_coordinator import config_from_settings
 from config.logging import bind_job, job_logger, setup_logging
 from config.settings import Settings
 from serve_app import absolute_paths
@@ -60,6 +61,16 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
         ("LOG_LEVEL", "chatty"),
         ("API_PORT", "70000"),
         ("ENABLE_GPU", "maybe"),
+        ("RETENTION_DAYS", "-1"),
+        ("RETENTION_DAYS", "nan"),
+        ("RETENTION_DAYS", "inf"),
+        ("RETENTION_DAYS", "36501"),
+        ("ARTIFACT_MAX_BYTES", "0"),
+        ("ARTIFACT_MAX_BYTES", "-5"),
+        ("ARTIFACT_MAX_BYTES", "10GB"),
+        ("RETENTION_SWEEP_S", "0"),
+        ("RETENTION_SWEEP_S", "-3"),
+        ("RETENTION_SWEEP_S", "inf"),
     ],
 )
 def test_bad_values_are_refused_at_start(
@@ -126,3 +137,22 @@ def test_log_file_rotates_and_job_lines_carry_the_job_id(tmp_path: Path) -> None
         assert "job=5678-ef" in library
     finally:
         setup_logging(Settings(_env_file=None, log_file=None))
+
+
+def test_retention_is_off_by_default_and_reaches_the_coordinator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = config_from_settings(Settings(_env_file=None))
+    assert (defaults.retention_days, defaults.artifact_max_bytes) == (0.0, None)
+    assert defaults.retention_sweep_s == 3600.0
+    monkeypatch.setenv("RETENTION_DAYS", "0.5")
+    monkeypatch.setenv("ARTIFACT_MAX_BYTES", "1000")
+    monkeypatch.setenv("RETENTION_SWEEP_S", "30")
+    config = config_from_settings(Settings(_env_file=None))
+    assert (config.retention_days, config.artifact_max_bytes, config.retention_sweep_s) == (
+        0.5,
+        1000,
+        30.0,
+    )
+    monkeypatch.setenv("ARTIFACT_MAX_BYTES", "")
+    assert Settings(_env_file=None).artifact_max_bytes is None
