@@ -1,10 +1,9 @@
 """The coordinator's job API and queue as a plain asyncio class: the single writer of job state.
 
-`JobCoordinator` (actors/job_coordinator.py) embeds it in a Ray actor; tests can drive it
-with a fake stage runner and a fake clock. It takes the commands (submit, cancel, retry,
-delete, clear the queue), keeps the queue and the worker slots, and hands each job it
-dispatches to a `JobRunner` (actors/job_runner.py), which runs the job's stages and ends the
-attempt. Rules it keeps:
+`JobCoordinator` (actors/job_coordinator.py) embeds it in a Ray actor; tests drive it with a
+fake stage runner and clock. It takes the commands (submit, cancel, retry, delete, clear the
+queue), keeps the queue and the worker slots, and hands each job it dispatches to a
+`JobRunner` (actors/job_runner.py), which runs its stages and ends the attempt. Rules:
 - every state change is written to the database (one transaction: fields + event with the
   job's next sequence number) before it is published;
 - at most `max_concurrent_jobs` jobs run; higher priority first, FIFO within a priority;
@@ -45,7 +44,7 @@ from storage.artifacts import ArtifactStore
 from storage.models import ADMIN_OWNER, TERMINAL_STATUSES, EventType, Job, JobStatus
 from storage.repository import JobRepository
 from storage.schemas import JobCreate
-from storage.submissions import Submitted
+from storage.submissions import Submission, Submitted
 
 log = logging.getLogger("vpa.coordinator")
 
@@ -216,9 +215,11 @@ class CoordinatorCore:
         self._dispatch()
 
     # ----------------------------------------------------------------- commands
-    async def submit(self, data: JobCreate, owner: str = ADMIN_OWNER) -> tuple[Job, bool]:
-        """Store `owner`'s new job, queued (or its job with that idempotency key)."""
-        done = await self._submissions.submit(data, owner)
+    async def submit(
+        self, data: JobCreate, owner: str = ADMIN_OWNER, max_active: int | None = None
+    ) -> tuple[Job, bool]:
+        """`owner`'s new job, queued (or theirs with that idempotency key); 429 past max_active."""
+        done = await self._submissions.submit(Submission(data, owner, max_active))
         return done.job, done.created
 
     def _submitted(self, batch: list[Submitted]) -> None:
@@ -252,8 +253,7 @@ class CoordinatorCore:
             if done is None:  # it started in the meantime
                 return await self.cancel(job_id)
             return done
-        # The stage stops itself, cleaning up; an interrupt and then a kill follow only for a
-        # stage that does not stop within the grace period.
+        # The stage stops itself (cleaning up); an interrupt, then a kill, if it does not.
         await self._runner.stop(run)
         return await self._get(job_id)
 

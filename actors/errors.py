@@ -40,6 +40,26 @@ def unavailable_detail(exc: BaseException) -> str:
     return f"the database is unavailable, try again shortly ({unreachable_reason(exc)})"
 
 
+class TooManyRequests(CoordinatorError):
+    """An API key's limit was reached (HTTP 429); waiting `retry_after_s` helps, if set."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self):  # keep both across pickling
+        return (type(self), (self.detail, self.retry_after_s))
+
+
+def too_many_active(limit: int) -> TooManyRequests:
+    return TooManyRequests(
+        f"this API key already has {limit} job(s) queued or processing, its limit "
+        "(MAX_ACTIVE_JOBS_PER_KEY or the key's own): wait for one to finish"
+    )
+
+
 class JobConflict(CoordinatorError):
     """The job is not in a state that allows the operation (HTTP 409)."""
 

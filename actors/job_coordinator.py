@@ -19,6 +19,7 @@ import ray
 from actors.coordinator_config import CoordinatorConfig, auto_concurrency
 from actors.coordinator_core import CoordinatorCore
 from actors.errors import DatabaseUnavailable, unavailable_detail
+from actors.key_limits import CreationRate
 from actors.progress import ProgressHub, PublishQueue
 from actors.ray_stage_runner import RayStageRunner
 from actors.stage_task import ServeModels
@@ -79,6 +80,7 @@ class JobCoordinatorActor:
             publish=self._publish,
         )
         self._recovery: asyncio.Task[int] | None = None
+        self._rates = CreationRate()  # per API key, for every Ingress replica at once
         # One ordered, batched stream of this coordinator's updates to the hub.
         self._publisher = PublishQueue(self._send_to_hub, self._refresh_hub)
         self._publishing: asyncio.Task[None] | None = None
@@ -161,11 +163,20 @@ class JobCoordinatorActor:
         return await self.ping()
 
     async def submit(
-        self, data: dict[str, Any], owner: str = ADMIN_OWNER
+        self,
+        data: dict[str, Any],
+        owner: str = ADMIN_OWNER,
+        per_minute: int | None = None,
+        max_active: int | None = None,
     ) -> tuple[dict[str, Any], bool]:
+        """A job of `owner` (an API key's id, or the admin), who may create `per_minute` a
+        minute and have `max_active` active (None: no limit); else `TooManyRequests`."""
         await self._ensure_started()
+        self._rates.take(owner, per_minute)
         with self._database():
-            job, created = await self._core.submit(JobCreate.model_validate(data), owner)
+            job, created = await self._core.submit(
+                JobCreate.model_validate(data), owner, max_active
+            )
         return JobPublic.model_validate(job).model_dump(mode="json"), created
 
     async def cancel(self, job_id: str) -> dict[str, Any]:

@@ -14,10 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from actors.db_thread import DbThread
-from storage.models import ADMIN_OWNER
+from actors.errors import too_many_active
 from storage.repository import JobRepository
-from storage.schemas import JobCreate
-from storage.submissions import Submitted
+from storage.submissions import Refused, Submission, Submitted
 
 MAX_BATCH = 256  # jobs per transaction
 log = logging.getLogger("vpa.coordinator")
@@ -41,14 +40,14 @@ class SubmitBatcher:
         self._now = now
         self._default_max_retries = default_max_retries
         self._on_written = on_written
-        self._waiting: list[tuple[tuple[JobCreate, str], asyncio.Future[Submitted]]] = []
+        self._waiting: list[tuple[Submission, asyncio.Future[Submitted]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def submit(self, data: JobCreate, owner: str = ADMIN_OWNER) -> Submitted:
-        """Store `data` as a queued job of `owner` (or find the job `owner` stored with its
-        idempotency key)."""
+    async def submit(self, submission: Submission) -> Submitted:
+        """Store a queued job (or find the job its owner stored with its idempotency key);
+        `TooManyRequests` if its owner already has `max_active` jobs active."""
         fut: asyncio.Future[Submitted] = asyncio.get_running_loop().create_future()
-        self._waiting.append(((data, owner), fut))
+        self._waiting.append((submission, fut))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_all())
         return await fut
@@ -63,7 +62,7 @@ class SubmitBatcher:
                     default_max_retries=self._default_max_retries(),
                     now=self._now(),
                 )
-                self._on_written(written)
+                self._on_written([item for item in written if isinstance(item, Submitted)])
             except Exception as exc:  # the database refused the batch: each submitter hears
                 log.exception("writing %d submission(s) failed", len(batch))
                 for _, fut in batch:
@@ -71,7 +70,11 @@ class SubmitBatcher:
                         fut.set_exception(exc)
                 continue
             for (_, fut), item in zip(batch, written, strict=True):
-                if not fut.done():
+                if fut.done():
+                    continue
+                if isinstance(item, Refused):
+                    fut.set_exception(too_many_active(item.max_active))
+                else:
                     fut.set_result(item)
 
     async def close(self) -> None:

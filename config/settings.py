@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # main.py refuses on a non-loopback API_HOST unless ALLOW_ANONYMOUS=true says so.
     admin_api_key: str | None = Field(default=None, repr=False)
     allow_anonymous: bool = False
+    # Limits of every API key but the admin's (a key made with its own overrides them):
+    # job creations per minute (then 429 with Retry-After) and jobs queued or processing at
+    # once (then 429). Empty: no limit. The coordinator enforces both, for every replica.
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_active_jobs_per_key: int | None = Field(default=None, ge=1, le=1_000_000)
 
     # Storage
     database_url: str = "sqlite:///./data/vpa.db"
@@ -154,6 +159,8 @@ class Settings(BaseSettings):
         "max_media_duration_s",
         "max_download_bytes",
         "artifact_max_bytes",
+        "rate_limit_per_minute",
+        "max_active_jobs_per_key",
         "log_file",
         "sentiment_model",
         "artifact_url",

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError, WebSocketRequestValidatio
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from actors.errors import CoordinatorError, unavailable_detail
+from actors.errors import CoordinatorError, TooManyRequests, unavailable_detail
 from deployments.auth import authenticate, document_keys
 from deployments.routes import artifacts, downloads, jobs, keys, system, ws
 from deployments.services import CoordinatorUnavailable, IngressServices
@@ -49,8 +49,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def coordinator_error(_: Request, exc: CoordinatorError) -> JSONResponse:
-    # 503: the coordinator could not reach the database (`DatabaseUnavailable`)
+    # 503: the coordinator could not reach the database (`DatabaseUnavailable`); 429: a
+    # limit of the caller's API key, Retry-After when waiting is what helps
     headers = {"Retry-After": "1"} if exc.status_code == 503 else None
+    if isinstance(exc, TooManyRequests) and exc.retry_after_s is not None:
+        headers = {"Retry-After": str(math.ceil(exc.retry_after_s))}
     return JSONResponse(
         status_code=exc.status_code, content={"detail": exc.detail}, headers=headers
     )

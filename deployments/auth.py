@@ -34,6 +34,8 @@ class Principal:
     key_id: uuid.UUID | None
     name: str
     admin: bool
+    per_minute: int | None = None  # job creations a minute; None: no limit
+    max_active: int | None = None  # jobs queued or processing at once; None: no limit
 
     @property
     def owner(self) -> str:
@@ -90,7 +92,14 @@ async def authenticate(conn: HTTPConnection) -> Principal:
             row = await asyncio.to_thread(services.keys.active, key)
             if row is None:
                 raise unauthorized(INVALID, "invalid_token")
-            principal = Principal(key_id=row.id, name=row.name, admin=False)
+            settings = services.settings
+            principal = Principal(
+                key_id=row.id,
+                name=row.name,
+                admin=False,
+                per_minute=row.rate_limit_per_minute or settings.rate_limit_per_minute,
+                max_active=row.max_active_jobs or settings.max_active_jobs_per_key,
+            )
     conn.state.principal = principal
     return principal
 

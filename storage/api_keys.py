@@ -38,6 +38,12 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, description="Who or what uses the key")
+    rate_limit_per_minute: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Overrides RATE_LIMIT_PER_MINUTE"
+    )
+    max_active_jobs: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Overrides MAX_ACTIVE_JOBS_PER_KEY"
+    )
 
 
 class ApiKeyPublic(BaseModel):
@@ -48,6 +54,12 @@ class ApiKeyPublic(BaseModel):
     key_prefix: str = Field(description="The key's first characters, to tell keys apart")
     created_at: UTCDatetime
     revoked_at: UTCDatetime | None = None
+    rate_limit_per_minute: int | None = Field(
+        default=None, description="Its own limit; null: RATE_LIMIT_PER_MINUTE applies"
+    )
+    max_active_jobs: int | None = Field(
+        default=None, description="Its own limit; null: MAX_ACTIVE_JOBS_PER_KEY applies"
+    )
 
 
 class ApiKeyCreated(ApiKeyPublic):
@@ -65,11 +77,13 @@ class ApiKeyRepository:
     def _session(self) -> Session:
         return Session(self._engine, expire_on_commit=False)
 
-    def create(self, name: str, now: datetime) -> tuple[ApiKey, str]:
+    def create(self, body: ApiKeyCreate, now: datetime) -> tuple[ApiKey, str]:
         """A new key; `(row, key)`, the key in clear only here."""
         key = new_key()
         row = ApiKey(
-            name=name,
+            name=body.name,
+            rate_limit_per_minute=body.rate_limit_per_minute,
+            max_active_jobs=body.max_active_jobs,
             key_hash=key_hash(key),
             key_prefix=key[: len(KEY_PREFIX) + SHOWN_CHARS],
             created_at=now,

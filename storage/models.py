@@ -293,3 +293,6 @@ class ApiKey(SQLModel, table=True):
     key_prefix: str = Field(max_length=16)  # the key's first characters, to tell keys apart
     created_at: datetime = Field(default_factory=utcnow, sa_column=_datetime_column(nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=_datetime_column(nullable=True))
+    # This key's own limits; None: RATE_LIMIT_PER_MINUTE / MAX_ACTIVE_JOBS_PER_KEY apply.
+    rate_limit_per_minute: int | None = None
+    max_active_jobs: int | None = None

@@ -34,7 +34,7 @@ from storage.models import (
 )
 from storage.retention import RetentionQueries
 from storage.schemas import JobCreate, JobListQuery, StatisticsPublic
-from storage.submissions import Submitted, insert_queued_jobs, new_job_row
+from storage.submissions import Refused, Submission, Submitted, insert_queued_jobs, new_job_row
 
 # Fields `transition` may not touch: identity and the event counter it maintains itself.
 _PROTECTED_FIELDS = frozenset({"id", "last_event_seq", "created_at"})
@@ -113,8 +113,8 @@ class JobRepository(RetentionQueries):
         return job, True
 
     def create_queued_jobs(
-        self, batch: Sequence[tuple[JobCreate, str]], *, default_max_retries: int, now: datetime
-    ) -> list[Submitted]:
+        self, batch: Sequence[Submission], *, default_max_retries: int, now: datetime
+    ) -> list[Submitted | Refused]:
         """Store `batch` as queued jobs with their created and queued events, in one
         transaction (`storage.submissions`)."""
         with self._session() as session:

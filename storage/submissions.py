@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from storage.models import ADMIN_OWNER, EventType, Job, JobEvent, JobStatus, as_utc
 from storage.schemas import JobCreate
@@ -83,36 +83,54 @@ def _queued_job(data: JobCreate, owner: str, default_max_retries: int, now: date
     return Submitted(job, True, (created, queued))
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A job to store for `owner`, who may have at most `max_active` jobs waiting or
+    processing at once (None: no limit)."""
+
+    data: JobCreate
+    owner: str = ADMIN_OWNER
+    max_active: int | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A submission not stored: its owner already has `max_active` jobs active."""
+
+    max_active: int
+
+
+ACTIVE = (JobStatus.pending, JobStatus.queued, JobStatus.processing)
+
+
 def insert_queued_jobs(
-    session: Session,
-    batch: Sequence[tuple[JobCreate, str]],
-    default_max_retries: int,
-    now: datetime,
-) -> list[Submitted]:
-    """Store `batch`, (job, owner) pairs, as queued jobs in one transaction; one
-    `Submitted` per item, in order.
+    session: Session, batch: Sequence[Submission], default_max_retries: int, now: datetime
+) -> list[Submitted | Refused]:
+    """Store `batch` as queued jobs in one transaction; one outcome per item, in order.
 
     An idempotency key the same owner already stored, or repeated within the batch, gives
-    the job first stored with it (`created=False`) and writes nothing for that item.
+    the job first stored with it (`created=False`) and writes nothing for that item. A new
+    job past its owner's `max_active` (counted in this transaction, the batch's own new
+    jobs included) is `Refused`.
     """
     now = as_utc(now)
-    keys = {d.idempotency_key for d, _ in batch if d.idempotency_key is not None}
-    by_key: dict[tuple[str, str], Submitted] = {}
-    if keys:
-        stmt = select(Job).where(col(Job.idempotency_key).in_(sorted(keys)))
-        by_key = {
-            (j.owner, str(j.idempotency_key)): Submitted(j, False) for j in session.exec(stmt).all()
-        }
-    out: list[Submitted] = []
+    by_key = _known_keys(session, batch)
+    active = _active_counts(session, {s.owner for s in batch if s.max_active is not None})
+    out: list[Submitted | Refused] = []
     new: list[Submitted] = []
-    for data, owner in batch:
-        key = None if data.idempotency_key is None else (owner, data.idempotency_key)
+    for s in batch:
+        key = None if s.data.idempotency_key is None else (s.owner, s.data.idempotency_key)
         if key is not None and key in by_key:
             out.append(Submitted(by_key[key].job, False))
             continue
-        item = _queued_job(data, owner, default_max_retries, now)
+        if s.max_active is not None and active[s.owner] >= s.max_active:
+            out.append(Refused(s.max_active))
+            continue
+        item = _queued_job(s.data, s.owner, default_max_retries, now)
         if key is not None:
             by_key[key] = item
+        if s.owner in active:
+            active[s.owner] += 1
         out.append(item)
         new.append(item)
     if new:
@@ -122,6 +140,28 @@ def insert_queued_jobs(
         session.execute(sa.insert(JobEvent), _rows([ev for s in new for ev in s.events]))
     session.commit()
     return out
+
+
+def _known_keys(session: Session, batch: Sequence[Submission]) -> dict[tuple[str, str], Submitted]:
+    """The jobs already stored under the batch's idempotency keys, by (owner, key)."""
+    keys = {s.data.idempotency_key for s in batch if s.data.idempotency_key is not None}
+    if not keys:
+        return {}
+    stmt = select(Job).where(col(Job.idempotency_key).in_(sorted(keys)))
+    return {(j.owner, str(j.idempotency_key)): Submitted(j, False) for j in session.exec(stmt)}
+
+
+def _active_counts(session: Session, owners: set[str]) -> dict[str, int]:
+    """How many jobs each owner has pending, queued or processing."""
+    counts = dict.fromkeys(owners, 0)
+    if owners:
+        stmt = (
+            select(Job.owner, func.count())
+            .where(col(Job.owner).in_(sorted(owners)), col(Job.status).in_(ACTIVE))
+            .group_by(col(Job.owner))
+        )
+        counts.update({owner: int(n) for owner, n in session.exec(stmt).all()})
+    return counts
 
 
 def _rows(objects: Sequence[Job] | Sequence[JobEvent]) -> list[dict[str, Any]]:

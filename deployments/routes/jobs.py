@@ -15,8 +15,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from actors.errors import CoordinatorError
-from deployments.auth import PrincipalDep
+from actors.errors import CoordinatorError, TooManyRequests
+from deployments.auth import Principal, PrincipalDep
 from deployments.deps import (
     CoordinatorDep,
     JobDep,
@@ -52,10 +52,11 @@ async def submit(
     coordinator: CoordinatorClient,
     allow_private_urls: bool,
     body: JobCreate,
-    owner: str,
+    caller: Principal,
 ) -> tuple[dict[str, Any], bool]:
-    """Create a job of `owner`, or find the one it made with the same idempotency key
-    (keys are per owner): (the job, created)."""
+    """Create a job of `caller`, or find the one it made with the same idempotency key
+    (keys are per owner): (the job, created). Past a limit of the caller's key, 429."""
+    owner = caller.owner
     if body.idempotency_key:
         existing = await asyncio.to_thread(repo.get_job_by_key, body.idempotency_key, owner)
         if existing is not None:
@@ -70,7 +71,8 @@ async def submit(
         url = body.youtube_url
     data = body.model_dump(mode="json")
     data["youtube_url"] = url
-    created: tuple[dict[str, Any], bool] = await coordinator.call("submit", data, owner)
+    limits = (caller.per_minute, caller.max_active)
+    created: tuple[dict[str, Any], bool] = await coordinator.call("submit", data, owner, *limits)
     return created
 
 
@@ -84,7 +86,7 @@ async def create_job(
     principal: PrincipalDep,
 ) -> Any:
     allow_private = settings.allow_private_urls
-    job, created = await submit(repo, coordinator, allow_private, body, principal.owner)
+    job, created = await submit(repo, coordinator, allow_private, body, principal)
     if not created:
         response.status_code = status.HTTP_200_OK  # idempotent resubmission
     return public_job(job)
@@ -142,7 +144,7 @@ async def bulk_create(
     allow_private = settings.allow_private_urls
     for index, item in enumerate(body.jobs):
         try:
-            job, created = await submit(repo, coordinator, allow_private, item, principal.owner)
+            job, created = await submit(repo, coordinator, allow_private, item, principal)
             results.append(
                 BulkItemResult(
                     index=index,
@@ -155,6 +157,10 @@ async def bulk_create(
         except PolicyError as exc:
             results.append(
                 BulkItemResult(index=index, ok=False, status_code=422, detail=exc.message)
+            )
+        except TooManyRequests as exc:  # a limit of the caller's key: this item, not all
+            results.append(
+                BulkItemResult(index=index, ok=False, status_code=429, detail=exc.detail)
             )
     return bulk_result(results)
 

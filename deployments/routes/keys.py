@@ -23,7 +23,7 @@ router = APIRouter(prefix="/keys", tags=["keys"])
 )
 async def create_key(body: ApiKeyCreate, _: AdminDep, services: ServicesDep) -> ApiKeyCreated:
     """The key is in this answer only: it is stored hashed."""
-    row, key = await asyncio.to_thread(services.keys.create, body.name, datetime.now(UTC))
+    row, key = await asyncio.to_thread(services.keys.create, body, datetime.now(UTC))
     public = ApiKeyPublic.model_validate(row, from_attributes=True)
     return ApiKeyCreated(**public.model_dump(), key=key)
 

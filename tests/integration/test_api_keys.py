@@ -110,3 +110,43 @@ def test_each_key_sees_only_its_own_jobs_live(secured: VpaApp, sample_media: Any
     assert {alices, bobs["id"]} <= {j["id"] for j in listed["data"]}
     mine = httpx.get(f"{base}/api/v1/jobs/", headers={"X-API-Key": bob}).json()
     assert [j["id"] for j in mine["data"]] == [bobs["id"]]
+
+
+def test_a_keys_limits_hold_for_the_whole_service(
+    secured: VpaApp, sample_media: Any, media_server: Any
+) -> None:
+    """Per-key limits are counted by the coordinator, so requests spread by HAProxy over
+    both Ingress replicas (a new connection each) meet the same limits."""
+    base = secured.base_url
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+
+    def make(**limits: int) -> dict[str, str]:
+        body = {"name": "limited", **limits}
+        r = httpx.post(f"{base}/api/v1/keys", json=body, headers=admin, timeout=30)
+        assert r.status_code == 201, r.text
+        return {"X-API-Key": r.json()["key"]}
+
+    def post(headers: dict[str, str], url: str) -> httpx.Response:
+        body = {"youtube_url": url, "job_type": "audio_extraction"}
+        return httpx.post(f"{base}/api/v1/jobs/", json=body, headers=headers, timeout=60)
+
+    fast = make(rate_limit_per_minute=2)
+    assert [post(fast, sample_media.clip).status_code for _ in range(2)] == [201, 201]
+    refused = post(fast, sample_media.clip)
+    assert refused.status_code == 429, refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert post(admin, sample_media.clip).status_code == 201  # the admin has no limit
+
+    busy = make(max_active_jobs=1)
+    hanging = media_server.url("hang/clip.mp4")
+    first = post(busy, hanging)
+    assert first.status_code == 201, first.text
+    second = post(busy, hanging)
+    assert second.status_code == 429 and "already has 1 job" in second.json()["detail"]
+    cancelled = httpx.post(
+        f"{base}/api/v1/jobs/{first.json()['id']}/cancel", headers=busy, timeout=60
+    )
+    assert cancelled.json()["status"] == "cancelled"
+    third = post(busy, hanging)  # room again
+    assert third.status_code == 201, third.text
+    httpx.post(f"{base}/api/v1/jobs/{third.json()['id']}/cancel", headers=busy, timeout=60)
