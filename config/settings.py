@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # With HAProxy: seconds an Ingress replica that is stopping keeps serving, so that HAProxy
     # has moved its new connections elsewhere first (Serve's own default is 30).
     ingress_drain_s: float = Field(default=5.0, ge=0, le=600)
+    # The largest request body the API reads (413 beyond): the largest valid one, a bulk
+    # request of 100 jobs with every option at its bound, is under 3 MiB.
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024**3)
 
     # Authentication: ADMIN_API_KEY turns API keys on (the admin key itself; the admin makes
     # the others at /api/v1/keys). Without it anyone who reaches the port is the admin, which

@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from actors.errors import CoordinatorError, TooManyRequests, unavailable_detail
 from deployments.auth import authenticate, document_keys
+from deployments.body_limit import BodyLimit
 from deployments.routes import artifacts, downloads, jobs, keys, system, ws
 from deployments.services import CoordinatorUnavailable, IngressServices
 from deployments.urls import API_PREFIX
@@ -125,6 +126,7 @@ def create_app(services: IngressServices) -> FastAPI:
         },
     )
     app.add_exception_handler(WebSocketRequestValidationError, websocket_validation_error)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.state.services = services
     app.state.fanout = ws.hub_fanout(services)
 

@@ -274,25 +274,25 @@ def own_queue(report: dict[str, Any], owners: JobOwners, owner: str) -> dict[str
     database), and the ids of theirs among the report's lists; the limit and free slots
     stay the service's."""
     listed = {
-        *report["queued_order"],
-        *report["waiting_for_retry"],
-        *(i for ids in report["queued_by_priority"].values() for i in ids),
-        *(r["job_id"] for r in report["running"]),
+        *report.get("queued_order", []),
+        *report.get("waiting_for_retry", []),
+        *(i for ids in report.get("queued_by_priority", {}).values() for i in ids),
+        *(r["job_id"] for r in report.get("running", [])),
     }
     owner_of = owners.of([UUID(i) for i in listed])
     mine = {str(i) for i, o in owner_of.items() if o == owner}
     counts = owners.queued_by_priority(owner)
-    running = [r for r in report["running"] if r["job_id"] in mine]
+    running = [r for r in report.get("running", []) if r["job_id"] in mine]
     by_priority = {
-        p: [i for i in ids if i in mine] for p, ids in report["queued_by_priority"].items()
+        p: [i for i in ids if i in mine] for p, ids in report.get("queued_by_priority", {}).items()
     }
     return {
         **report,
         "queued": sum(counts.values()),
         "queued_count_by_priority": {str(p): n for p, n in sorted(counts.items(), reverse=True)},
         "queued_by_priority": {p: ids for p, ids in by_priority.items() if ids},
-        "queued_order": [i for i in report["queued_order"] if i in mine],
-        "waiting_for_retry": [i for i in report["waiting_for_retry"] if i in mine],
+        "queued_order": [i for i in report.get("queued_order", []) if i in mine],
+        "waiting_for_retry": [i for i in report.get("waiting_for_retry", []) if i in mine],
         "running": running,
         "running_count": len(running),
     }

@@ -262,9 +262,23 @@ async def ws_job(
         fanout.unsubscribe(sub)
 
 
-async def connection_status(services: ServicesDep, fanout: FanoutDep) -> Any:
+async def connection_status(
+    services: ServicesDep, fanout: FanoutDep, principal: PrincipalDep
+) -> Any:
+    """Live connections; for an API key, the per-job counts of its own jobs only."""
     status: dict[str, Any] = await services.hub.connection_status.remote()
     status["this_replica"] = {"replica_id": services.replica_id, **fanout.counts()}
+    if principal.admin:
+        return status
+    here = status["this_replica"]
+    named = {*status.get("job_connections", {}), *here.get("jobs", {})}
+    owner_of = await asyncio.to_thread(services.owners.of, [UUID(j) for j in named])
+    mine = {str(j) for j, owner in owner_of.items() if principal.sees(owner)}
+    status["job_connections"] = {
+        j: n for j, n in status.get("job_connections", {}).items() if j in mine
+    }
+    status["job_connection_total"] = sum(status["job_connections"].values())
+    here["jobs"] = {j: n for j, n in here.get("jobs", {}).items() if j in mine}
     return status
 
 

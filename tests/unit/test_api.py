@@ -3,6 +3,7 @@ progress hub that are plain objects. Ray is never started; the app's lifespan ne
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import uuid
@@ -66,7 +67,17 @@ class FakeHub:
         def remote(self, *_: Any) -> Any:
             return self.result
 
+    class Awaited(_Method):
+        """A method whose `.remote()` is awaited, as an actor call's ObjectRef is."""
+
+        async def _answer(self) -> Any:
+            return copy.deepcopy(self.result)
+
+        def remote(self, *_: Any) -> Any:
+            return self._answer()
+
     report_connections = _Method()
+    connection_status = Awaited({"total_connections": 0, "job_connections": {}, "replicas": {}})
 
 
 @pytest.fixture

@@ -1,0 +1,45 @@
+"""`BodyLimit`: request bodies over MAX_REQUEST_BYTES are refused with 413, unread.
+
+A pure ASGI middleware: a declared `Content-Length` over the limit is answered at once;
+a body sent without one (chunked) is counted as the route reads it and refused the moment
+it passes the limit (FastAPI passes an `HTTPException` raised while reading the body on to
+its handlers), so no request makes the replica hold more than the limit.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def too_large(max_bytes: int) -> str:
+    return f"the request body is larger than MAX_REQUEST_BYTES ({max_bytes} bytes)"
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = JSONResponse({"detail": too_large(self.max_bytes)}, status_code=413)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(status_code=413, detail=too_large(self.max_bytes))
+            return message
+
+        await self.app(scope, counted, send)
