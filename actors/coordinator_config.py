@@ -25,6 +25,7 @@ class CoordinatorConfig:
     retention_days: float = 0.0  # finished jobs older than this are deleted; 0: never
     artifact_max_bytes: int | None = None  # artifacts of all jobs above this are evicted
     retention_sweep_s: float = 3600.0
+    upload_ttl_s: float = 24 * 3600.0  # an upload no job names is deleted this long after
 
 
 def auto_concurrency(cluster_resources: dict[str, float]) -> int:

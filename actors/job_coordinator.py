@@ -58,6 +58,7 @@ def config_from_settings(settings: Settings) -> CoordinatorConfig:
         retention_days=settings.retention_days,
         artifact_max_bytes=settings.artifact_max_bytes,
         retention_sweep_s=settings.retention_sweep_s,
+        upload_ttl_s=settings.upload_ttl_s,
     )
 
 

@@ -38,6 +38,7 @@ from storage.artifacts import ArtifactStore
 from storage.db import database_unreachable
 from storage.models import TERMINAL_STATUSES, EventType
 from storage.retention import StoredArtifacts
+from storage.uploads import UploadRepository
 
 BATCH = 200  # jobs a sweep reads at a time
 log = logging.getLogger("vpa.coordinator")
@@ -64,6 +65,7 @@ class SweepCounts:
     evicted_files: int = 0
     evicted_bytes: int = 0
     failed_jobs: int = 0  # the store failed: tried again at the next sweep
+    expired_uploads: int = 0  # uploads no job named, UPLOAD_TTL_S after they were made
     over_limit_bytes: int = 0  # still above ARTIFACT_MAX_BYTES: the rest is not finished
 
 
@@ -90,6 +92,7 @@ class JobRemoval:
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._swept_with = _policy(coordinator.config)
+        self._uploads = UploadRepository(self._repo.engine)
 
     # ------------------------------------------------------------------ the command
     async def delete(self, job_id: str) -> None:
@@ -139,10 +142,8 @@ class JobRemoval:
             self._wake.set_result(None)
 
     async def sweep_logged(self) -> SweepCounts | None:
-        """`sweep` where a setting turns it on, logged; a failure ends it, never the loop."""
+        """`sweep`, logged where it did anything; a failure ends it, never the loop."""
         config = self._coordinator.config
-        if config.retention_days <= 0 and config.artifact_max_bytes is None:
-            return None
         try:
             counts = await self.sweep()
         except Exception as exc:
@@ -151,6 +152,10 @@ class JobRemoval:
             else:
                 log.exception("retention sweep failed; the next one tries again")
             return None
+        if counts.expired_uploads:
+            log.info("retention sweep: %d upload(s) expired", counts.expired_uploads)
+        if config.retention_days <= 0 and config.artifact_max_bytes is None:
+            return counts
         log.info(
             "retention sweep: %d job(s) expired (RETENTION_DAYS=%g); %d job(s) lost their "
             "artifacts, %d file(s), %d bytes (ARTIFACT_MAX_BYTES=%s); %d job(s) failed",
@@ -174,11 +179,30 @@ class JobRemoval:
         """One pass of each rule the settings turn on; `last_sweep` fills as it goes."""
         config = self._coordinator.config
         counts = self.last_sweep = SweepCounts()
+        await self._expire_uploads(config.upload_ttl_s, counts)
         if config.retention_days > 0:
             await self._expire(config.retention_days, counts)
         if config.artifact_max_bytes is not None:
             await self._evict(config.artifact_max_bytes, counts)
         return counts
+
+    async def _expire_uploads(self, ttl_s: float, counts: SweepCounts) -> None:
+        """Delete the uploads no job names, `ttl_s` after they were made: files, then rows
+        (a store that fails keeps the row, for the next sweep)."""
+        cutoff = self._now() - timedelta(seconds=ttl_s)
+        while found := await self._db.run(self._uploads.unreferenced_before, cutoff, BATCH):
+            gone = []
+            for upload in found:
+                try:
+                    keys = [upload.storage_path]
+                    await asyncio.to_thread(self._coordinator.store.delete_keys, keys)
+                    gone.append(upload.id)
+                except Exception:
+                    log.warning("upload %s not deleted; the next sweep tries again", upload.id)
+            await self._db.run(self._uploads.delete, gone)
+            counts.expired_uploads += len(gone)
+            if len(gone) < len(found):
+                return  # the store fails: stop here, the rest waits for the next sweep
 
     def _take(self, job_id: str) -> bool:
         """Mark the job busy, unless an attempt of it runs or the sweep already holds it."""

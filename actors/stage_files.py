@@ -9,16 +9,20 @@ directory, a download where it is object storage).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from uuid import UUID
 
-from pipeline.errors import PipelineError, StorageError
+from pipeline.errors import DownloadError, PipelineError, StorageError
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput
 from pipeline.stages import input_files
 from storage.artifacts import ArtifactStore, job_key, job_prefix
+from storage.schemas import upload_id
+from storage.uploads import upload_prefix
 
 
 @contextlib.contextmanager
@@ -78,7 +82,34 @@ def stage_in(
         with contextlib.suppress(FileNotFoundError), store_errors(f"reading {name}"):
             path = store.stage_in(job_key(inp.job_id, name), work / name)
             moved += path.stat().st_size if store.remote else 0
+    uploaded = upload_id(inp.url)
+    if stage == "fetch" and uploaded is not None:
+        source = stage_in_upload(store, uploaded, work)
+        moved += source.stat().st_size if store.remote else 0
+        return replace(inp, work_dir=str(work), local_source=str(source)), moved
     return replace(inp, work_dir=str(work)), moved
+
+
+def stage_in_upload(store: ArtifactStore, uploaded: UUID, work: Path) -> Path:
+    """The upload's file, copied from the store into `work` (under an inner directory, so
+    that its name never meets the stage's own files); a `DownloadError` if it is gone."""
+    with store_errors(f"reading upload {uploaded}"):
+        keys = store.list_keys(upload_prefix(uploaded))
+        if not keys:
+            raise DownloadError(
+                f"the upload {uploaded} is gone: deleted, or expired UPLOAD_TTL_S after it "
+                "was made with no job naming it",
+                code="not_found",
+            )
+        path = store.stage_in(keys[0], work / "upload" / PurePosixPath(keys[0]).name)
+    if path.is_symlink():  # a local store links: the job must keep its own file, not a link
+        stored = path.resolve()
+        path.unlink()
+        try:
+            os.link(stored, path)  # the same file, which outlives the upload's deletion
+        except OSError:
+            shutil.copyfile(stored, path)
+    return path
 
 
 def stage_out(store: ArtifactStore, job_id: str, output: StageOutput) -> StageOutput:

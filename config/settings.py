@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # The largest request body the API reads (413 beyond): the largest valid one, a bulk
     # request of 100 jobs with every option at its bound, is under 3 MiB.
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024**3)
+    # Uploads (POST /api/v1/uploads): the largest file (413 beyond), and how long one no job
+    # names is kept.
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024, le=1024**4)
+    upload_ttl_s: float = Field(default=24 * 3600.0, gt=0, le=365 * 24 * 3600.0)
 
     # Authentication: ADMIN_API_KEY turns API keys on (the admin key itself; the admin makes
     # the others at /api/v1/keys). Without it anyone who reaches the port is the admin, which

@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from actors.errors import CoordinatorError, TooManyRequests, unavailable_detail
 from deployments.auth import authenticate, document_keys
 from deployments.body_limit import BodyLimit
-from deployments.routes import artifacts, downloads, jobs, keys, system, ws
+from deployments.routes import artifacts, downloads, jobs, keys, system, uploads, ws
 from deployments.services import CoordinatorUnavailable, IngressServices
 from deployments.urls import API_PREFIX
 from pipeline.errors import PolicyError
@@ -126,7 +126,8 @@ def create_app(services: IngressServices) -> FastAPI:
         },
     )
     app.add_exception_handler(WebSocketRequestValidationError, websocket_validation_error)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    uploads_at = {f"{API_PREFIX}/uploads": (settings.max_upload_bytes, "MAX_UPLOAD_BYTES")}
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, larger=uploads_at)
     app.state.services = services
     app.state.fanout = ws.hub_fanout(services)
 
@@ -140,6 +141,7 @@ def create_app(services: IngressServices) -> FastAPI:
     api.include_router(system.router)
     api.include_router(jobs.aliases)
     api.include_router(downloads.router)
+    api.include_router(uploads.router)
     api.include_router(keys.router)
     app.include_router(api)
     app.include_router(ws.router, dependencies=signed_in)

@@ -13,22 +13,33 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-def too_large(max_bytes: int) -> str:
-    return f"the request body is larger than MAX_REQUEST_BYTES ({max_bytes} bytes)"
+def too_large(max_bytes: int, setting: str = "MAX_REQUEST_BYTES") -> str:
+    return f"the request body is larger than {setting} ({max_bytes} bytes)"
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`max_bytes` for every request; `larger` maps path prefixes (uploads) to their own
+    limit and setting name."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: dict[str, tuple[int, str]] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, setting = self.max_bytes, "MAX_REQUEST_BYTES"
+        for prefix, (limit, name) in self.larger.items():
+            if scope["path"].startswith(prefix):
+                max_bytes, setting = limit, name
+        detail = too_large(max_bytes, setting)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse({"detail": too_large(self.max_bytes)}, status_code=413)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            response = JSONResponse({"detail": detail}, status_code=413)
             await response(scope, receive, send)
             return
         seen = 0
@@ -38,8 +49,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise HTTPException(status_code=413, detail=too_large(self.max_bytes))
+                if seen > max_bytes:
+                    raise HTTPException(status_code=413, detail=detail)
             return message
 
         await self.app(scope, counted, send)

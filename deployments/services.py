@@ -21,6 +21,7 @@ from storage.api_keys import ApiKeyRepository
 from storage.artifacts import ArtifactStore
 from storage.owners import JobOwners
 from storage.repository import JobRepository
+from storage.uploads import UploadRepository
 
 log = logging.getLogger("vpa.ingress")
 
@@ -102,6 +103,11 @@ class IngressServices:
     def keys(self) -> ApiKeyRepository:
         """The API keys, in the jobs' database."""
         return ApiKeyRepository(self.repo.engine)
+
+    @functools.cached_property
+    def uploads(self) -> UploadRepository:
+        """The uploaded files' rows."""
+        return UploadRepository(self.repo.engine)
 
     @functools.cached_property
     def owners(self) -> JobOwners:

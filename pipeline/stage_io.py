@@ -25,6 +25,9 @@ class StageInput:
     checkpoints: dict[str, dict[str, Any]]
     fetch_options: FetchOptions = field(default_factory=FetchOptions)
     job_type: str = ""
+    # The source already on this node (an upload, `upload://<id>`, staged in from the
+    # artifact store): the fetch stage checks it instead of downloading `url`.
+    local_source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.clips.stage import check_clip_options, run_clips
 from pipeline.errors import MediaError, PipelineError
 from pipeline.media.audio import extract_audio
-from pipeline.media.fetch import fetch
+from pipeline.media.fetch import fetch, fetch_local
 from pipeline.media.probe import probe
 from pipeline.media.soft_subtitles import mux_subtitles
 from pipeline.results import TranscriptResult
@@ -95,7 +95,13 @@ def overall_progress(
 
 
 def _fetch(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
-    result = fetch(inp.url, Path(inp.work_dir), inp.fetch_options, progress, cancel)
+    if inp.local_source is not None:
+        source = Path(inp.local_source)
+        result = fetch_local(
+            source, inp.url, Path(inp.work_dir), inp.fetch_options, progress, cancel
+        )
+    else:
+        result = fetch(inp.url, Path(inp.work_dir), inp.fetch_options, progress, cancel)
     path = Path(result.path)
     _check_clip_source(inp, path)
     return StageOutput(

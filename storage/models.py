@@ -282,6 +282,22 @@ class Artifact(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_datetime_column(nullable=False))
 
 
+class Upload(SQLModel, table=True):
+    """A file a client uploaded (storage/uploads.py), for jobs to take as `upload://<id>`."""
+
+    __tablename__ = "uploads"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner: str = Field(default=ADMIN_OWNER, max_length=40)  # as `Job.owner`
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=128)
+    size_bytes: int = Field(default=0, sa_type=sa.BigInteger)
+    storage_path: str = Field(max_length=1024)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=_datetime_column(nullable=False, index=True)
+    )
+
+
 class ApiKey(SQLModel, table=True):
     """An API key the admin made (storage/api_keys.py): its SHA-256, never the key."""
 

@@ -27,6 +27,18 @@ from sqlmodel import Field, SQLModel
 
 from storage.models import EventType, JobBase, JobStatus, JobType, as_utc
 
+UPLOAD_SCHEME = "upload://"  # a job's source uploaded to vpa itself (storage/uploads.py)
+
+
+def upload_id(url: str) -> uuid.UUID | None:
+    """The upload an `upload://<id>` URL names; None for any other URL."""
+    if not url.lower().startswith(UPLOAD_SCHEME):
+        return None
+    try:
+        return uuid.UUID(url[len(UPLOAD_SCHEME) :])
+    except ValueError:
+        return None
+
 
 def iso_z(value: datetime) -> str:
     """ISO 8601 in UTC with a trailing Z, as the seed's examples show."""
@@ -219,8 +231,12 @@ class JobCreate(JobBase):
     @field_validator("youtube_url")
     @classmethod
     def _check_scheme(cls, value: str) -> str:
+        if value.lower().startswith(UPLOAD_SCHEME):
+            if upload_id(value) is None:
+                raise ValueError("an upload URL is upload://<the id POST /api/v1/uploads gave>")
+            return value
         if not value.lower().startswith(("http://", "https://")):
-            raise ValueError("youtube_url must be an http:// or https:// URL")
+            raise ValueError("youtube_url must be an http:// or https:// URL, or upload://<id>")
         return value
 
 

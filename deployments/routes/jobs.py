@@ -22,15 +22,13 @@ from deployments.deps import (
     JobDep,
     RepoDep,
     ServicesDep,
-    SettingsDep,
     bind_request_job,
 )
-from deployments.services import CoordinatorClient
+from deployments.services import CoordinatorClient, IngressServices
 from deployments.urls import public_job
 from pipeline.errors import PolicyError
 from pipeline.media.urlpolicy import check_url
 from storage.owners import JobOwners
-from storage.repository import JobRepository
 from storage.schemas import (
     INT32_MAX,
     BulkItemResult,
@@ -42,51 +40,59 @@ from storage.schemas import (
     JobListQuery,
     JobPublic,
     JobsPublic,
+    upload_id,
 )
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(bind_request_job)])
 
 
 async def submit(
-    repo: JobRepository,
-    coordinator: CoordinatorClient,
-    allow_private_urls: bool,
-    body: JobCreate,
-    caller: Principal,
+    services: IngressServices, body: JobCreate, caller: Principal
 ) -> tuple[dict[str, Any], bool]:
     """Create a job of `caller`, or find the one it made with the same idempotency key
     (keys are per owner): (the job, created). Past a limit of the caller's key, 429."""
     owner = caller.owner
     if body.idempotency_key:
-        existing = await asyncio.to_thread(repo.get_job_by_key, body.idempotency_key, owner)
-        if existing is not None:
-            return JobPublic.model_validate(existing).model_dump(mode="json"), False
+        found = await asyncio.to_thread(services.repo.get_job_by_key, body.idempotency_key, owner)
+        if found is not None:
+            return JobPublic.model_validate(found).model_dump(mode="json"), False
+    url = await _source(services, body.youtube_url, caller)
+    data = body.model_dump(mode="json")
+    data["youtube_url"] = url
+    limits = (caller.per_minute, caller.max_active)
+    created: tuple[dict[str, Any], bool] = await services.coordinator.call(
+        "submit", data, owner, *limits
+    )
+    return created
+
+
+async def _source(services: IngressServices, url: str, caller: Principal) -> str:
+    """The job's source as stored: an upload of the caller's (`upload://<id>`), or a URL
+    the address policy allows; else a `PolicyError` (422)."""
+    uploaded = upload_id(url)
+    if uploaded is not None:
+        upload = await asyncio.to_thread(services.uploads.get, uploaded)
+        if upload is None or not caller.sees(upload.owner):  # another key's: unknown too
+            raise PolicyError(
+                f"no upload {uploaded} (POST /api/v1/uploads makes one)", code="upload_not_found"
+            )
+        return url
+    allow_private = services.settings.allow_private_urls
     try:
-        url = await asyncio.to_thread(check_url, body.youtube_url, allow_private=allow_private_urls)
+        return await asyncio.to_thread(check_url, url, allow_private=allow_private)
     except PolicyError as exc:
         if exc.code != "url_unresolvable":
             raise
         # DNS may be failing only for now: accept, and let the fetch stage (which checks
         # the address again before downloading) fail or retry the job.
-        url = body.youtube_url
-    data = body.model_dump(mode="json")
-    data["youtube_url"] = url
-    limits = (caller.per_minute, caller.max_active)
-    created: tuple[dict[str, Any], bool] = await coordinator.call("submit", data, owner, *limits)
-    return created
+        return url
 
 
 @router.post("/", status_code=201, response_model=JobPublic, summary="Create a processing job")
 async def create_job(
-    body: JobCreate,
-    response: Response,
-    repo: RepoDep,
-    coordinator: CoordinatorDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
+    body: JobCreate, response: Response, services: ServicesDep, principal: PrincipalDep
 ) -> Any:
-    allow_private = settings.allow_private_urls
-    job, created = await submit(repo, coordinator, allow_private, body, principal)
+    job, created = await submit(services, body, principal)
     if not created:
         response.status_code = status.HTTP_200_OK  # idempotent resubmission
     return public_job(job)
@@ -133,18 +139,11 @@ async def statistics(repo: RepoDep, principal: PrincipalDep) -> Any:
 
 
 @router.post("/bulk", response_model=BulkResult, summary="Create many jobs")
-async def bulk_create(
-    body: BulkJobCreate,
-    repo: RepoDep,
-    coordinator: CoordinatorDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-) -> Any:
+async def bulk_create(body: BulkJobCreate, services: ServicesDep, principal: PrincipalDep) -> Any:
     results: list[BulkItemResult] = []
-    allow_private = settings.allow_private_urls
     for index, item in enumerate(body.jobs):
         try:
-            job, created = await submit(repo, coordinator, allow_private, item, principal)
+            job, created = await submit(services, item, principal)
             results.append(
                 BulkItemResult(
                     index=index,

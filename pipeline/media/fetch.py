@@ -146,6 +146,45 @@ def fetch(
     )
 
 
+def fetch_local(
+    path: Path,
+    url: str,
+    dest_dir: Path,
+    options: FetchOptions,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+) -> FetchResult:
+    """A source already on this node (an upload, `url` = upload://<id>), moved into
+    `dest_dir` as `source.<ext>` and checked as a download is: usable media, within
+    MAX_DOWNLOAD_BYTES and MAX_MEDIA_DURATION_S. Nothing is left in `dest_dir` when it raises.
+    """
+    if cancel.cancelled:
+        raise StageCancelled("Cancelled before the upload was read")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / f"source{path.suffix.lower() or '.bin'}"
+    try:
+        path.replace(target)
+        size_bytes = target.stat().st_size
+        limit_bytes, limit_s = options.max_download_bytes, options.max_media_duration_s
+        if limit_bytes is not None and size_bytes > limit_bytes:
+            raise _too_large(size_bytes, limit_bytes)
+        duration_s = _probe_downloaded(target).duration_s
+        if limit_s is not None and duration_s is not None and duration_s > limit_s:
+            raise _too_long(duration_s, limit_s)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    progress(1.0, f"uploaded file ready ({_size(size_bytes)})")
+    return FetchResult(
+        path=str(target),
+        title=path.stem,
+        duration_s=duration_s,
+        size_bytes=size_bytes,
+        extractor="upload",
+        webpage_url=url,
+    )
+
+
 def _allowed_url(url: str, options: FetchOptions) -> str:
     """`url` checked against the address policy. A name that does not resolve now may
     resolve later (DNS outage, no network yet): a retryable network error."""
