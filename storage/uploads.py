@@ -46,7 +46,8 @@ def upload_key(upload_id: uuid.UUID, filename: str) -> str:
 
 
 def upload_prefix(upload_id: uuid.UUID) -> str:
-    return f"{UPLOADS_PREFIX}/{uuid.UUID(str(upload_id))}/"
+    """The key prefix of an upload's file (a store key has no trailing slash)."""
+    return f"{UPLOADS_PREFIX}/{uuid.UUID(str(upload_id))}"
 
 
 class UploadPublic(BaseModel):
