@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     PlainSerializer,
+    ValidationInfo,
     computed_field,
     field_validator,
     model_validator,
@@ -201,6 +202,13 @@ class JobCreate(JobBase):
         max_length=200,
         description="Resubmitting a key returns the job first created with it",
     )
+    webhook_url: StorableStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="POSTed the job, signed (Standard Webhooks), when it completes, fails "
+        "or is cancelled",
+    )
 
     @model_validator(mode="after")
     def _check_clip_options(self) -> JobCreate:
@@ -211,16 +219,16 @@ class JobCreate(JobBase):
             )
         return self
 
-    @field_validator("youtube_url", mode="before")
+    @field_validator("youtube_url", "webhook_url", mode="before")
     @classmethod
     def _strip_url(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("youtube_url")
+    @field_validator("youtube_url", "webhook_url")
     @classmethod
-    def _check_scheme(cls, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError("youtube_url must be an http:// or https:// URL")
+    def _check_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError(f"{info.field_name} must be an http:// or https:// URL")
         return value
 
 
@@ -246,6 +254,7 @@ class JobPublic(JobBase):
     retry_count: int = 0
     max_retries: int = 0
     idempotency_key: str | None = None
+    webhook_url: str | None = None
     attempt: int = 0
     stage_timings: dict[str, float] = Field(
         default_factory=dict, description="Seconds spent in each finished stage"

@@ -16,6 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from actors.errors import CoordinatorError
+from config.settings import Settings
 from deployments.auth import PrincipalDep
 from deployments.deps import (
     CoordinatorDep,
@@ -47,10 +48,24 @@ from storage.schemas import (
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(bind_request_job)])
 
 
+async def checked_url(url: str, allow_private: bool, field: str = "") -> str:
+    """`url` normalised by the address policy, or PolicyError (a 422 with its code)."""
+    try:
+        return await asyncio.to_thread(check_url, url, allow_private=allow_private)
+    except PolicyError as exc:
+        if exc.code != "url_unresolvable":
+            if field:
+                raise PolicyError(f"{field}: {exc.message}", code=exc.code) from None
+            raise
+        # DNS may be failing only for now: accept, and let the fetch stage (or the webhook
+        # sender), which checks the address again before connecting, fail or retry.
+        return url
+
+
 async def submit(
     repo: JobRepository,
     coordinator: CoordinatorClient,
-    allow_private_urls: bool,
+    settings: Settings,
     body: JobCreate,
     owner: str,
 ) -> tuple[dict[str, Any], bool]:
@@ -60,16 +75,17 @@ async def submit(
         existing = await asyncio.to_thread(repo.get_job_by_key, body.idempotency_key, owner)
         if existing is not None:
             return JobPublic.model_validate(existing).model_dump(mode="json"), False
-    try:
-        url = await asyncio.to_thread(check_url, body.youtube_url, allow_private=allow_private_urls)
-    except PolicyError as exc:
-        if exc.code != "url_unresolvable":
-            raise
-        # DNS may be failing only for now: accept, and let the fetch stage (which checks
-        # the address again before downloading) fail or retry the job.
-        url = body.youtube_url
+    allow_private = settings.allow_private_urls
     data = body.model_dump(mode="json")
-    data["youtube_url"] = url
+    data["youtube_url"] = await checked_url(body.youtube_url, allow_private)
+    if body.webhook_url is not None:
+        if settings.webhook_secret is None:
+            raise PolicyError(
+                "webhook_url is refused: this server has no WEBHOOK_SECRET to sign webhooks "
+                "with, and sends none unsigned",
+                code="webhooks_disabled",
+            )
+        data["webhook_url"] = await checked_url(body.webhook_url, allow_private, "webhook_url")
     created: tuple[dict[str, Any], bool] = await coordinator.call("submit", data, owner)
     return created
 
@@ -83,8 +99,7 @@ async def create_job(
     settings: SettingsDep,
     principal: PrincipalDep,
 ) -> Any:
-    allow_private = settings.allow_private_urls
-    job, created = await submit(repo, coordinator, allow_private, body, principal.owner)
+    job, created = await submit(repo, coordinator, settings, body, principal.owner)
     if not created:
         response.status_code = status.HTTP_200_OK  # idempotent resubmission
     return public_job(job)
@@ -139,10 +154,9 @@ async def bulk_create(
     principal: PrincipalDep,
 ) -> Any:
     results: list[BulkItemResult] = []
-    allow_private = settings.allow_private_urls
     for index, item in enumerate(body.jobs):
         try:
-            job, created = await submit(repo, coordinator, allow_private, item, principal.owner)
+            job, created = await submit(repo, coordinator, settings, item, principal.owner)
             results.append(
                 BulkItemResult(
                     index=index,

@@ -137,6 +137,7 @@ def test_a_fresh_upgrade_creates_exactly_the_models(engine: Engine) -> None:
         "job_events",
         "artifacts",
         "api_keys",
+        "webhook_deliveries",
         VERSION_TABLE,
     }
 
