@@ -19,6 +19,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int  # what it answered
+    at: float  # time.monotonic() when it arrived
 
 
 class Receiver:
@@ -38,7 +39,7 @@ class Receiver:
                     step = receiver.script[min(len(receiver.got), len(receiver.script) - 1)]
                     status = 200 if step < 0 else int(step)
                     headers = {k.lower(): v for k, v in self.headers.items()}
-                    receiver.got.append(Received(headers, body, status))
+                    receiver.got.append(Received(headers, body, status, time.monotonic()))
                     receiver.arrived.notify_all()
                 if step < 0:
                     time.sleep(-step)
