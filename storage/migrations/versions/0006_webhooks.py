@@ -4,8 +4,8 @@ A job's terminal status and its delivery row are written in one transaction; the
 coordinator sends and retries the rows (actors/webhooks.py), so a pending delivery
 survives a restart. Jobs made before this revision have no webhook_url.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-08
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0003"
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
