@@ -12,6 +12,18 @@ from pipeline.options import FetchOptions
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """How the coordinator sends webhooks (actors/webhooks.py)."""
+
+    secret: str | None = None  # "whsec_<base64>"; None: no webhook is sent (nor accepted)
+    max_attempts: int = 6
+    backoff_base_s: float = 30.0
+    backoff_max_s: float = 3600.0
+    timeout_s: float = 10.0
+    allow_private_urls: bool = False
+
+
+@dataclass(frozen=True)
 class CoordinatorConfig:
     max_concurrent_jobs: int = 3
     job_timeout_s: float = 3600.0
@@ -26,6 +38,7 @@ class CoordinatorConfig:
     artifact_max_bytes: int | None = None  # artifacts of all jobs above this are evicted
     retention_sweep_s: float = 3600.0
     upload_ttl_s: float = 24 * 3600.0  # an upload no job names is deleted this long after
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
 
 
 def auto_concurrency(cluster_resources: dict[str, float]) -> int:
@@ -42,3 +55,17 @@ def backoff_s(config: CoordinatorConfig, retry_number: int) -> float:
     return min(
         config.retry_backoff_base_s * (2 ** max(retry_number - 1, 0)), config.retry_backoff_max_s
     )
+
+
+def webhook_delay_s(config: WebhookConfig, attempt: int) -> float:
+    """Wait after a webhook's failed attempt number `attempt` (1-based): base * 2**(n-1),
+    capped at `backoff_max_s`."""
+    return min(config.backoff_base_s * (2 ** max(attempt - 1, 0)), config.backoff_max_s)
+
+
+def webhook_schedule_s(config: WebhookConfig) -> list[float]:
+    """When each attempt of a delivery that always fails is made, in seconds from the first."""
+    times = [0.0]
+    for attempt in range(1, config.max_attempts):
+        times.append(times[-1] + webhook_delay_s(config, attempt))
+    return times

@@ -12,7 +12,7 @@ queue), keeps the queue and the worker slots, and hands each job it dispatches t
   is back after an outage (actors/db_outage.py); commands meanwhile fail (HTTP 503);
 - every database call runs in one thread (`DbThread`), in order, never on the event loop;
   submissions are written in batches (`SubmitBatcher`): job + created + queued events each;
-- deletes, and the retention sweep, are `JobRemoval`'s (actors/job_removal.py).
+- `JobRemoval` deletes and sweeps (actors/job_removal.py), `WebhookSender` sends webhooks.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from actors.messages import hub_message
 from actors.running_job import JobWriter, Publisher, RunningJob
 from actors.stage_runner import StageRunner
 from actors.submit_batch import SubmitBatcher
+from actors.webhooks import WebhookSender
 from actors.worker_slots import WorkerSlots
 from pipeline.stages import chain_for
 from storage.artifacts import ArtifactStore
@@ -61,8 +62,7 @@ class CoordinatorCore:
         clock: Clock = time.monotonic,
         timer: Timer | None = None,
     ) -> None:
-        """`now` stamps what is written; `clock` and `timer` measure and wait out the
-        retry backoff, the job timeout and the cancel grace periods."""
+        """`now` stamps writes; `clock` and `timer` time backoffs, timeouts, grace periods."""
         self.repo = repo
         self.store = store
         self.config = config
@@ -97,6 +97,7 @@ class CoordinatorCore:
         self._dispatcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.removal = JobRemoval(self, self._write, now, self._timer)
+        self.webhooks = WebhookSender(self, self._write, now, self._timer)
 
     @property
     def running(self) -> dict[str, RunningJob]:
@@ -123,7 +124,7 @@ class CoordinatorCore:
         self.queue_running = False
         await self._submissions.close()
         await self._outage.close()
-        await self.removal.close()
+        await asyncio.gather(self.removal.close(), self.webhooks.close())
         tasks = [t for t in (self._dispatcher, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -240,8 +241,7 @@ class CoordinatorCore:
         run = self.running.get(job_id)
         if run is None:
             self.queue.remove(job_id)
-            timer = self._delayed.pop(job_id, None)
-            if timer:
+            if (timer := self._delayed.pop(job_id, None)) is not None:
                 timer.cancel()
             done = await self._write(
                 job_id,

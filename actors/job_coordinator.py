@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 
-from actors.coordinator_config import CoordinatorConfig, auto_concurrency
+from actors.coordinator_config import CoordinatorConfig, WebhookConfig, auto_concurrency
 from actors.coordinator_core import CoordinatorCore
 from actors.errors import DatabaseUnavailable, unavailable_detail
 from actors.key_limits import CreationRate
@@ -59,6 +59,14 @@ def config_from_settings(settings: Settings) -> CoordinatorConfig:
         artifact_max_bytes=settings.artifact_max_bytes,
         retention_sweep_s=settings.retention_sweep_s,
         upload_ttl_s=settings.upload_ttl_s,
+        webhooks=WebhookConfig(
+            secret=settings.webhook_secret,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_base_s=settings.webhook_backoff_base_s,
+            backoff_max_s=settings.webhook_backoff_max_s,
+            timeout_s=settings.webhook_timeout_s,
+            allow_private_urls=settings.allow_private_urls,
+        ),
     )
 
 
@@ -122,6 +130,7 @@ class JobCoordinatorActor:
         if self._publishing is None:
             self._publishing = asyncio.get_running_loop().create_task(self._publisher.run())
             self._core.removal.start()  # the retention sweep
+            self._core.webhooks.start()  # pending webhook deliveries, this start's too
         if self._recovery is None:
             self._recovery = asyncio.get_running_loop().create_task(self._core.recover())
             self._recovery.add_done_callback(self._recovered)

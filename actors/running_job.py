@@ -17,6 +17,7 @@ from actors.messages import hub_message
 from actors.stage_runner import StageHandle
 from storage.models import EventType, Job, JobEvent, JobStatus
 from storage.repository import JobRepository
+from storage.webhooks import ENDING_EVENTS
 
 Publisher = Callable[[str, int, dict[str, Any]], None]
 
@@ -41,6 +42,8 @@ class JobWriter:
         self._now = now
         self.publish = publish
         self.retry = retry
+        # Called after a write that ended a job with a webhook_url (its delivery is written).
+        self.on_webhook: Callable[[], None] | None = None
 
     async def __call__(
         self,
@@ -78,6 +81,8 @@ class JobWriter:
             return None
         job, ev = written
         self.publish(job_id, ev.seq, hub_message(job_id, ev, job))
+        if self.on_webhook is not None and ev.type in ENDING_EVENTS and job.webhook_url:
+            self.on_webhook()
         return job
 
 

@@ -21,7 +21,7 @@ from pipeline.errors import DownloadError, PipelineError, StorageError
 from pipeline.stage_io import ArtifactSpec, StageInput, StageOutput
 from pipeline.stages import input_files
 from storage.artifacts import ArtifactStore, job_key, job_prefix
-from storage.schemas import upload_id
+from storage.sources import upload_id
 from storage.uploads import upload_prefix
 
 

@@ -8,6 +8,8 @@ singleton would silently diverge between processes.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 MIN_ADMIN_KEY_CHARS = 16
+WEBHOOK_SECRET_PREFIX = "whsec_"
+MIN_WEBHOOK_SECRET_BYTES = 24  # what the Standard Webhooks spec asks of a secret
+
+
+def webhook_secret_bytes(secret: str) -> bytes:
+    """The key of a `whsec_<base64>` secret (padding optional); ValueError if malformed."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError(f"webhook_secret must start with {WEBHOOK_SECRET_PREFIX!r}")
+    encoded = secret[len(WEBHOOK_SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("webhook_secret must be 'whsec_' followed by base64") from None
+    if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+        raise ValueError(
+            f"webhook_secret must hold at least {MIN_WEBHOOK_SECRET_BYTES} bytes (it holds "
+            f'{len(key)}); make one with: python -c "import base64, os; '
+            "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
+        )
+    return key
 
 
 def is_loopback(host: str) -> bool:
@@ -118,6 +140,19 @@ class Settings(BaseSettings):
     artifact_max_bytes: int | None = Field(default=None, gt=0)
     retention_sweep_s: float = Field(default=3600.0, gt=0, le=30 * 86400, allow_inf_nan=False)
 
+    # Webhooks (actors/webhooks.py): a job's webhook_url is POSTed the job when it completes,
+    # fails or is cancelled, signed with WEBHOOK_SECRET as Standard Webhooks says
+    # ("whsec_" + base64 of at least 24 random bytes). Without a secret, a job with a
+    # webhook_url is refused (422): vpa sends no unsigned webhooks. A failed attempt is
+    # retried WEBHOOK_BACKOFF_BASE_S later, doubling up to WEBHOOK_BACKOFF_MAX_S apart, for
+    # WEBHOOK_MAX_ATTEMPTS attempts in all (the defaults: 30 s to 8 min apart, 15.5 min in
+    # all), each given WEBHOOK_TIMEOUT_S.
+    webhook_secret: str | None = Field(default=None, repr=False)
+    webhook_max_attempts: int = Field(default=6, ge=1, le=100)
+    webhook_backoff_base_s: float = Field(default=30.0, gt=0, le=86400, allow_inf_nan=False)
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0, le=7 * 86400, allow_inf_nan=False)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
+
     # Models (used by the model deployments)
     whisper_engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     whisper_model: str = "tiny.en"
@@ -201,6 +236,15 @@ class Settings(BaseSettings):
                 f"admin_api_key must be at least {MIN_ADMIN_KEY_CHARS} characters "
                 "(e.g. the output of `openssl rand -hex 32`)"
             )
+        return value
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _webhook_secret(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip() or None  # WEBHOOK_SECRET= (empty) means no webhooks
+        if isinstance(value, str):
+            webhook_secret_bytes(value)
         return value
 
     @model_validator(mode="after")

@@ -1,10 +1,10 @@
 """Database tables and the job state machine.
 
-Four tables: `Job` (one row per submitted job, holding its results), `JobEvent` (the
+Five tables: `Job` (one row per submitted job, holding its results), `JobEvent` (the
 append-only history of each job, numbered per job), `Artifact` (files a job produced;
-the bytes live in an artifact store, the rows hold metadata) and `ApiKey` (the keys the
-admin made, hashed). API schemas live in
-`storage.schemas`.
+the bytes live in an artifact store, the rows hold metadata), `ApiKey` (the keys the
+admin made, hashed) and `WebhookDelivery` (a job's finish announced to its `webhook_url`).
+API schemas live in `storage.schemas`.
 
 Datetimes are timezone-aware UTC everywhere. SQLite has no time zones, so the `UTCDateTime`
 column type converts to UTC before writing and marks values read back as UTC.
@@ -167,6 +167,12 @@ class EventType(StrEnum):
     """RETENTION_DAYS passed since the job finished: it is deleted right after this event."""
     artifacts_evicted = "artifacts_evicted"
     """ARTIFACT_MAX_BYTES: the job's artifacts were deleted, oldest finished jobs first."""
+    webhook_delivered = "webhook_delivered"
+    """The job's webhook_url answered a delivery with a 2xx."""
+    webhook_failed = "webhook_failed"
+    """A delivery attempt failed (non-2xx, timeout, connection error); another follows."""
+    webhook_gave_up = "webhook_gave_up"
+    """A delivery's last attempt failed (WEBHOOK_MAX_ATTEMPTS), or one that cannot succeed."""
 
 
 class JobBase(SQLModel):
@@ -195,6 +201,8 @@ class Job(JobBase, table=True):
     owner: str = Field(
         default=ADMIN_OWNER, max_length=40, sa_column_kwargs={"server_default": ADMIN_OWNER}
     )
+    # Where the job's finish is announced (actors/webhooks.py); None: nowhere.
+    webhook_url: str | None = Field(default=None, max_length=2048)
     # Indexed by the leading column of ix_jobs_status_priority_queued_at.
     status: JobStatus = Field(default=JobStatus.pending, sa_type=_enum_type(JobStatus))
     progress: float = Field(default=0.0, ge=0.0, le=100.0)
@@ -312,3 +320,27 @@ class ApiKey(SQLModel, table=True):
     # This key's own limits; None: RATE_LIMIT_PER_MINUTE / MAX_ACTIVE_JOBS_PER_KEY apply.
     rate_limit_per_minute: int | None = None
     max_active_jobs: int | None = None
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One terminal status of a job to announce to its `webhook_url`: written with that
+    status (one transaction), then sent and retried by the coordinator (actors/webhooks.py)
+    until delivered or given up. `id` is the `webhook-id` header, the same on every attempt;
+    `body` the exact JSON sent, so each retry carries the same bytes."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # The sender's scan: pending deliveries, earliest due first.
+        sa.Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", ondelete="CASCADE", index=True)
+    event_type: str = Field(max_length=32)  # "job.completed", "job.failed", "job.cancelled"
+    url: str = Field(max_length=2048)
+    body: str = Field(sa_type=sa.Text)
+    status: str = Field(default="pending", max_length=16)  # pending | delivered | gave_up
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_datetime_column(nullable=False))
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_datetime_column(nullable=False))

@@ -29,12 +29,14 @@ from storage.models import (
     JobEvent,
     JobStatus,
     JobType,
+    WebhookDelivery,
     as_utc,
     can_transition,
 )
 from storage.retention import RetentionQueries
 from storage.schemas import JobCreate, JobListQuery, StatisticsPublic
 from storage.submissions import Refused, Submission, Submitted, insert_queued_jobs, new_job_row
+from storage.webhooks import WebhookQueries, deliveries_for
 
 # Fields `transition` may not touch: identity and the event counter it maintains itself.
 _PROTECTED_FIELDS = frozenset({"id", "last_event_seq", "created_at"})
@@ -57,9 +59,9 @@ _NULLABLE_SORTS = frozenset({"completed_at"})
 STATS_SAMPLE_LIMIT = 10_000
 
 
-class JobRepository(RetentionQueries):
+class JobRepository(RetentionQueries, WebhookQueries):
     """Jobs, their events and their artifact rows in one database (the retention sweep's
-    queries in storage/retention.py)."""
+    queries in storage/retention.py, the webhook sender's in storage/webhooks.py)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -250,6 +252,7 @@ class JobRepository(RetentionQueries):
             )
             session.add(job)
             session.add(job_event)
+            session.add_all(deliveries_for(job, job_event))  # an ending's webhook, if any
             session.commit()
             return job, job_event
 
@@ -259,6 +262,7 @@ class JobRepository(RetentionQueries):
             # Explicit deletes keep this correct even on a connection without foreign keys on.
             session.execute(sa.delete(JobEvent).where(col(JobEvent.job_id) == job_id))
             session.execute(sa.delete(Artifact).where(col(Artifact.job_id) == job_id))
+            session.execute(sa.delete(WebhookDelivery).where(col(WebhookDelivery.job_id) == job_id))
             result = session.execute(sa.delete(Job).where(col(Job.id) == job_id))
             session.commit()
             return bool(result.rowcount)  # type: ignore[attr-defined]

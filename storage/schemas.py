@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     PlainSerializer,
+    ValidationInfo,
     computed_field,
     field_validator,
     model_validator,
@@ -26,18 +27,7 @@ from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from storage.models import EventType, JobBase, JobStatus, JobType, as_utc
-
-UPLOAD_SCHEME = "upload://"  # a job's source uploaded to vpa itself (storage/uploads.py)
-
-
-def upload_id(url: str) -> uuid.UUID | None:
-    """The upload an `upload://<id>` URL names; None for any other URL."""
-    if not url.lower().startswith(UPLOAD_SCHEME):
-        return None
-    try:
-        return uuid.UUID(url[len(UPLOAD_SCHEME) :])
-    except ValueError:
-        return None
+from storage.sources import UPLOAD_SCHEME, upload_id
 
 
 def iso_z(value: datetime) -> str:
@@ -213,6 +203,13 @@ class JobCreate(JobBase):
         max_length=200,
         description="Resubmitting a key returns the job first created with it",
     )
+    webhook_url: StorableStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="POSTed the job, signed (Standard Webhooks), when it completes, fails "
+        "or is cancelled",
+    )
 
     @model_validator(mode="after")
     def _check_clip_options(self) -> JobCreate:
@@ -223,20 +220,23 @@ class JobCreate(JobBase):
             )
         return self
 
-    @field_validator("youtube_url", mode="before")
+    @field_validator("youtube_url", "webhook_url", mode="before")
     @classmethod
     def _strip_url(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("youtube_url")
+    @field_validator("youtube_url", "webhook_url")
     @classmethod
-    def _check_scheme(cls, value: str) -> str:
-        if value.lower().startswith(UPLOAD_SCHEME):
+    def _check_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.field_name == "youtube_url" and value.lower().startswith(UPLOAD_SCHEME):
             if upload_id(value) is None:
                 raise ValueError("an upload URL is upload://<the id POST /api/v1/uploads gave>")
             return value
         if not value.lower().startswith(("http://", "https://")):
-            raise ValueError("youtube_url must be an http:// or https:// URL, or upload://<id>")
+            also = ", or upload://<id>" if info.field_name == "youtube_url" else ""
+            raise ValueError(f"{info.field_name} must be an http:// or https:// URL{also}")
         return value
 
 
@@ -262,6 +262,7 @@ class JobPublic(JobBase):
     retry_count: int = 0
     max_retries: int = 0
     idempotency_key: str | None = None
+    webhook_url: str | None = None
     attempt: int = 0
     stage_timings: dict[str, float] = Field(
         default_factory=dict, description="Seconds spent in each finished stage"

@@ -48,6 +48,7 @@ def new_job_row(
         options=data.options.model_dump(mode="json"),
         max_retries=default_max_retries if data.max_retries is None else data.max_retries,
         idempotency_key=data.idempotency_key,
+        webhook_url=data.webhook_url,
         last_event_seq=last_event_seq,
         created_at=now,
         updated_at=now,

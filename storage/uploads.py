@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from storage.artifacts import check_key
 from storage.models import Job, Upload
-from storage.schemas import UPLOAD_SCHEME
+from storage.sources import UPLOAD_SCHEME
 
 UPLOADS_PREFIX = "uploads"
 MAX_NAME_CHARS = 200

@@ -40,10 +40,24 @@ from storage.schemas import (
     JobListQuery,
     JobPublic,
     JobsPublic,
-    upload_id,
 )
+from storage.sources import upload_id
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(bind_request_job)])
+
+
+async def checked_url(url: str, allow_private: bool, field: str = "") -> str:
+    """`url` normalised by the address policy, or PolicyError (a 422 with its code)."""
+    try:
+        return await asyncio.to_thread(check_url, url, allow_private=allow_private)
+    except PolicyError as exc:
+        if exc.code != "url_unresolvable":
+            if field:
+                raise PolicyError(f"{field}: {exc.message}", code=exc.code) from None
+            raise
+        # DNS may be failing only for now: accept, and let the fetch stage (or the webhook
+        # sender), which checks the address again before connecting, fail or retry.
+        return url
 
 
 async def submit(
@@ -56,9 +70,18 @@ async def submit(
         found = await asyncio.to_thread(services.repo.get_job_by_key, body.idempotency_key, owner)
         if found is not None:
             return JobPublic.model_validate(found).model_dump(mode="json"), False
-    url = await _source(services, body.youtube_url, caller)
+    settings = services.settings
     data = body.model_dump(mode="json")
-    data["youtube_url"] = url
+    data["youtube_url"] = await _source(services, body.youtube_url, caller)
+    if body.webhook_url is not None:
+        if settings.webhook_secret is None:
+            raise PolicyError(
+                "webhook_url is refused: this server has no WEBHOOK_SECRET to sign webhooks "
+                "with, and sends none unsigned",
+                code="webhooks_disabled",
+            )
+        allow_private = settings.allow_private_urls
+        data["webhook_url"] = await checked_url(body.webhook_url, allow_private, "webhook_url")
     limits = (caller.per_minute, caller.max_active)
     created: tuple[dict[str, Any], bool] = await services.coordinator.call(
         "submit", data, owner, *limits
@@ -77,15 +100,7 @@ async def _source(services: IngressServices, url: str, caller: Principal) -> str
                 f"no upload {uploaded} (POST /api/v1/uploads makes one)", code="upload_not_found"
             )
         return url
-    allow_private = services.settings.allow_private_urls
-    try:
-        return await asyncio.to_thread(check_url, url, allow_private=allow_private)
-    except PolicyError as exc:
-        if exc.code != "url_unresolvable":
-            raise
-        # DNS may be failing only for now: accept, and let the fetch stage (which checks
-        # the address again before downloading) fail or retry the job.
-        return url
+    return await checked_url(url, services.settings.allow_private_urls)
 
 
 @router.post("/", status_code=201, response_model=JobPublic, summary="Create a processing job")

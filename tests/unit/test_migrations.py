@@ -138,6 +138,7 @@ def test_a_fresh_upgrade_creates_exactly_the_models(engine: Engine) -> None:
         "artifacts",
         "api_keys",
         "uploads",
+        "webhook_deliveries",
         VERSION_TABLE,
     }
 

@@ -108,7 +108,7 @@ def test_enums_are_strings_with_expected_members() -> None:
     assert {e.value for e in EventType} == {
         "created", "queued", "started", "stage_started", "stage_completed", "progress",
         "completed", "failed", "cancelled", "retry_scheduled", "recovered", "expired",
-        "artifacts_evicted",
+        "artifacts_evicted", "webhook_delivered", "webhook_failed", "webhook_gave_up",
     }  # fmt: skip
     assert JobStatus("pending") == "pending"
 
@@ -311,6 +311,7 @@ PUBLIC_JOB_FIELDS = {
     "retry_count",
     "max_retries",
     "idempotency_key",
+    "webhook_url",
     "attempt",
     "created_at",
     "queued_at",

@@ -108,7 +108,15 @@ def test_postgres_engine(postgres_url: str) -> None:
 
 def test_fresh_database_has_only_our_tables(db_engine: Engine) -> None:
     tables = set(sa.inspect(db_engine).get_table_names())
-    assert tables == {"jobs", "job_events", "artifacts", "api_keys", "uploads", "alembic_version"}
+    assert tables == {
+        "jobs",
+        "job_events",
+        "artifacts",
+        "api_keys",
+        "uploads",
+        "webhook_deliveries",
+        "alembic_version",
+    }
     index_names = {ix["name"] for ix in sa.inspect(db_engine).get_indexes("jobs")}
     assert {
         "ix_jobs_status_priority_queued_at",
