@@ -220,6 +220,8 @@ class FasterWhisperEngine:
             "log_prob_threshold": options.log_prob_threshold,
             "no_speech_threshold": options.no_speech_threshold,
             "word_timestamps": options.word_timestamps,
+            "task": options.task,
+            "initial_prompt": options.initial_prompt,
         }
         if self.batch_size > 0:
             from faster_whisper import BatchedInferencePipeline
@@ -355,6 +357,8 @@ class OpenAIWhisperEngine:
                     no_speech_threshold=options.no_speech_threshold,
                     condition_on_previous_text=options.condition_on_previous_text,
                     word_timestamps=options.word_timestamps,
+                    task=options.task,
+                    initial_prompt=options.initial_prompt,
                     **decode,
                 )
             for raw in result["segments"]:
