@@ -17,9 +17,12 @@ from deployments.openai_responses import (
     render,
     resolve_model,
 )
-from pipeline.options import stage_options
+from pipeline.options import TranscribeOptions, stage_options
+from pipeline.transcription.whisper_engines import FasterWhisperEngine
+from pipeline.types import CancelToken
 from storage.models import Job, JobStatus
 from storage.schemas import ProcessingOptions
+from tests.fixtures.speech import SpeechSample, word_error_rate
 
 
 def _word(word: str, start: float, end: float) -> dict[str, Any]:
@@ -201,3 +204,24 @@ def test_the_openai_options_reach_the_transcription_stage() -> None:
     assert default.temperature == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     with pytest.raises(ValidationError):
         ProcessingOptions(initial_prompt="nul\x00")
+
+
+def test_task_and_prompt_reach_faster_whisper(speech_sample: SpeechSample) -> None:
+    """The real engine (tiny.en) hands `task` and `initial_prompt` to faster-whisper; an
+    English-only model transcribes when asked to translate (hence the 400 before a job)."""
+    engine = FasterWhisperEngine("tiny.en")
+    seen: list[dict[str, Any]] = []
+    model = engine._model
+    real = model.transcribe
+
+    def spy(audio: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return real(audio, **kwargs)
+
+    model.transcribe = spy
+    options = TranscribeOptions(task="translate", initial_prompt="Quick brown fox.")
+    result = engine.transcribe(speech_sample.path, options, lambda *_: None, CancelToken())
+    assert seen and all(
+        (k["task"], k["initial_prompt"]) == ("translate", "Quick brown fox.") for k in seen
+    )
+    assert word_error_rate(speech_sample.text, result.text) < 0.3
