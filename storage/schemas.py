@@ -130,23 +130,9 @@ class ProcessingOptions(BaseModel):
     vad_filter: bool = True
     beam_size: int = PydanticField(default=1, ge=1, le=10)
     temperature_fallback: bool = True
-    temperature: float | None = PydanticField(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="The first sampling temperature (null: 0); with temperature_fallback the "
-        "decoder raises it in steps of 0.2 when a window decodes badly",
-    )
-    task: Literal["transcribe", "translate"] = PydanticField(
-        default="transcribe",
-        description="translate: English text from speech in any language (a multilingual "
-        "model only)",
-    )
-    initial_prompt: StorableStr | None = PydanticField(
-        default=None,
-        max_length=2000,
-        description="Text the decoder is primed with in each 30 s window (spellings, style)",
-    )
+    temperature: float | None = PydanticField(default=None, ge=0.0, le=1.0)  # the first; null: 0
+    task: Literal["transcribe", "translate"] = "transcribe"  # translate: to English text
+    initial_prompt: StorableStr | None = PydanticField(default=None, max_length=2000)
     # Clip controls (beyond the seed)
     segments: list[ClipSegment] | None = PydanticField(
         default=None,
@@ -198,10 +184,6 @@ class ProcessingOptions(BaseModel):
             raise ValueError(
                 f"overlap_duration ({self.overlap_duration:g}) must be less than "
                 f"clip_duration ({self.clip_duration:g})"
-            )
-        if self.task == "translate" and (self.model_size or "").endswith(".en"):
-            raise ValueError(
-                f"task translate needs a multilingual model; {self.model_size} is English-only"
             )
         return self
 

@@ -17,6 +17,7 @@ from deployments.openai_responses import (
     render,
     resolve_model,
 )
+from pipeline.errors import TranscriptionError
 from pipeline.options import TranscribeOptions, stage_options
 from pipeline.transcription.whisper_engines import FasterWhisperEngine
 from pipeline.types import CancelToken
@@ -173,9 +174,6 @@ def test_translation_needs_a_multilingual_model() -> None:
         check_translatable("tiny.en")
     assert caught.value.status_code == 400 and caught.value.code == "model_not_multilingual"
     check_translatable("small")  # no error
-    # the job API refuses the same combination, naming the model
-    with pytest.raises(ValidationError, match="multilingual"):
-        ProcessingOptions(task="translate", model_size="base.en")
 
 
 def test_error_shapes_of_the_apps_answers() -> None:
@@ -207,8 +205,8 @@ def test_the_openai_options_reach_the_transcription_stage() -> None:
 
 
 def test_task_and_prompt_reach_faster_whisper(speech_sample: SpeechSample) -> None:
-    """The real engine (tiny.en) hands `task` and `initial_prompt` to faster-whisper; an
-    English-only model transcribes when asked to translate (hence the 400 before a job)."""
+    """The real engine (tiny.en) hands `task` and `initial_prompt` to faster-whisper, and
+    refuses to translate with an English-only model (the job API's jobs too)."""
     engine = FasterWhisperEngine("tiny.en")
     seen: list[dict[str, Any]] = []
     model = engine._model
@@ -219,9 +217,14 @@ def test_task_and_prompt_reach_faster_whisper(speech_sample: SpeechSample) -> No
         return real(audio, **kwargs)
 
     model.transcribe = spy
-    options = TranscribeOptions(task="translate", initial_prompt="Quick brown fox.")
+    options = TranscribeOptions(initial_prompt="Quick brown fox.")
     result = engine.transcribe(speech_sample.path, options, lambda *_: None, CancelToken())
     assert seen and all(
-        (k["task"], k["initial_prompt"]) == ("translate", "Quick brown fox.") for k in seen
+        (k["task"], k["initial_prompt"]) == ("transcribe", "Quick brown fox.") for k in seen
     )
     assert word_error_rate(speech_sample.text, result.text) < 0.3
+    seen.clear()
+    translate = TranscribeOptions(task="translate")
+    with pytest.raises(TranscriptionError, match="multilingual") as caught:
+        engine.transcribe(speech_sample.path, translate, lambda *_: None, CancelToken())
+    assert caught.value.code == "invalid_options" and seen == []
