@@ -22,11 +22,22 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actors.errors import CoordinatorError, TooManyRequests, unavailable_detail
 from deployments.auth import authenticate, document_keys
 from deployments.body_limit import BodyLimit
-from deployments.routes import artifacts, downloads, jobs, keys, system, uploads, ws
+from deployments.openai_errors import OpenAIError, http_error, limit_body, openai_error, scoped
+from deployments.routes import (
+    artifacts,
+    downloads,
+    jobs,
+    keys,
+    openai_audio,
+    system,
+    uploads,
+    ws,
+)
 from deployments.services import CoordinatorUnavailable, IngressServices
 from deployments.urls import API_PREFIX
 from pipeline.errors import PolicyError
@@ -117,17 +128,23 @@ def create_app(services: IngressServices) -> FastAPI:
         description="Video processing on Ray Serve: audio, transcripts, analysis, clips.",
         debug=settings.debug,
         lifespan=lifespan,
+        # each answers in OpenAI's shape on the /v1 routes (deployments/openai_errors.py)
         exception_handlers={
-            CoordinatorError: coordinator_error,
-            CoordinatorUnavailable: coordinator_unavailable,
-            PolicyError: policy_error,
-            OperationalError: database_unavailable,
-            RequestValidationError: validation_error,
+            CoordinatorError: scoped(coordinator_error),
+            CoordinatorUnavailable: scoped(coordinator_unavailable),
+            PolicyError: scoped(policy_error),
+            OperationalError: scoped(database_unavailable),
+            RequestValidationError: scoped(validation_error),
+            StarletteHTTPException: http_error,
+            OpenAIError: openai_error,
         },
     )
     app.add_exception_handler(WebSocketRequestValidationError, websocket_validation_error)
-    uploads_at = {f"{API_PREFIX}/uploads": (settings.max_upload_bytes, "MAX_UPLOAD_BYTES")}
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, larger=uploads_at)
+    upload = (settings.max_upload_bytes, "MAX_UPLOAD_BYTES")
+    uploads_at = {f"{API_PREFIX}/uploads": upload, "/v1/audio/": upload}
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_request_bytes, larger=uploads_at, render=limit_body
+    )
     app.state.services = services
     app.state.fanout = ws.hub_fanout(services)
 
@@ -144,6 +161,8 @@ def create_app(services: IngressServices) -> FastAPI:
     api.include_router(uploads.router)
     api.include_router(keys.router)
     app.include_router(api)
+    # OpenAI's clients call <base_url>/v1/...: same keys (a Bearer token), OpenAI's errors
+    app.include_router(openai_audio.router, dependencies=signed_in)
     app.include_router(ws.router, dependencies=signed_in)
     app.include_router(system.health_router)
     if settings.admin_api_key is not None:

@@ -8,6 +8,9 @@ its handlers), so no request makes the replica hold more than the limit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,14 +22,20 @@ def too_large(max_bytes: int, setting: str = "MAX_REQUEST_BYTES") -> str:
 
 class BodyLimit:
     """`max_bytes` for every request; `larger` maps path prefixes (uploads) to their own
-    limit and setting name."""
+    limit and setting name; `render` writes the 413's body for a request (the OpenAI routes
+    answer in their own shape)."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, larger: dict[str, tuple[int, str]] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: dict[str, tuple[int, str]] | None = None,
+        render: Callable[[Scope, str], dict[str, Any]] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.larger = larger or {}
+        self.render = render or (lambda _, detail: {"detail": detail})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,7 +48,7 @@ class BodyLimit:
         detail = too_large(max_bytes, setting)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            response = JSONResponse({"detail": detail}, status_code=413)
+            response = JSONResponse(self.render(scope, detail), status_code=413)
             await response(scope, receive, send)
             return
         seen = 0

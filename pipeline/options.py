@@ -17,6 +17,9 @@ OutputFormat = Literal["mp4", "webm"]
 Resolution = Literal["360p", "480p", "720p", "1080p", "source"]
 AspectRatio = Literal["source", "16:9", "9:16", "1:1"]
 AspectMode = Literal["crop", "blur"]
+Task = Literal["transcribe", "translate"]
+# Whisper's temperature fallback: each window decoded again, hotter, while it decodes badly
+TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,13 @@ class TranscribeOptions:
     word_timestamps: bool = True
     vad_filter: bool = True  # Silero VAD: only speech reaches the decoder (faster-whisper)
     beam_size: int = 1
-    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    temperature: tuple[float, ...] = TEMPERATURES
     no_speech_threshold: float | None = 0.6
     log_prob_threshold: float | None = -1.0
     compression_ratio_threshold: float | None = 2.4
     condition_on_previous_text: bool = False
+    task: Task = "transcribe"  # translate: English text whatever the language spoken
+    initial_prompt: str | None = None  # primes the decoder in every window
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -119,13 +124,23 @@ def _picked(cls: type, options: Mapping[str, Any], **renamed: Any) -> Any:
     return cls(**values)
 
 
+def temperatures(first: float, fallback: bool) -> tuple[float, ...]:
+    """The temperatures a window is decoded at: `first`, then (with `fallback`) Whisper's
+    steps above it."""
+    if not fallback:
+        return (float(first),)
+    return (float(first), *(t for t in TEMPERATURES if t > first))
+
+
 def stage_options(options: Mapping[str, Any]) -> StageOptions:
     """The stage option groups of a job's stored options (`ProcessingOptions` as JSON)."""
     ranges = tuple(
         ClipRange(float(r["start"]), float(r["end"]), r.get("title"))
         for r in options.get("segments") or ()
     )
-    fallback = None if options.get("temperature_fallback", True) else (0.0,)
+    fallback = temperatures(
+        options.get("temperature") or 0.0, options.get("temperature_fallback", True)
+    )
     return StageOptions(
         audio=_picked(AudioOptions, options),
         transcribe=_picked(

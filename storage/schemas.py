@@ -130,6 +130,9 @@ class ProcessingOptions(BaseModel):
     vad_filter: bool = True
     beam_size: int = PydanticField(default=1, ge=1, le=10)
     temperature_fallback: bool = True
+    temperature: float | None = PydanticField(default=None, ge=0.0, le=1.0)  # the first; null: 0
+    task: Literal["transcribe", "translate"] = "transcribe"  # translate: to English text
+    initial_prompt: StorableStr | None = PydanticField(default=None, max_length=2000)
     # Clip controls (beyond the seed)
     segments: list[ClipSegment] | None = PydanticField(
         default=None,

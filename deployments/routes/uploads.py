@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, UploadFile, status
 
 from deployments.auth import PrincipalDep
 from deployments.deps import ServicesDep
+from deployments.services import IngressServices
 from storage.artifacts import ArtifactStore
 from storage.models import Upload
 from storage.uploads import UploadPublic, safe_filename, upload_key
@@ -52,9 +53,19 @@ async def create_upload(
     """201 with `{"id", "url": "upload://<id>", "filename", "size_bytes"}`; a job takes the
     `url` as its `youtube_url`. The upload is this API key's; one no job names expires
     after UPLOAD_TTL_S."""
+    row = await save_upload(file, principal.owner, services)
+    if row is None:
+        raise HTTPException(status_code=422, detail="the uploaded file is empty")
+    return UploadPublic.model_validate(row, from_attributes=True)
+
+
+async def save_upload(
+    file: UploadFile, owner: str, services: IngressServices, upload_id: uuid.UUID | None = None
+) -> Upload | None:
+    """`file` stored as an upload of `owner` (its row added); None when it is empty."""
     row = Upload(
-        id=uuid.uuid4(),
-        owner=principal.owner,
+        id=upload_id or uuid.uuid4(),
+        owner=owner,
         filename=safe_filename(file.filename),
         content_type=(file.content_type or "application/octet-stream")[:128],
         storage_path="",
@@ -66,6 +77,6 @@ async def create_upload(
         store_upload, file.file, store, row.storage_path, scratch
     )
     if row.size_bytes == 0:
-        raise HTTPException(status_code=422, detail="the uploaded file is empty")
+        return None
     await asyncio.to_thread(services.uploads.add, row)
-    return UploadPublic.model_validate(row, from_attributes=True)
+    return row

@@ -73,6 +73,15 @@ class _Progress:
         self._progress(1.0, f"transcribed {duration_s:.1f} s of audio")
 
 
+def _check_task(model: str, multilingual: bool, options: TranscribeOptions) -> None:
+    """An English-only model cannot translate (Whisper would silently transcribe)."""
+    if options.task == "translate" and not multilingual:
+        raise TranscriptionError(
+            f"translation needs a multilingual Whisper model; {model} is English-only",
+            code="invalid_options",
+        )
+
+
 def _finish(
     segments: list[Segment], language: str | None, probability: float, duration_s: float
 ) -> TranscriptResult:
@@ -177,6 +186,7 @@ class FasterWhisperEngine:
         progress: ProgressCallback,
         cancel: CancelToken,
     ) -> TranscriptResult:
+        _check_task(self.model, self.multilingual, options)
         report = _Progress(progress, audio_duration_s(audio_path))
         language, probability = options.language, 1.0
         detected = options.language is not None
@@ -220,6 +230,8 @@ class FasterWhisperEngine:
             "log_prob_threshold": options.log_prob_threshold,
             "no_speech_threshold": options.no_speech_threshold,
             "word_timestamps": options.word_timestamps,
+            "task": options.task,
+            "initial_prompt": options.initial_prompt,
         }
         if self.batch_size > 0:
             from faster_whisper import BatchedInferencePipeline
@@ -332,6 +344,7 @@ class OpenAIWhisperEngine:
         progress: ProgressCallback,
         cancel: CancelToken,
     ) -> TranscriptResult:
+        _check_task(self.model, self.multilingual, options)
         report = _Progress(progress, audio_duration_s(audio_path))
         language, probability = options.language, 1.0
         segments: list[Segment] = []
@@ -355,6 +368,8 @@ class OpenAIWhisperEngine:
                     no_speech_threshold=options.no_speech_threshold,
                     condition_on_previous_text=options.condition_on_previous_text,
                     word_timestamps=options.word_timestamps,
+                    task=options.task,
+                    initial_prompt=options.initial_prompt,
                     **decode,
                 )
             for raw in result["segments"]:

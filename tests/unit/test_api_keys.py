@@ -83,7 +83,9 @@ def test_every_api_route_answers_401_without_a_key(secured: TestClient) -> None:
             continue
         assert r.status_code == 401, (method, path, r.status_code, r.text)
         assert r.headers["www-authenticate"] == "Bearer", (method, path)
-        assert "API key is required" in r.json()["detail"]
+        body = r.json()  # the OpenAI-compatible routes answer in OpenAI's shape
+        message = body["error"]["message"] if path.startswith("/v1/") else body["detail"]
+        assert "API key is required" in message
 
 
 def test_the_schema_says_which_routes_need_a_key(secured: TestClient) -> None:

@@ -38,6 +38,9 @@ CHANGED: dict[str, Any] = {
     "vad_filter": False,
     "beam_size": 5,
     "temperature_fallback": False,
+    "temperature": 0.4,
+    "task": "translate",
+    "initial_prompt": "Kenobi",
     "segments": [{"start": 1.0, "end": 4.5, "title": "Intro"}, {"start": 6.0, "end": 9.0}],
     "aspect_ratio": "9:16",
     "aspect_mode": "blur",
@@ -61,7 +64,9 @@ def test_every_option_reaches_its_stage() -> None:
         word_timestamps=False,
         vad_filter=False,
         beam_size=5,
-        temperature=(0.0,),
+        temperature=(0.4,),
+        task="translate",
+        initial_prompt="Kenobi",
     )
     assert opts.analyze == AnalyzeOptions(
         sentiment_analysis=False,

@@ -1,0 +1,83 @@
+"""The OpenAI-compatible API on the real service, with OpenAI's own Python client: speech
+transcribed by the bundled model (tiny.en) in three formats, the models list, translation
+refused for an English-only model, and each request a job in the job list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from tests.fixtures.speech import SpeechSample, word_error_rate
+from tests.integration.conftest import VpaApp
+
+
+@pytest.fixture(scope="module")
+def app(deploy_vpa: Any) -> VpaApp:
+    return deploy_vpa(with_models=True, max_concurrent_jobs=2)
+
+
+@pytest.fixture(scope="module")
+def client(app: VpaApp) -> openai.OpenAI:
+    # no retries: a refusal must reach the test as it was answered
+    return openai.OpenAI(base_url=f"{app.base_url}/v1", api_key="x", max_retries=0, timeout=300)
+
+
+def test_openais_client_transcribes_speech(
+    app: VpaApp, client: openai.OpenAI, speech_sample: SpeechSample
+) -> None:
+    with speech_sample.path.open("rb") as audio:
+        text = client.audio.transcriptions.create(
+            model="whisper-1", file=audio, response_format="text"
+        )
+    assert isinstance(text, str)
+    assert word_error_rate(speech_sample.text, text) < 0.15
+
+    with speech_sample.path.open("rb") as audio:
+        srt = client.audio.transcriptions.create(
+            model="whisper-1", file=audio, response_format="srt"
+        )
+    assert isinstance(srt, str) and srt.startswith("1\n00:00:")
+    assert " --> " in srt
+
+    with speech_sample.path.open("rb") as audio:
+        verbose = client.audio.transcriptions.create(
+            model="whisper-1",
+            file=audio,
+            response_format="verbose_json",
+            timestamp_granularities=["word", "segment"],
+            language="en",
+            extra_body={"priority": 8},
+        )
+    assert verbose.language == "en"
+    assert verbose.duration == pytest.approx(speech_sample.duration_s, abs=0.5)
+    assert word_error_rate(speech_sample.text, verbose.text) < 0.15
+    assert verbose.segments and verbose.words
+    assert all(w.start <= w.end for w in verbose.words)
+    assert verbose.segments[0].start <= verbose.words[0].start
+
+    # each request was a job of the job list, the last with the priority it asked for
+    jobs = app.client.get("/api/v1/jobs/", params={"job_type": "transcription"}).json()
+    uploaded = [j for j in jobs["data"] if j["youtube_url"].startswith("upload://")]
+    assert len(uploaded) >= 3 and all(j["status"] == "completed" for j in uploaded)
+    assert sorted(j["priority"] for j in uploaded)[-1] == 8
+
+
+def test_the_models_list(client: openai.OpenAI) -> None:
+    assert [m.id for m in client.models.list()] == ["whisper-1", "tiny.en"]
+
+
+def test_an_unknown_model_and_translation_with_tiny_en_are_bad_requests(
+    client: openai.OpenAI, speech_sample: SpeechSample
+) -> None:
+    with speech_sample.path.open("rb") as audio, pytest.raises(openai.BadRequestError) as caught:
+        client.audio.translations.create(model="whisper-1", file=audio)
+    assert caught.value.code == "model_not_multilingual"
+    assert "multilingual" in caught.value.message
+
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
+    with speech_sample.path.open("rb") as audio, pytest.raises(openai.BadRequestError) as caught:
+        client.audio.transcriptions.create(model="large-v3", file=audio)
+    assert caught.value.code == "model_not_found" and caught.value.param == "model"
