@@ -16,7 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from storage.models import ADMIN_OWNER, EventType, Job, JobEvent, JobStatus, as_utc
+from storage.models import (
+    ADMIN_OWNER,
+    TERMINAL_STATUSES,
+    EventType,
+    Job,
+    JobEvent,
+    JobStatus,
+    as_utc,
+)
 from storage.schemas import JobCreate
 
 
@@ -101,7 +109,7 @@ class Refused:
     max_active: int
 
 
-ACTIVE = (JobStatus.pending, JobStatus.queued, JobStatus.processing)
+ACTIVE = [s for s in JobStatus if s not in TERMINAL_STATUSES]  # pending, queued, processing
 
 
 def insert_queued_jobs(

@@ -18,6 +18,14 @@ from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import ContentTooShortError, UnsupportedError
 
 from pipeline.errors import DownloadError, MediaError, PipelineError, PolicyError, StageCancelled
+from pipeline.media.fetch_limits import (
+    size_text,
+    sizes_text,
+    too_large,
+    too_long,
+    within_duration,
+    within_size,
+)
 from pipeline.media.ffmpeg import ffmpeg_exe, remove_quietly
 from pipeline.media.probe import MediaInfo, probe
 from pipeline.media.urlpolicy import check_url
@@ -32,7 +40,6 @@ SOURCE_STEM = "source"
 # audio merged by ffmpeg, then whatever there is (an audio-only podcast, say).
 FORMAT_SELECTOR = "b/bv*+ba/b*"
 RETRIES = 2
-_MB = 1_000_000
 _NOT_FOUND = {404: "not_found", 410: "not_found", 401: "forbidden", 403: "forbidden"}
 _HTTP_STATUS_RE = re.compile(r"HTTP Error (\d{3})")
 _NETWORK_HINTS = (
@@ -67,41 +74,6 @@ class _YtdlpLogger:
         log.info("yt-dlp: %s", msg)  # raised as a translated error right after
 
 
-def _unit(size_bytes: float) -> tuple[float, str]:
-    return (_MB, "MB") if size_bytes >= _MB else (1000, "KB")
-
-
-def _size(size_bytes: float) -> str:
-    """1234567 -> "1.2 MB", 47119 -> "47.1 KB"."""
-    scale, unit = _unit(size_bytes)
-    return f"{size_bytes / scale:.1f} {unit}"
-
-
-def _sizes(done_bytes: float, total_bytes: float) -> str:
-    """(1200000, 3400000) -> "1.2/3.4 MB", in the unit of the total."""
-    scale, unit = _unit(total_bytes)
-    return f"{done_bytes / scale:.1f}/{total_bytes / scale:.1f} {unit}"
-
-
-def _seconds(duration_s: float) -> str:
-    return f"{duration_s:.1f} s" if duration_s < 10 else f"{duration_s:.0f} s"
-
-
-def _too_large(size_bytes: float | None, limit_bytes: int) -> PolicyError:
-    size = f" ({_size(size_bytes)})" if size_bytes else ""
-    return PolicyError(
-        f"The media is larger than the {_size(limit_bytes)} download limit{size}",
-        code="too_large",
-    )
-
-
-def _too_long(duration_s: float, limit_s: float) -> PolicyError:
-    return PolicyError(
-        f"The media lasts {_seconds(duration_s)}, longer than the {_seconds(limit_s)} limit",
-        code="too_long",
-    )
-
-
 def fetch(
     url: str,
     dest_dir: Path,
@@ -124,18 +96,13 @@ def fetch(
     guards = _Guards(options, progress, cancel)
     try:
         entry, path = _download(url, dest_dir, guards)
-        size_bytes = path.stat().st_size
-        limit_bytes, limit_s = options.max_download_bytes, options.max_media_duration_s
-        if limit_bytes is not None and size_bytes > limit_bytes:
-            raise _too_large(size_bytes, limit_bytes)
+        size_bytes = within_size(path, options)
         media = _probe_downloaded(path)
-        duration_s = _float(entry.get("duration")) or media.duration_s
-        if limit_s is not None and duration_s is not None and duration_s > limit_s:
-            raise _too_long(duration_s, limit_s)
+        duration_s = within_duration(_float(entry.get("duration")) or media.duration_s, options)
     except BaseException:
         _remove_partial(dest_dir)
         raise
-    progress(1.0, f"downloaded {_size(size_bytes)}")
+    progress(1.0, f"downloaded {size_text(size_bytes)}")
     return FetchResult(
         path=str(path),
         title=_title(entry, url, path),
@@ -164,17 +131,12 @@ def fetch_local(
     target = dest_dir / f"source{path.suffix.lower() or '.bin'}"
     try:
         path.replace(target)
-        size_bytes = target.stat().st_size
-        limit_bytes, limit_s = options.max_download_bytes, options.max_media_duration_s
-        if limit_bytes is not None and size_bytes > limit_bytes:
-            raise _too_large(size_bytes, limit_bytes)
-        duration_s = _probe_downloaded(target).duration_s
-        if limit_s is not None and duration_s is not None and duration_s > limit_s:
-            raise _too_long(duration_s, limit_s)
+        size_bytes = within_size(target, options)
+        duration_s = within_duration(_probe_downloaded(target).duration_s, options)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
-    progress(1.0, f"uploaded file ready ({_size(size_bytes)})")
+    progress(1.0, f"uploaded file ready ({size_text(size_bytes)})")
     return FetchResult(
         path=str(target),
         title=path.stem,
@@ -217,11 +179,11 @@ class _Guards:
         done = status.get("downloaded_bytes") or 0
         total = status.get("total_bytes") or status.get("total_bytes_estimate")
         if limit_bytes is not None and max(done, total or 0) > limit_bytes:
-            raise _too_large(total if total and total > limit_bytes else None, limit_bytes)
+            raise too_large(total if total and total > limit_bytes else None, limit_bytes)
         if total:
-            self.progress(min(done / total, 0.99), f"downloading {_sizes(done, total)}")
+            self.progress(min(done / total, 0.99), f"downloading {sizes_text(done, total)}")
         else:
-            self.progress(0.0, f"downloading {_size(done)}")
+            self.progress(0.0, f"downloading {size_text(done)}")
 
     def match_filter(self, info: dict[str, Any], *, incomplete: object = False) -> str | None:
         if self.cancel.cancelled:
@@ -229,7 +191,7 @@ class _Guards:
         limit_s = self.options.max_media_duration_s
         duration = info.get("duration")
         if limit_s is not None and duration and duration > limit_s:
-            raise _too_long(float(duration), limit_s)
+            raise too_long(float(duration), limit_s)
         if not incomplete:
             # media found inside a page must obey the same address policy as the page
             for media_url in _media_urls(info):
@@ -281,7 +243,7 @@ def _download(url: str, dest_dir: Path, guards: _Guards) -> tuple[dict[str, Any]
         limit_bytes = guards.options.max_download_bytes
         if guards.logger.too_large and limit_bytes is not None:
             match = re.search(r"\((\d+) bytes >", guards.logger.too_large)
-            raise _too_large(int(match[1]) if match else None, limit_bytes)
+            raise too_large(int(match[1]) if match else None, limit_bytes)
         raise DownloadError(f"Nothing was downloaded from {url}", code="download_failed")
     return entry, path
 

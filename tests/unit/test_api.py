@@ -87,19 +87,24 @@ def repo(tmp_path: Path) -> JobRepository:
     return JobRepository(engine)
 
 
-@pytest.fixture
-def services(tmp_path: Path, repo: JobRepository) -> IngressServices:
+def make_services(tmp_path: Path, repo: JobRepository, **settings: Any) -> IngressServices:
+    """The replica's services on the fakes, a local store and `settings`."""
     store = open_store(
         StorageConfig(artifact_url=(tmp_path / "a").as_uri(), scratch_dir=str(tmp_path))
     )
     return IngressServices(
-        settings=Settings(),
+        settings=Settings(_env_file=None, **settings),
         repo=repo,
         store=store,
         coordinator=FakeCoordinator(repo),  # type: ignore[arg-type]
         hub=FakeHub(),
         replica_id="r1",
     )
+
+
+@pytest.fixture
+def services(tmp_path: Path, repo: JobRepository) -> IngressServices:
+    return make_services(tmp_path, repo)
 
 
 @pytest.fixture

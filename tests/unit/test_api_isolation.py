@@ -17,7 +17,7 @@ from deployments.services import IngressServices
 from storage.models import EventType, JobStatus
 from storage.repository import JobRepository
 from tests.unit.test_api import NEW, T0, completed_job
-from tests.unit.test_api_keys import ADMIN_HEADERS, make_services
+from tests.unit.test_api_keys import ADMIN, ADMIN_HEADERS, make_services
 from tests.unit.test_api_keys import repo as repo  # the fixture
 
 Headers = dict[str, str]
@@ -25,7 +25,7 @@ Headers = dict[str, str]
 
 @pytest.fixture
 def services(tmp_path: Path, repo: JobRepository) -> IngressServices:
-    return make_services(tmp_path, repo, admin_api_key=ADMIN_HEADERS["Authorization"][7:])
+    return make_services(tmp_path, repo, admin_api_key=ADMIN)
 
 
 @pytest.fixture

@@ -17,41 +17,18 @@ from starlette.testclient import WebSocketDenialResponse
 import main
 from config.settings import Settings
 from deployments.api import create_app
-from deployments.services import IngressServices
-from storage.db import create_db_engine, init_db
 from storage.repository import JobRepository
-from storage.stores import StorageConfig, open_store
-from tests.unit.test_api import UNKNOWN, FakeCoordinator, FakeHub
+from tests.unit.test_api import UNKNOWN, make_services
+from tests.unit.test_api import repo as repo  # the fixture
 
 ADMIN = "admin-key-" + "x" * 20
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 OPEN_PATHS = {"/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
 
 
-def make_services(tmp_path: Path, repo: JobRepository, **settings: Any) -> IngressServices:
-    store = open_store(
-        StorageConfig(artifact_url=(tmp_path / "a").as_uri(), scratch_dir=str(tmp_path))
-    )
-    return IngressServices(
-        settings=Settings(_env_file=None, **settings),
-        repo=repo,
-        store=store,
-        coordinator=FakeCoordinator(repo),  # type: ignore[arg-type]
-        hub=FakeHub(),
-        replica_id="r1",
-    )
-
-
 @pytest.fixture
 def secured(tmp_path: Path, repo: JobRepository) -> TestClient:
     return TestClient(create_app(make_services(tmp_path, repo, admin_api_key=ADMIN)))
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> JobRepository:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'vpa.db'}")
-    init_db(engine)
-    return JobRepository(engine)
 
 
 def new_key(client: TestClient, name: str = "alice") -> dict[str, Any]:

@@ -19,7 +19,7 @@ from deployments.api import create_app
 from deployments.services import IngressServices
 from storage.repository import JobRepository
 from tests.unit.test_api import NEW, FakeHub, completed_job
-from tests.unit.test_api_keys import ADMIN_HEADERS, make_services
+from tests.unit.test_api_keys import ADMIN, ADMIN_HEADERS, make_services
 from tests.unit.test_api_keys import repo as repo  # the fixture
 
 MAX_BYTES = 64 * 1024
@@ -27,7 +27,7 @@ MAX_BYTES = 64 * 1024
 
 @pytest.fixture
 def services(tmp_path: Path, repo: JobRepository) -> IngressServices:
-    admin = ADMIN_HEADERS["Authorization"][7:]
+    admin = ADMIN
     return make_services(tmp_path, repo, admin_api_key=admin, max_request_bytes=MAX_BYTES)
 
 

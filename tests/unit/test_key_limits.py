@@ -21,7 +21,7 @@ from storage.schemas import JobCreate
 from storage.submissions import Refused, Submission, Submitted
 from tests.unit.coordinator_fakes import MakeHarness
 from tests.unit.test_api import NEW, FakeCoordinator
-from tests.unit.test_api_keys import ADMIN_HEADERS, make_services
+from tests.unit.test_api_keys import ADMIN, ADMIN_HEADERS, make_services
 from tests.unit.test_api_keys import repo as repo  # the fixture
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -126,7 +126,7 @@ def limited(tmp_path: Path, repo: JobRepository) -> tuple[TestClient, IngressSer
     services = make_services(
         tmp_path,
         repo,
-        admin_api_key=ADMIN_HEADERS["Authorization"][7:],
+        admin_api_key=ADMIN,
         rate_limit_per_minute=30,
         max_active_jobs_per_key=5,
     )

@@ -27,7 +27,7 @@ from storage.uploads import UploadRepository, safe_filename, upload_key
 from tests.fixtures.media import make_video
 from tests.unit.coordinator_fakes import MakeHarness
 from tests.unit.test_api import NEW
-from tests.unit.test_api_keys import ADMIN_HEADERS, make_services
+from tests.unit.test_api_keys import ADMIN, ADMIN_HEADERS, make_services
 from tests.unit.test_api_keys import repo as repo  # the fixture
 
 MAX_UPLOAD = 64 * 1024
@@ -35,7 +35,7 @@ MAX_UPLOAD = 64 * 1024
 
 @pytest.fixture
 def services(tmp_path: Path, repo: JobRepository) -> IngressServices:
-    admin = ADMIN_HEADERS["Authorization"][7:]
+    admin = ADMIN
     return make_services(
         tmp_path, repo, admin_api_key=admin, max_upload_bytes=MAX_UPLOAD, scratch_dir=str(tmp_path)
     )
