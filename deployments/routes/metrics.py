@@ -36,11 +36,13 @@ def metric_endpoints() -> list[str]:
 
     if not ray.is_initialized():
         return []
-    return [
-        f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
-        for node in ray.nodes()
-        if node.get("Alive") and node.get("MetricsExportPort")
-    ]
+    urls = []
+    for node in ray.nodes():
+        if node.get("Alive") and node.get("MetricsExportPort"):
+            host = str(node["NodeManagerAddress"])
+            host = f"[{host}]" if ":" in host else host  # an IPv6 address
+            urls.append(f"http://{host}:{node['MetricsExportPort']}/metrics")
+    return urls
 
 
 async def _scrape(client: httpx.AsyncClient, url: str) -> str:
