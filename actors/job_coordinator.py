@@ -16,6 +16,7 @@ from typing import Any
 
 import ray
 
+from actors import metrics
 from actors.coordinator_config import CoordinatorConfig, WebhookConfig, auto_concurrency
 from actors.coordinator_core import CoordinatorCore
 from actors.errors import DatabaseUnavailable, unavailable_detail
@@ -34,6 +35,7 @@ from storage.stores import open_store, storage_config
 
 COORDINATOR_PREFIX = "vpa-coordinator-"
 HUB_NAME = "vpa-progress-hub"
+GAUGES_INTERVAL_S = 5.0  # the queue gauges, set again this often (Ray drops stale gauges)
 log = logging.getLogger("vpa.coordinator")
 
 
@@ -93,6 +95,7 @@ class JobCoordinatorActor:
         # One ordered, batched stream of this coordinator's updates to the hub.
         self._publisher = PublishQueue(self._send_to_hub, self._refresh_hub)
         self._publishing: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
 
     def _publish(self, job_id: str, seq: int, message: dict[str, Any]) -> None:
         self._publisher.put(job_id, seq, message)
@@ -131,11 +134,19 @@ class JobCoordinatorActor:
             self._publishing = asyncio.get_running_loop().create_task(self._publisher.run())
             self._core.removal.start()  # the retention sweep
             self._core.webhooks.start()  # pending webhook deliveries, this start's too
+            self._gauges = asyncio.get_running_loop().create_task(self._report_gauges())
         if self._recovery is None:
             self._recovery = asyncio.get_running_loop().create_task(self._core.recover())
             self._recovery.add_done_callback(self._recovered)
         with self._database():
             await asyncio.shield(self._recovery)
+
+    async def _report_gauges(self) -> None:
+        """Queue depth and running jobs for the metrics (actors/metrics.py), now and then."""
+        while True:
+            status = self._core.queue_status()
+            metrics.queue_sizes(status["queued"], status["running_count"])
+            await asyncio.sleep(GAUGES_INTERVAL_S)
 
     def _recovered(self, task: asyncio.Task[int]) -> None:
         if task.cancelled() or task.exception() is not None:

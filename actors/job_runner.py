@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from actors import metrics
 from actors.clock import Clock, LoopTimer, Timer, finished_within
 from actors.coordinator_config import CoordinatorConfig
 from actors.db_outage import DatabaseDown
@@ -264,6 +265,8 @@ class JobRunner:
             )
             checkpoints[stage] = output.checkpoint
             timings[stage] = round(elapsed, 4)
+            metrics.stage_finished(stage, elapsed)
+            metrics.stage_figures(output.figures)
             run.done.add(stage)
             await self._stage_completed(run, stage, output, elapsed, checkpoints, timings)
             log.info("stage %s completed in %.2f s", stage, elapsed)

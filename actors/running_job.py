@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from actors import metrics
 from actors.clock import TimerHandle
 from actors.db_outage import OutageRetry
 from actors.db_thread import DbThread
@@ -81,6 +82,8 @@ class JobWriter:
             return None
         job, ev = written
         self.publish(job_id, ev.seq, hub_message(job_id, ev, job))
+        if ev.type in ENDING_EVENTS:  # completed, failed, cancelled
+            metrics.job_counted(str(ev.type), str(job.job_type))
         if self.on_webhook is not None and ev.type in ENDING_EVENTS and job.webhook_url:
             self.on_webhook()
         return job

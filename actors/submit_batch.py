@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from actors import metrics
 from actors.db_thread import DbThread
 from actors.errors import too_many_active
 from storage.repository import JobRepository
@@ -62,7 +63,11 @@ class SubmitBatcher:
                     default_max_retries=self._default_max_retries(),
                     now=self._now(),
                 )
-                self._on_written([item for item in written if isinstance(item, Submitted)])
+                stored = [item for item in written if isinstance(item, Submitted)]
+                self._on_written(stored)
+                for new in stored:
+                    if new.created:  # not a repeated idempotency key
+                        metrics.job_counted("submitted", str(new.job.job_type))
             except Exception as exc:  # the database refused the batch: each submitter hears
                 log.exception("writing %d submission(s) failed", len(batch))
                 for _, fut in batch:

@@ -34,6 +34,7 @@ from typing import Protocol
 
 import httpx
 
+from actors import metrics
 from actors.clock import Timer, finished_within
 from actors.coordinator_config import CoordinatorConfig, WebhookConfig, webhook_delay_s
 from actors.db_outage import retry_delay_s
@@ -187,6 +188,7 @@ class WebhookSender:
         final = outcome.ok or outcome.final or number >= config.max_attempts
         delay_s = 0.0 if final else webhook_delay_s(config, number)
         status = DELIVERED if outcome.ok else GAVE_UP if final else PENDING
+        metrics.webhook_attempt(DELIVERED if outcome.ok else GAVE_UP if final else "failed")
         try:
             await self._log_attempt(delivery, (number, config.max_attempts), outcome, delay_s)
             await self._db.run(

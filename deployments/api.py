@@ -33,6 +33,7 @@ from deployments.routes import (
     downloads,
     jobs,
     keys,
+    metrics,
     openai_audio,
     system,
     uploads,
@@ -164,6 +165,7 @@ def create_app(services: IngressServices) -> FastAPI:
     # OpenAI's clients call <base_url>/v1/...: same keys (a Bearer token), OpenAI's errors
     app.include_router(openai_audio.router, dependencies=signed_in)
     app.include_router(ws.router, dependencies=signed_in)
+    app.include_router(metrics.router, dependencies=signed_in)  # the admin key only
     app.include_router(system.health_router)
     if settings.admin_api_key is not None:
         document_keys(app, open_paths=["/health"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import ray
 from ray import serve
 
+from actors import metrics
 from config.logging import LogConfig, bind_job, setup_logging
 from deployments.model_calls import replica_info, resolve_device, stream_work
 from pipeline.errors import MediaError
@@ -88,7 +90,9 @@ class Transcriber:
         def work(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
             engine = self._cache.get(self._engine_name, name, self._device)
             with self._audio_file(audio_key) as (path, downloaded):
+                started = time.monotonic()
                 result = transcribe_audio(str(path), engine, options, progress, cancel)
+                metrics.transcribed(time.monotonic() - started, result.duration_s)
             return {**result.to_dict(), "audio_bytes_read": downloaded}
 
         async for item in stream_work(work):

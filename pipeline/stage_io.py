@@ -53,6 +53,9 @@ class StageOutput:
     # the store is a local directory: links and renames move nothing)
     bytes_in: int = 0
     bytes_out: int = 0
+    # what the stage measured, for vpa's metrics (actors/metrics.py records it):
+    # "clip_cut": [method, seconds] per clip cut
+    figures: dict[str, list[Any]] = field(default_factory=dict)
 
 
 class ModelServices(Protocol):

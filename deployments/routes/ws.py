@@ -27,6 +27,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from actors import metrics
 from actors.messages import finished_message, initial_message, is_terminal_status, update_message
 from actors.progress import BROADCAST
 from deployments.auth import PrincipalDep
@@ -74,6 +75,10 @@ def hub_fanout(services: IngressServices) -> Fanout:
 
     def report(counts: dict[str, Any]) -> None:
         services.hub.report_connections.remote(services.replica_id, counts)
+        jobs = sum(counts["jobs"].values())
+        metrics.websocket_connections(
+            {"job": jobs, "broadcast": counts["broadcast"], "health": counts["health"]}
+        )
 
     return Fanout(listen, report, queue_size=services.settings.ws_queue_size)
 

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -203,9 +204,10 @@ class _ClipContext:
 
 def _make_clip(
     ctx: _ClipContext, n: int, plan: ClipPlan, staging: Path
-) -> tuple[dict[str, Any], list[ArtifactSpec]]:
+) -> tuple[dict[str, Any], list[ArtifactSpec], list[Any]]:
     """Cut clip `n` with its subtitles and thumbnail into `staging`; describe the files by
-    the names they will have in the job's directory."""
+    the names they will have in the job's directory; and how it was cut, in how long
+    ([method, seconds], for the metrics)."""
     if ctx.cancel.cancelled:
         raise StageCancelled("the job was cancelled")
     fmt = ctx.inp.options.clips.output_format
@@ -220,6 +222,7 @@ def _make_clip(
         share = 0.05 + 0.95 * (n - 1 + min(max(fraction, 0.0), 1.0)) / ctx.count
         ctx.progress(share, f"clip {n}/{ctx.count}: {message}")
 
+    started = time.monotonic()
     cut = cut_clip(
         ctx.source,
         start,
@@ -231,6 +234,7 @@ def _make_clip(
         info=ctx.info,
         keyframes=ctx.keyframes,
     )
+    cut_s = time.monotonic() - started
     at = cut.duration_s * THUMBNAIL_AT
     make_thumbnail(staging / names["video"], staging / names["thumbnail"], at, cancel=ctx.cancel)
     clip_progress(1.0, "done")
@@ -245,7 +249,7 @@ def _make_clip(
                      ids["subtitles"]),
     ]  # fmt: skip
     entry = _clip_entry(n, plan, cut, ids)
-    return entry, specs
+    return entry, specs, [cut.method, round(cut_s, 4)]
 
 
 def run_clips(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) -> StageOutput:
@@ -284,11 +288,13 @@ def run_clips(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) 
     staging.mkdir(parents=True)
     artifacts: list[ArtifactSpec] = []
     clips: list[dict[str, Any]] = []
+    cuts: list[list[Any]] = []
     try:
         for n, plan in enumerate(plans, start=1):
-            entry, specs = _make_clip(ctx, n, plan, staging)
+            entry, specs, cut = _make_clip(ctx, n, plan, staging)
             clips.append(entry)
             artifacts += specs
+            cuts.append(cut)
         for path in staging.iterdir():
             os.replace(path, work / path.name)
     finally:
@@ -297,4 +303,5 @@ def run_clips(inp: StageInput, progress: ProgressCallback, cancel: CancelToken) 
         checkpoint={"clips": len(clips)},
         artifacts=artifacts,
         job_fields={"generated_clips": clips},
+        figures={"clip_cut": cuts},
     )
