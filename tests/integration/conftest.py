@@ -3,6 +3,11 @@
 `vpa_app(**overrides)` (re)deploys the application with settings for a test module: it
 kills the previous coordinator and hub so the new settings take effect, deploys, and waits
 for /health. Modules share one deployment through a module-scoped fixture.
+
+Deploying the model deployments (Whisper, the NLP models) is the costliest step, so the
+modules that need them with the same settings share one: `models_app` (API keys on, its
+client sends the admin key). `pytest_collection_modifyitems` runs those modules one after
+another, last; `models_app` deploys again only if another deployment replaced it since.
 """
 
 from __future__ import annotations
@@ -30,6 +35,21 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "vpa-test"
 RAY_CPUS = 8  # declared to the shared test instance: more than this machine has
 TERMINAL = {"completed", "failed", "cancelled"}
+MODELS_ADMIN_KEY = "vpa-test-models-admin-key"  # models_app's ADMIN_API_KEY
+MODELS_ADMIN_HEADERS = {"Authorization": f"Bearer {MODELS_ADMIN_KEY}"}
+
+
+def _uses_models_app(item: pytest.Item) -> bool:
+    return "models_app" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every module with a test on `models_app` runs after the others (order kept within
+    each group), so the shared model deployment is deployed once."""
+    sharing = {getattr(item, "module", None) for item in items if _uses_models_app(item)}
+    sharing.discard(None)
+    first = [i for i in items if getattr(i, "module", None) not in sharing]
+    items[:] = first + [i for i in items if getattr(i, "module", None) in sharing]
 
 
 def _free_port() -> int:
@@ -155,14 +175,19 @@ def kill_vpa_actors() -> None:
 
 
 def deploy(
-    http_port: int, settings: Settings, ingress_replicas: int = 1, with_models: bool = False
+    http_port: int,
+    settings: Settings,
+    ingress_replicas: int = 1,
+    with_models: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> VpaApp:
-    """Deploy vpa; the model deployments only for the tests that run model stages."""
+    """Deploy vpa; the model deployments only for the tests that run model stages. The
+    app's client sends `headers` with every request (an API key)."""
     kill_vpa_actors()
     application = app_from_settings(settings, ingress_replicas, with_models=with_models)
     serve.run(application, name="vpa", route_prefix="/")
     base = f"http://127.0.0.1:{http_port}"
-    client = httpx.Client(base_url=base, timeout=60.0)
+    client = httpx.Client(base_url=base, timeout=60.0, headers=headers)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -174,7 +199,12 @@ def deploy(
             raise AssertionError("vpa did not become healthy")
         time.sleep(0.2)
     _CLIENTS.append(client)
-    return VpaApp(base_url=base, settings=settings, client=client)
+    _LATEST[:] = [VpaApp(base_url=base, settings=settings, client=client)]
+    return _LATEST[0]
+
+
+# The app deployed last: the one serving now.
+_LATEST: list[VpaApp] = []
 
 
 # Every deployed app's client, closed when its Ray instance goes (an app deployed later on
@@ -213,11 +243,36 @@ def deploy_vpa(
         database_url: str | None = None,
         ingress_replicas: int = 1,
         with_models: bool = False,
+        headers: dict[str, str] | None = None,
         **overrides: Any,
     ) -> VpaApp:
         tmp = tmp_path_factory.mktemp("vpa")
         settings = make_settings(tmp, database_url, **overrides)
-        return deploy(http_port, settings, ingress_replicas, with_models)
+        return deploy(http_port, settings, ingress_replicas, with_models, headers)
 
     yield _deploy
     close_clients()
+
+
+@pytest.fixture(scope="session")
+def _models_apps() -> list[VpaApp]:
+    return []
+
+
+@pytest.fixture(scope="module")
+def models_app(
+    deploy_vpa: Callable[..., VpaApp], sample_media: Any, _models_apps: list[VpaApp]
+) -> VpaApp:
+    """The model deployment the transcription, clips, OpenAI API, web and CLI modules share:
+    two job slots, API keys on (`MODELS_ADMIN_KEY`; its client sends it). Deployed again
+    only when another deployment replaced it since."""
+    if not _models_apps or _LATEST[0] is not _models_apps[0]:
+        _models_apps[:] = [
+            deploy_vpa(
+                with_models=True,
+                max_concurrent_jobs=2,
+                admin_api_key=MODELS_ADMIN_KEY,
+                headers=MODELS_ADMIN_HEADERS,
+            )
+        ]
+    return _models_apps[0]

@@ -41,8 +41,8 @@ def clip_video(media_server: Any, speech_sample: Any, tmp_path_factory: Any) -> 
 
 
 @pytest.fixture(scope="module")
-def app(deploy_vpa: Any, sample_media: Any) -> VpaApp:
-    return deploy_vpa(with_models=True, max_concurrent_jobs=2)
+def app(models_app: VpaApp) -> VpaApp:
+    return models_app
 
 
 def _download(app: VpaApp, url: str, dest: Path) -> Path:

@@ -4,24 +4,24 @@ refused for an English-only model, and each request a job in the job list."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import openai
 import pytest
 
 from tests.fixtures.speech import SpeechSample, word_error_rate
-from tests.integration.conftest import VpaApp
+from tests.integration.conftest import MODELS_ADMIN_KEY, VpaApp
 
 
 @pytest.fixture(scope="module")
-def app(deploy_vpa: Any) -> VpaApp:
-    return deploy_vpa(with_models=True, max_concurrent_jobs=2)
+def app(models_app: VpaApp) -> VpaApp:
+    return models_app
 
 
 @pytest.fixture(scope="module")
 def client(app: VpaApp) -> openai.OpenAI:
     # no retries: a refusal must reach the test as it was answered
-    return openai.OpenAI(base_url=f"{app.base_url}/v1", api_key="x", max_retries=0, timeout=300)
+    return openai.OpenAI(
+        base_url=f"{app.base_url}/v1", api_key=MODELS_ADMIN_KEY, max_retries=0, timeout=300
+    )
 
 
 def test_openais_client_transcribes_speech(

@@ -16,8 +16,8 @@ from tests.integration.scrape import poll, scrape, value
 
 
 @pytest.fixture(scope="module")
-def app(deploy_vpa: Any, sample_media: Any) -> VpaApp:
-    return deploy_vpa(with_models=True, max_concurrent_jobs=2)
+def app(models_app: VpaApp) -> VpaApp:
+    return models_app
 
 
 def _srt_times(text: str) -> list[tuple[float, float]]:
