@@ -31,7 +31,7 @@ function showKeyPrompt(message) {
   const error = h("p", { id: "key-error", class: "error", role: "alert" }, message || "");
   input.setAttribute("aria-describedby", "key-help key-error");
   const form = h("form", { class: "card key-form", "aria-labelledby": "key-title" },
-    h("h1", { id: "key-title" }, "API key"),
+    h("h1", { id: "key-title" }, "Sign in"),
     h("p", { id: "key-help" },
       "This vpa server needs an API key. It is kept in this browser (localStorage) until ",
       "you choose “Forget key”."),

@@ -59,7 +59,7 @@ export function showList(main) {
     h("section", { class: "card", "aria-labelledby": "jobs-title" },
       h("div", { class: "section-head" },
         h("h2", { id: "jobs-title" }, "Jobs"),
-        h("button", { type: "button", class: "secondary", onclick: () => refresh() }, "Refresh")),
+        h("button", { type: "button", class: "secondary", onclick: () => refresh().catch(() => {}) }, "Refresh")),
       empty, list));
 
   refresh().then(connect).catch((err) => {
