@@ -27,6 +27,15 @@ WAIT_MS = 120_000  # a UI state the pipeline produces (jobs run on 2 shared core
 SETTLE_MS = 15_000  # a UI state the page produces by itself
 
 
+# A DataTransfer holding one file, as a drag from the desktop brings (its bytes in hex).
+DROP_FILE = """([hex]) => {
+  const bytes = new Uint8Array(hex.match(/../g).map((b) => parseInt(b, 16)));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], "dropped.mp4", { type: "video/mp4" }));
+  return data;
+}"""
+
+
 def chromium_path() -> str:
     path = shutil.which("chromium")
     if path is None:
@@ -141,6 +150,21 @@ def test_a_job_from_the_form_reaches_100_live(
     )
     expect(row.locator(".badge")).to_have_text("completed", timeout=WAIT_MS)
     screenshot(page, "job-list")
+    # a file dropped on the form: uploaded, then a job on its upload:// URL
+    dropped = page.evaluate_handle(
+        DROP_FILE, [str(sample_media.path("clip.mp4").read_bytes().hex())]
+    )
+    page.locator(".drop").dispatch_event("drop", {"dataTransfer": dropped})
+    expect(page.locator("#file-chosen")).to_contain_text("dropped.mp4")
+    page.get_by_role("button", name="Submit job").click()
+    expect(page.locator(".form-status")).not_to_contain_text(job_id, timeout=SETTLE_MS)
+    expect(page.locator(".form-status")).to_contain_text("submitted", timeout=SETTLE_MS)
+    second = page.locator(".form-status").inner_text().split()[1]
+    row = page.locator(f'li.job[data-job-id^="{second}"]')
+    expect(row.locator(".badge")).to_have_text("completed", timeout=WAIT_MS)
+    (upload_job,) = [j for j in app.client.get("/api/v1/jobs/").json()["data"]
+                     if j["id"].startswith(second)]  # fmt: skip
+    assert upload_job["youtube_url"].startswith("upload://")
     assert not errors, errors
     page.context.close()
 
