@@ -79,4 +79,12 @@ export function setProgress(bar, value) {
   bar.firstElementChild.style.width = `${pct}%`;
 }
 
+// Whether `data` (a job or a live update) is older than what `current` already shows: a
+// job fetched while updates kept coming must not take the page back.
+export function stale(current, data) {
+  const seen = Date.parse(current.updated_at || "");
+  const given = Date.parse(data.updated_at || "");
+  return Number.isFinite(seen) && Number.isFinite(given) && given < seen;
+}
+
 export const TERMINAL = new Set(["completed", "failed", "cancelled"]);

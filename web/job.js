@@ -1,7 +1,7 @@
 // A job's page: status and progress (live from /ws/<id>), the player, the transcript, the
 // analysis, the clips and the event log.
 import { API, api, linkQuery, withLink, wsUrl } from "./api.js";
-import { TERMINAL, announce, h, progressBar, replace, setProgress, when } from "./dom.js";
+import { TERMINAL, announce, h, progressBar, replace, setProgress, stale, when } from "./dom.js";
 import { analysisSection, clipsSection, eventsSection, playerFor, transcriptSection } from "./results.js";
 
 export function showJob(main, jobId) {
@@ -94,6 +94,7 @@ function jobHeader(section, jobId, reload) {
   };
 
   const update = (data) => {
+    if (stale(current, data)) return;
     Object.assign(current, Object.fromEntries(Object.entries(data).filter(([, v]) => v !== undefined)));
     title.textContent = current.video_title || current.youtube_url || `Job ${jobId.slice(0, 8)}`;
     status.textContent = current.status;

@@ -1,7 +1,7 @@
 // The job list: the submission form, every job with its progress, live from the
 // broadcast socket, and cancel / retry / delete.
 import { API, api, wsUrl } from "./api.js";
-import { TERMINAL, announce, clock, h, progressBar, replace, setProgress, when } from "./dom.js";
+import { TERMINAL, announce, clock, h, progressBar, replace, setProgress, stale, when } from "./dom.js";
 import { submitForm } from "./submit.js";
 
 const ACTIVE = new Set(["pending", "queued", "processing"]);
@@ -82,7 +82,7 @@ function jobRow(job, refresh) {
     h("div", { class: "job-meta" }, meta, stage),
     h("div", { class: "job-progress" }, bar, percent),
     message, actions);
-  const current = { ...job };
+  const current = {};
   const row = { el, deleted: false };
 
   const act = async (verb, label) => {
@@ -104,6 +104,7 @@ function jobRow(job, refresh) {
   };
 
   row.update = (data) => {
+    if (stale(current, data)) return;
     Object.assign(current, Object.fromEntries(
       Object.entries(data).filter(([, v]) => v !== undefined)));
     if (data.stage !== undefined) current.current_stage = data.stage;
