@@ -169,7 +169,7 @@ def test_a_job_from_the_form_reaches_100_live(
     page.context.close()
 
 
-def test_cancel_a_running_job_from_the_list(
+def test_cancel_retry_and_delete_from_the_list(
     browser: Browser, app: VpaApp, media_server: Any
 ) -> None:
     page, errors = signed_in(browser, app)
@@ -185,7 +185,11 @@ def test_cancel_a_running_job_from_the_list(
     finally:
         hold.release()
     assert app.job(job_id)["status"] == "cancelled"
-    expect(row.get_by_role("button", name="Retry")).to_be_visible()
+    row.get_by_role("button", name="Retry").click()  # released now: it runs to the end
+    expect(row.locator(".badge")).to_have_text("completed", timeout=WAIT_MS)
+    row.get_by_role("button", name="Delete").click()
+    expect(row).to_have_count(0, timeout=SETTLE_MS)
+    assert app.client.get(f"/api/v1/jobs/{job_id}").status_code == 404
     assert not errors, errors
     page.context.close()
 
