@@ -46,7 +46,7 @@ HEADERS = {
 router = APIRouter(tags=["web app"])
 
 
-@router.get("/", include_in_schema=False)
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 async def index() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=HEADERS)
 

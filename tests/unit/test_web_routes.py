@@ -39,6 +39,7 @@ def test_page_and_assets_are_open_with_a_strict_policy(secured: TestClient) -> N
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe" not in csp
     assert page.headers["cache-control"] == "no-cache"
+    assert secured.head("/").status_code == 200
     assert '<script type="module" src="/app/app.js">' in page.text
     assert "<script>" not in page.text  # no inline script: the policy would refuse it
     for name in ("app.js", "api.js", "style.css"):
