@@ -4,6 +4,8 @@ import { API, api, linkQuery, withLink, wsUrl } from "./api.js";
 import { TERMINAL, announce, h, progressBar, replace, setProgress, stale, when } from "./dom.js";
 import { analysisSection, clipsSection, eventsSection, playerFor, transcriptSection } from "./results.js";
 
+const RESULT_STAGES = new Set(["transcribe", "analyze", "clips"]);
+
 export function showJob(main, jobId) {
   const state = { closed: false, socket: null, lastSeq: 0, shownFinal: false };
   const head = h("section", { class: "card", "aria-labelledby": "job-title" });
@@ -42,6 +44,10 @@ export function showJob(main, jobId) {
       if (message.type === "job_update") {
         header.update({ ...message.data, current_stage: message.data.stage,
                         status_message: message.data.message });
+        // a stage's results are stored when it ends: show them while later stages run
+        if (message.event === "stage_completed" && RESULT_STAGES.has(message.data.stage)) {
+          api(`${API}/jobs/${jobId}`).then((job) => renderResults(body, job)).catch(() => {});
+        }
         if (message.seq > state.lastSeq) {
           state.lastSeq = message.seq;
           eventList?.add({ seq: message.seq, type: message.event, stage: message.data.stage,
