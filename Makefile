@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: serve test setup setup-dev lint typecheck unit integration cluster bench clean
+.PHONY: serve test setup setup-dev browser lint typecheck unit integration cluster bench clean
 
 # `exec`: no shell stays between make and vpa (a shell would not pass on the SIGTERM that
 # make forwards to its child). vpa stops cleanly on SIGTERM or Ctrl-C; GNU make then
@@ -27,7 +27,18 @@ test: setup-dev lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/cluster
 
 setup: $(RUNTIME_STAMP)
-setup-dev: $(DEV_STAMP)
+setup-dev: $(DEV_STAMP) browser
+
+# The web app's browser tests (tests/integration/test_web.py) drive Debian's chromium through
+# Playwright (Playwright's own browser download cannot work here). Installed when missing
+# (sudo when not root); where that fails, stop and say so: the tests are never skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "chromium is missing: apt-get install chromium"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || SUDO=sudo; \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; } || true; \
+	  command -v chromium >/dev/null 2>&1 || { echo "make test needs Debian's chromium for \
+	the browser tests: apt-get install chromium" >&2; exit 1; }; }
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -33,10 +33,12 @@ from deployments.routes import (
     downloads,
     jobs,
     keys,
+    links,
     metrics,
     openai_audio,
     system,
     uploads,
+    web,
     ws,
 )
 from deployments.services import CoordinatorUnavailable, IngressServices
@@ -150,8 +152,8 @@ def create_app(services: IngressServices) -> FastAPI:
     app.state.fanout = ws.hub_fanout(services)
 
     # The order is the OpenAPI schema's order: keep it when adding a router. Every API and
-    # WebSocket route needs a key once ADMIN_API_KEY is set (deployments/auth.py); /health
-    # and the docs stay open.
+    # WebSocket route needs a key once ADMIN_API_KEY is set (deployments/auth.py); /health,
+    # the docs and the web app's files stay open.
     signed_in = [Depends(authenticate)]
     api = APIRouter(prefix=API_PREFIX, dependencies=signed_in)
     api.include_router(jobs.router)
@@ -161,12 +163,16 @@ def create_app(services: IngressServices) -> FastAPI:
     api.include_router(downloads.router)
     api.include_router(uploads.router)
     api.include_router(keys.router)
+    api.include_router(links.router)
     app.include_router(api)
     # OpenAI's clients call <base_url>/v1/...: same keys (a Bearer token), OpenAI's errors
     app.include_router(openai_audio.router, dependencies=signed_in)
     app.include_router(ws.router, dependencies=signed_in)
     app.include_router(metrics.router, dependencies=signed_in)  # the admin key only
     app.include_router(system.health_router)
+    # the web app (web/): its page and files are open, its API calls carry the key
+    app.include_router(web.router)
+    app.mount(web.ASSETS_PREFIX, web.assets(), name="web-assets")
     if settings.admin_api_key is not None:
         document_keys(app, open_paths=["/health"])
     return app

@@ -5,13 +5,15 @@ admin (the service as it was for one trusted user). With it set, every API and W
 route needs a key, sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`; a WebSocket
 may also send `?api_key=<key>` (a browser cannot set headers there). The admin key is
 `ADMIN_API_KEY` itself; the others are rows of `api_keys` (storage/api_keys.py), looked up on
-every call, so a revoked key is refused at once by every replica.
+every call, so a revoked key is refused at once by every replica. A GET download may instead
+carry `?link=<token>`, a signed link to one job's files (deployments/media_links.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, status
 from starlette.requests import HTTPConnection
 
+from deployments import media_links
 from deployments.services import IngressServices
 from storage.models import ADMIN_OWNER
 
@@ -85,8 +88,8 @@ async def authenticate(conn: HTTPConnection) -> Principal:
     else:
         key = presented_key(conn)
         if key is None:
-            raise unauthorized(MISSING)
-        if hmac.compare_digest(key.encode(), admin_key.encode()):
+            principal = await linked_principal(conn, services, admin_key)
+        elif hmac.compare_digest(key.encode(), admin_key.encode()):
             principal = Principal(key_id=None, name="admin", admin=True)
         else:
             row = await asyncio.to_thread(services.keys.active, key)
@@ -102,6 +105,33 @@ async def authenticate(conn: HTTPConnection) -> Principal:
             )
     conn.state.principal = principal
     return principal
+
+
+def linked_route(conn: HTTPConnection) -> bool:
+    """Whether this is a GET of a route a signed link opens."""
+    path = conn.scope.get("path", "")
+    return conn.scope.get("method") == "GET" and media_links.LINKED_PATH.match(path) is not None
+
+
+async def linked_principal(
+    conn: HTTPConnection, services: IngressServices, admin_key: str
+) -> Principal:
+    """The key that made the request's signed link, or 401 (no link, a bad one, a route
+    links do not open, a revoked key)."""
+    token = conn.query_params.get(media_links.LINK_PARAM)
+    if not token or not linked_route(conn):
+        raise unauthorized(MISSING)
+    try:
+        job_id = str(uuid.UUID(str(conn.path_params.get("job_id", ""))))
+        grant = media_links.verify(admin_key, token, job_id, time.time())
+    except (ValueError, media_links.BadLink) as exc:
+        raise unauthorized(str(exc), "invalid_token") from exc
+    if grant.key_id is None:
+        return Principal(key_id=None, name="admin", admin=True)
+    row = await asyncio.to_thread(services.keys.active_by_id, grant.key_id)
+    if row is None:
+        raise unauthorized(INVALID, "invalid_token")
+    return Principal(key_id=row.id, name=row.name, admin=False)
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]

@@ -101,6 +101,12 @@ class ApiKeyRepository:
         with self._session() as session:
             return session.exec(stmt).first()
 
+    def active_by_id(self, key_id: uuid.UUID) -> ApiKey | None:
+        """The key with this id if it exists and is not revoked."""
+        with self._session() as session:
+            row = session.get(ApiKey, key_id)
+            return row if row is not None and row.revoked_at is None else None
+
     def list(self) -> list[ApiKey]:
         """Every key, revoked ones too, newest first."""
         stmt = select(ApiKey).order_by(col(ApiKey.created_at).desc(), col(ApiKey.id).desc())
