@@ -190,8 +190,10 @@ def _session(
             return code, f"closed with code {code}"
     except InvalidStatus as exc:  # refused at the handshake: 401, 404, 503...
         response = exc.response
-        body = _json(response.body or b"")
-        raise ApiError(response.status_code, detail_of(body, str(exc))) from None
+        detail = detail_of(_json(response.body or b""), str(exc))
+        if response.status_code >= 500:  # a restart, no replica yet: try again
+            return None, f"{response.status_code}: {detail}"
+        raise ApiError(response.status_code, detail) from None
     except ConnectionClosed as exc:
         code = exc.rcvd.code if exc.rcvd is not None else None
         return code, str(exc)

@@ -3,13 +3,17 @@ where a reconnection resumes, and giving up on a server that does not answer."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from cli.client import Target
-from cli.errors import Unreachable
+from cli.errors import ApiError, Unreachable
 from cli.follow import MAX_FAILURES, STAGE_CHAINS, FollowState, backoff_s, follow, socket_url
 from pipeline.stages import STAGE_CHAINS as SERVICE_CHAINS
 
@@ -86,3 +90,48 @@ def test_a_server_that_stays_away_is_given_up_after_max_failures() -> None:
     with pytest.raises(Unreachable, match=f"cannot reach vpa at {url}"):
         follow(Target(url), "j", lambda *_: None, sleep=pauses.append)
     assert pauses == [backoff_s(n) for n in range(1, MAX_FAILURES)]
+
+
+@pytest.fixture
+def refusing() -> Iterator[tuple[str, list[int]]]:
+    """A loopback HTTP server that refuses every WebSocket handshake with the status in
+    its list (the first item), as vpa, HAProxy or a restarting Serve would."""
+    status = [503]
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # what a WebSocket client reads
+
+        def do_GET(self) -> None:
+            body = json.dumps({"detail": f"refused with {status[0]}"}).encode()
+            self.send_response(status[0])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", status
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_refused_handshake_is_retried_on_5xx_and_final_on_4xx(
+    refusing: tuple[str, list[int]],
+) -> None:
+    url, status = refusing
+    pauses: list[float] = []
+    with pytest.raises(Unreachable, match="503: refused with 503"):
+        follow(Target(url), "j", lambda *_: None, sleep=pauses.append)
+    assert len(pauses) == MAX_FAILURES - 1
+    status[0] = 401
+    pauses.clear()
+    with pytest.raises(ApiError, match="401: refused with 401"):
+        follow(Target(url), "j", lambda *_: None, sleep=pauses.append)
+    assert pauses == []

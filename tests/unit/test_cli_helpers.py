@@ -138,3 +138,15 @@ def test_the_console_script_is_declared_and_resolves() -> None:
     module, _, attr = value.partition(":")
     assert callable(getattr(importlib.import_module(module), attr))
     assert "-e ." in (ROOT / "Makefile").read_text()  # `make setup` installs it
+
+
+def test_the_clients_dependencies_are_the_pinned_ones() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins = {
+        line.split("==")[0].lower(): line.split("#")[0].strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    declared = project["project"]["dependencies"]
+    assert declared == [pins[d.split("==")[0].lower()] for d in declared]
+    assert {d.split("==")[0] for d in declared} == {"httpx", "websockets", "typer", "rich"}
