@@ -1,12 +1,15 @@
 """The OpenAI-compatible API on the real service, with OpenAI's own Python client: speech
 transcribed by the bundled model (tiny.en) in three formats, the models list, translation
-refused for an English-only model, and each request a job in the job list."""
+refused for an English-only model, and each request a job in the job list; and `vpa
+transcribe`, the command-line client's use of it."""
 
 from __future__ import annotations
 
 import openai
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import app as cli_app
 from tests.fixtures.speech import SpeechSample, word_error_rate
 from tests.integration.conftest import MODELS_ADMIN_KEY, VpaApp
 
@@ -81,3 +84,17 @@ def test_an_unknown_model_and_translation_with_tiny_en_are_bad_requests(
     with speech_sample.path.open("rb") as audio, pytest.raises(openai.BadRequestError) as caught:
         client.audio.transcriptions.create(model="large-v3", file=audio)
     assert caught.value.code == "model_not_found" and caught.value.param == "model"
+
+
+def test_vpa_transcribe_prints_srt(app: VpaApp, speech_sample: SpeechSample) -> None:
+    """The command-line client's one-call transcription (`vpa transcribe`, cli/) uses
+    these routes: the SRT on stdout, cue by cue."""
+    env = {"VPA_URL": app.base_url, "VPA_API_KEY": MODELS_ADMIN_KEY}
+    args = ["transcribe", str(speech_sample.path), "--format", "srt"]
+    result = CliRunner().invoke(cli_app, args, env=env)
+    assert result.exit_code == 0, result.output
+    cues = [block.splitlines() for block in result.stdout.strip().split("\n\n")]
+    assert cues[0][0] == "1" and cues[0][1].startswith("00:00:")
+    assert all(cue[0].isdigit() and " --> " in cue[1] for cue in cues)
+    spoken = " ".join(" ".join(cue[2:]) for cue in cues)
+    assert word_error_rate(speech_sample.text, spoken) < 0.2

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("deployments", "actors", "pipeline", "storage", "config")
+PACKAGES = ("deployments", "actors", "pipeline", "storage", "config", "cli")
 # What each package may import from the others: deployments → actors → pipeline / storage →
-# config. The pipeline is plain functions: no Ray shells, no database, no settings.
+# config. The pipeline is plain functions: no Ray shells, no database, no settings. The
+# command-line client (cli) talks to the service over HTTP only, and nothing imports it.
 ALLOWED: dict[str, set[str]] = {
+    "cli": set(),
     "deployments": {"actors", "pipeline", "storage", "config"},
     "actors": {"pipeline", "storage", "config"},
     "pipeline": set(),
@@ -69,6 +71,21 @@ def test_imports_run_one_way() -> None:
             other = target.split(".")[0]
             if other != package and other not in ALLOWED[package]:
                 wrong.append(f"{module} imports {target}")
+    assert wrong == []
+
+
+def test_the_cli_is_a_client_only() -> None:
+    """cli imports nothing of the service (its packages, serve_app, main, bench...), and
+    nothing outside tests imports cli."""
+    service = {p.relative_to(ROOT).parts[0].removesuffix(".py") for p in _sources()} - {"cli"}
+    wrong = []
+    for path in _sources():
+        inside = path.relative_to(ROOT).parts[0] == "cli"
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if (inside and top in service) or (not inside and top == "cli"):
+                wrong.append(f"{_module_name(path)} imports {name}")
+    assert "serve_app" in service and "bench" in service
     assert wrong == []
 
 
