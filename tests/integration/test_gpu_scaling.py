@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -100,36 +101,36 @@ def _scale_under_load(deployment: str, call: Any) -> list[int]:
     return seen
 
 
-def test_analyzer_scales_between_its_bounds(app: VpaApp, speech_sample: Any) -> None:
-    handle: Any = serve.get_deployment_handle("Analyzer", app_name="vpa").options(stream=True)
-    text = " ".join([speech_sample.text] * 40)
-    seen = _scale_under_load(
-        "Analyzer", lambda: handle.analyze.remote(text, [], AnalyzeOptions(), "en")
-    )
-    assert min(seen) >= 1
-    assert max(seen) == 2, seen
-    infos = _replica_infos("Analyzer", 2)
-    assert len(infos) == 2
-    assert all(i["assigned_resources"].get("GPU") == pytest.approx(0.1) for i in infos.values())
-
-
-def test_transcriber_scales_between_its_bounds(
+def test_both_model_deployments_scale_between_their_bounds(
     app: VpaApp, speech_sample: Any, tmp_path: Path
 ) -> None:
+    """The Analyzer and the Transcriber under load at once: each scales out to its maximum
+    (2) and no further, each new replica with its GPU share."""
+    analyzer: Any = serve.get_deployment_handle("Analyzer", app_name="vpa").options(stream=True)
+    text = " ".join([speech_sample.text] * 40)
     # The Transcriber reads audio from the artifact store, by key.
     copy = tmp_path / speech_sample.path.name
     shutil.copyfile(speech_sample.path, copy)
     key = job_key(uuid.uuid4(), copy.name)
     open_store(storage_config(app.settings)).put_file(copy, key)
-    handle: Any = serve.get_deployment_handle("Transcriber", app_name="vpa").options(stream=True)
-    seen = _scale_under_load(
-        "Transcriber", lambda: handle.transcribe.remote(key, TranscribeOptions(language="en"))
+    transcriber: Any = serve.get_deployment_handle("Transcriber", app_name="vpa").options(
+        stream=True
     )
-    assert min(seen) >= 1
-    assert max(seen) == 2, seen
-    infos = _replica_infos("Transcriber", 2)
-    assert len(infos) == 2
-    assert all(i["assigned_resources"].get("GPU") == pytest.approx(0.4) for i in infos.values())
+    calls = {
+        "Analyzer": lambda: analyzer.analyze.remote(text, [], AnalyzeOptions(), "en"),
+        "Transcriber": lambda: transcriber.transcribe.remote(key, TranscribeOptions(language="en")),
+    }
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        loads = {name: pool.submit(_scale_under_load, name, call) for name, call in calls.items()}
+        seen = {name: load.result() for name, load in loads.items()}
+    shares = {"Analyzer": 0.1, "Transcriber": 0.4}
+    for deployment, counts in seen.items():
+        assert min(counts) >= 1, (deployment, counts)
+        assert max(counts) == 2, (deployment, counts)
+        infos = _replica_infos(deployment, 2)
+        assert len(infos) == 2, deployment
+        for info in infos.values():
+            assert info["assigned_resources"].get("GPU") == pytest.approx(shares[deployment])
 
 
 def test_audio_missing_from_the_store_is_a_clear_error(app: VpaApp) -> None:

@@ -231,9 +231,12 @@ def stale_ray_head(tmp: Path, env: dict[str, str]) -> Iterator[str]:
         head.kill_all()
 
 
-def test_plain_ray_init_would_join_the_stale_head_but_main_starts_its_own(
+def test_make_serve_starts_its_own_ray_beside_a_stale_head_and_stops_on_sigterm(
     short_tmp: Path,
 ) -> None:
+    """`make serve` where a crashed `ray start --head` left its address file: vpa starts a
+    Ray instance of its own (a plain `ray.init()` would join the dead head); SIGTERM to make,
+    what `docker stop` sends to PID 1, stops vpa and every process of its Ray instance."""
     port = _free_port()
     env = vpa_env(short_tmp, port)
     with stale_ray_head(short_tmp, env) as stale_address:
@@ -246,43 +249,28 @@ def test_plain_ray_init_would_join_the_stale_head_but_main_starts_its_own(
         finally:
             plain.kill_all()
 
-        vpa = Child([PYTHON, "main.py"], env, short_tmp / "main.out")
-        before: list[psutil.Process] = []
+        make = Child(["make", "serve"], env, short_tmp / "make.out")
         try:
-            wait_healthy(port, vpa)
-            text = vpa.text()
-            assert "vpa: starting a local Ray instance" in text, vpa.tail()
-            assert "Started a local Ray instance" in text, vpa.tail()
-            assert "Connecting to existing Ray cluster" not in text, vpa.tail()
-            assert stale_address not in text, vpa.tail()
+            wait_healthy(port, make)
+            text = make.text()
+            assert "vpa: starting a local Ray instance" in text, make.tail()
+            assert "Started a local Ray instance" in text, make.tail()
+            assert "Connecting to existing Ray cluster" not in text, make.tail()
+            assert stale_address not in text, make.tail()
+            before = [*make.session(), *descendants(make.pid)]
+            assert any("main.py" in cmdline(p) for p in before), describe(before)
 
-            # SIGTERM to the Python process itself.
-            before = [*vpa.session(), *descendants(vpa.pid)]
-            vpa.popen.send_signal(signal.SIGTERM)
-            assert vpa.popen.wait(timeout=STOP_TIMEOUT_S) == 0, vpa.tail()
-            assert_stopped_cleanly(vpa, before)
+            make.popen.send_signal(signal.SIGTERM)
+            returncode = make.popen.wait(timeout=STOP_TIMEOUT_S)
+            # make forwards the SIGTERM to vpa, waits for it, then re-raises the signal on
+            # itself: GNU make's status is that of a SIGTERM whatever its child did. vpa's
+            # own exit code shows in make's output: a non-zero one prints "make: *** [...]
+            # Error N".
+            assert returncode == -signal.SIGTERM, make.tail()
+            assert "make: ***" not in make.text(), make.tail()
+            assert_stopped_cleanly(make, before)
         finally:
-            vpa.kill_all()
-
-
-def test_sigterm_to_make_serve_stops_vpa_cleanly(short_tmp: Path) -> None:
-    port = _free_port()
-    make = Child(["make", "serve"], vpa_env(short_tmp, port), short_tmp / "make.out")
-    try:
-        wait_healthy(port, make)
-        before = [*make.session(), *descendants(make.pid)]
-        assert any("main.py" in cmdline(p) for p in before), describe(before)
-
-        make.popen.send_signal(signal.SIGTERM)  # what `docker stop` sends to PID 1
-        returncode = make.popen.wait(timeout=STOP_TIMEOUT_S)
-        # make forwards the SIGTERM to vpa, waits for it, then re-raises the signal on
-        # itself: GNU make's status is that of a SIGTERM whatever its child did. vpa's own
-        # exit code shows in make's output: a non-zero one prints "make: *** [...] Error N".
-        assert returncode == -signal.SIGTERM, make.tail()
-        assert "make: ***" not in make.text(), make.tail()
-        assert_stopped_cleanly(make, before)
-    finally:
-        make.kill_all()
+            make.kill_all()
 
 
 def test_sigterm_during_start_up_stops_cleanly(short_tmp: Path) -> None:
