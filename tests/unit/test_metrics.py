@@ -167,8 +167,12 @@ def test_a_node_that_does_not_answer_fails_the_scrape(
 
 
 def test_outside_ray_metrics_lists_the_families_without_samples(
-    tmp_path: Path, repo: JobRepository
+    tmp_path: Path, repo: JobRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # outside Ray, whatever this test session started before (the integration tests' Ray
+    # instance lives until the session ends)
+    monkeypatch.setattr("ray.is_initialized", lambda: False)
+    assert metrics_route.metric_endpoints() == []
     client = TestClient(create_app(make_services(tmp_path, repo)))
     out = parsed(client.get("/metrics").text)
     assert set(out) == {spec.name for spec in metrics.SPECS}
