@@ -95,6 +95,14 @@ def no_horizontal_overflow(page: Page) -> None:
     assert width[0] <= width[1], f"the page is {width[0]} px wide in a {width[1]} px window"
 
 
+def live_list(browser: Browser, app: VpaApp) -> tuple[Page, list[str]]:
+    """A signed-in page on the job list, once its broadcast socket is connected."""
+    page, errors = signed_in(browser, app)
+    page.goto("/")
+    expect(page.locator("#job-list")).to_have_attribute("data-live", "true", timeout=SETTLE_MS)
+    return page, errors
+
+
 def test_page_and_assets_are_served_open_and_nothing_else(app: VpaApp, full_job: str) -> None:
     anonymous = {"Authorization": ""}
     page = app.client.get("/", headers=anonymous)
@@ -133,9 +141,7 @@ def test_key_prompt_keeps_the_key_and_forgets_it(browser: Browser, app: VpaApp) 
 def test_a_job_from_the_form_reaches_100_live(
     browser: Browser, app: VpaApp, sample_media: Any
 ) -> None:
-    page, errors = signed_in(browser, app)
-    page.goto("/")
-    expect(page.locator("#job-list")).to_have_attribute("data-live", "true", timeout=SETTLE_MS)
+    page, errors = live_list(browser, app)
     page.get_by_label("Media URL").fill(sample_media.clip)
     page.get_by_label("Job type").select_option("audio_extraction")
     page.get_by_role("button", name="Submit job").click()
@@ -170,9 +176,7 @@ def test_a_job_from_the_form_reaches_100_live(
 def test_cancel_retry_and_delete_from_the_list(
     browser: Browser, app: VpaApp, media_server: Any
 ) -> None:
-    page, errors = signed_in(browser, app)
-    page.goto("/")
-    expect(page.locator("#job-list")).to_have_attribute("data-live", "true", timeout=SETTLE_MS)
+    page, errors = live_list(browser, app)
     hold = media_server.hold("long.mp4")  # the job cannot end before it is cancelled
     try:
         job_id = app.submit(hold.url)["id"]
