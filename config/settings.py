@@ -14,7 +14,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # main.py refuses on a non-loopback API_HOST unless ALLOW_ANONYMOUS=true says so.
     admin_api_key: str | None = Field(default=None, repr=False)
     allow_anonymous: bool = False
+    # A scrape-only credential for GET /metrics (Prometheus' bearer token), so the scraper
+    # need not hold the admin key; it opens nothing else. Empty: /metrics takes the admin key.
+    metrics_api_key: str | None = Field(default=None, repr=False)
     # Limits of every API key but the admin's (a key made with its own overrides them):
     # job creations per minute (then 429 with Retry-After) and jobs queued or processing at
     # once (then 429). Empty: no limit. The coordinator enforces both, for every replica.
@@ -226,14 +229,14 @@ class Settings(BaseSettings):
             raise ValueError("max_concurrent_jobs must be 1-1000 or 'auto'")
         return value
 
-    @field_validator("admin_api_key", mode="before")
+    @field_validator("admin_api_key", "metrics_api_key", mode="before")
     @classmethod
-    def _admin_key(cls, value: Any) -> Any:
+    def _admin_key(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
             value = value.strip() or None  # ADMIN_API_KEY= (empty) means off
         if isinstance(value, str) and len(value) < MIN_ADMIN_KEY_CHARS:
             raise ValueError(
-                f"admin_api_key must be at least {MIN_ADMIN_KEY_CHARS} characters "
+                f"{info.field_name} must be at least {MIN_ADMIN_KEY_CHARS} characters "
                 "(e.g. the output of `openssl rand -hex 32`)"
             )
         return value

@@ -168,7 +168,7 @@ def create_app(services: IngressServices) -> FastAPI:
     # OpenAI's clients call <base_url>/v1/...: same keys (a Bearer token), OpenAI's errors
     app.include_router(openai_audio.router, dependencies=signed_in)
     app.include_router(ws.router, dependencies=signed_in)
-    app.include_router(metrics.router, dependencies=signed_in)  # the admin key only
+    app.include_router(metrics.router)  # the admin key or METRICS_API_KEY (its own check)
     app.include_router(system.health_router)
     # the web app (web/): its page and files are open, its API calls carry the key
     app.include_router(web.router)

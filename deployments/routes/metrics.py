@@ -8,19 +8,22 @@ dashboards, show the same figures as `ray_vpa_*`.
 
 A node that does not answer fails the scrape (503) rather than being left out: a node's
 counters missing from a sum would look to Prometheus like a counter reset. With API keys
-on, only the admin key reads it (the figures are the whole service's); its labels never
-hold a job id, an API key or an owner.
+on, only the admin key reads it (the figures are the whole service's), or METRICS_API_KEY,
+a scrape-only credential that opens nothing else; its labels never hold a job id, an API
+key or an owner.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 import httpx
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
+from starlette.requests import HTTPConnection
 
-from deployments.auth import PrincipalDep
+from deployments.auth import authenticate, presented_key
 from deployments.metrics_relay import CONTENT_TYPE, relay
 
 log = logging.getLogger("vpa.api")
@@ -59,18 +62,33 @@ async def _scrape(client: httpx.AsyncClient, url: str) -> str:
     return answer.text
 
 
+async def metrics_reader(conn: HTTPConnection) -> None:
+    """METRICS_API_KEY, or the admin key (any caller while API keys are off); else 401
+    without a valid key, 403 for another API key."""
+    metrics_key = conn.app.state.services.settings.metrics_api_key
+    key = presented_key(conn)
+    if (
+        key is not None
+        and metrics_key is not None
+        and hmac.compare_digest(key.encode(), metrics_key.encode())
+    ):
+        return
+    principal = await authenticate(conn)
+    if not principal.admin:
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail="only the admin key (ADMIN_API_KEY) or METRICS_API_KEY reads /metrics",
+        )
+
+
 @router.get(
     "/metrics",
     summary="vpa's figures in Prometheus' text format",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE: {}}}, 403: {}, 503: {}},
+    responses={200: {"content": {CONTENT_TYPE: {}}}, 401: {}, 403: {}, 503: {}},
+    dependencies=[Depends(metrics_reader)],
 )
-async def metrics(principal: PrincipalDep) -> Response:
-    if not principal.admin:
-        raise HTTPException(
-            status_code=status.HTTP_403_FORBIDDEN,
-            detail="only the admin key (ADMIN_API_KEY) reads /metrics",
-        )
+async def metrics() -> Response:
     urls = await asyncio.to_thread(metric_endpoints)
     async with httpx.AsyncClient(timeout=NODE_TIMEOUT_S) as client:
         texts = await asyncio.gather(*(_scrape(client, url) for url in urls))

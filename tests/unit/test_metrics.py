@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors import metrics
+from config.settings import Settings
 from deployments.api import create_app
 from deployments.metrics_relay import relay, vpa_lines
 from deployments.routes import metrics as metrics_route
@@ -151,6 +152,30 @@ def test_metrics_needs_the_admin_key(tmp_path: Path, repo: JobRepository, nodes:
     r = client.get("/metrics", headers=user)
     assert r.status_code == 403 and "admin key" in r.json()["detail"]
     assert client.get("/metrics", headers=ADMIN_HEADERS).status_code == 200
+
+
+def test_the_metrics_key_reads_metrics_and_nothing_else(
+    tmp_path: Path, repo: JobRepository, nodes: list[str]
+) -> None:
+    scraper = "scrape-only-" + "m" * 20
+    services = make_services(tmp_path, repo, admin_api_key=ADMIN, metrics_api_key=scraper)
+    client = TestClient(create_app(services))
+    bearer = {"Authorization": f"Bearer {scraper}"}
+    r = client.get("/metrics", headers=bearer)
+    assert r.status_code == 200, r.text
+    assert parsed(r.text)["vpa_jobs"][0][2] == 4.0
+    assert client.get("/metrics", headers={"X-API-Key": scraper}).status_code == 200
+    assert client.get("/metrics", headers=ADMIN_HEADERS).status_code == 200  # still
+    # not an API key: every other route refuses it
+    assert client.get("/api/v1/jobs/", headers=bearer).status_code == 401
+    assert client.get("/api/v1/keys", headers=bearer).status_code == 401
+    wrong = client.get("/metrics", headers={"Authorization": f"Bearer {scraper}x"})
+    assert wrong.status_code == 401 and "not valid" in wrong.json()["detail"]
+
+
+def test_a_short_metrics_key_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="metrics_api_key must be at least"):
+        Settings(_env_file=None, metrics_api_key="short")
 
 
 def test_a_node_that_does_not_answer_fails_the_scrape(
