@@ -57,7 +57,16 @@ def keep_segment(segment: Segment, options: TranscribeOptions) -> bool:
 
 def check_options(model: str, multilingual: bool, options: TranscribeOptions) -> None:
     """An English-only model can neither translate nor transcribe another language (Whisper
-    would silently transcribe as English): the job fails before any audio is decoded."""
+    would silently transcribe as English): the job fails before any audio is decoded. So
+    does a code Whisper does not know (a job stored before codes were normalised: "eng")."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's own list
+
+    if options.language is not None and options.language not in _LANGUAGE_CODES:
+        raise TranscriptionError(
+            f"options.language {options.language!r} is not a code Whisper knows "
+            '(ISO 639-1 such as "en" or "pt")',
+            code="invalid_options",
+        )
     if multilingual:
         return
     if options.task == "translate":

@@ -131,3 +131,7 @@ def test_the_engine_refuses_before_decoding(speech_sample: Any) -> None:
     assert caught.value.code == "invalid_options" and not caught.value.retryable
     assert "options.language 'de'" in caught.value.message and "tiny.en" in caught.value.message
     assert seen == []
+    old = TranscribeOptions(language="eng")  # as a job stored by an older version may hold
+    with pytest.raises(TranscriptionError) as caught:
+        engine.transcribe(speech_sample.path, old, lambda f, _m: seen.append(f), CancelToken())
+    assert caught.value.code == "invalid_options" and "'eng'" in caught.value.message
