@@ -139,7 +139,9 @@ def _subtitles(inp: StageInput, progress: ProgressCallback, cancel: CancelToken)
         raise MediaError("the transcript's SRT file is missing from the artifact store")
     if not srt.read_text(encoding="utf-8").strip():
         return StageOutput(checkpoint={"note": "no speech was found: nothing to subtitle"})
-    language = inp.checkpoints.get("transcribe", {}).get("language")
+    # the text's language: the one asked for (decoded in), else the one detected
+    detected = inp.checkpoints.get("transcribe", {}).get("language")
+    language = inp.options.transcribe.language or detected
     result = mux_subtitles(source, srt, Path(inp.work_dir), language, progress, cancel)
     return StageOutput(
         checkpoint={"file": Path(result.path).name},
@@ -233,8 +235,15 @@ def _analyze(
     )
     path = Path(inp.work_dir) / "analysis.json"
     path.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    checkpoint = {"file": path.name}
+    skipped = [str(skip["part"]) for skip in result.get("skipped") or ()]
+    if skipped:  # the stage's event says so; `skipped` in the result says why
+        checkpoint["note"] = (
+            f"skipped {', '.join(skipped)}: their models do not handle the transcript's "
+            f"language ({result.get('language')}); see analysis_results.skipped"
+        )
     return StageOutput(
-        checkpoint={"file": path.name},
+        checkpoint=checkpoint,
         artifacts=[ArtifactSpec(kind="analysis_json", path=str(path), format="json")],
         job_fields={"analysis_results": result},
     )

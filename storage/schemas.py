@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from storage.languages import normalise_language
 from storage.models import EventType, JobBase, JobStatus, JobType, as_utc
 from storage.sources import UPLOAD_SCHEME, upload_id
 
@@ -72,7 +73,6 @@ def storable_text(value: str) -> str:
 StorableStr = Annotated[str, AfterValidator(storable_text)]
 
 
-_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 # "tiny.en", "large-v3", or a hub-style "org/name"; never absolute, never "..".
 _MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
@@ -107,9 +107,10 @@ class ProcessingOptions(BaseModel):
     audio_quality: Literal["low", "medium", "high"] = "medium"
     language: str | None = PydanticField(
         default=None,
-        max_length=16,
-        description='ISO 639-1/639-3 code, optionally with a region ("en", "eng", "pt-BR"); '
-        "null lets the model detect it",
+        max_length=35,
+        description="ISO 639-1 or 639-2/3 code or BCP-47 tag of a language Whisper knows "
+        '("en", "eng", "pt-BR"), stored as Whisper\'s code ("en", "en", "pt"); null lets the '
+        "model detect it",
     )
     model_size: str | None = PydanticField(
         default=None,
@@ -159,12 +160,7 @@ class ProcessingOptions(BaseModel):
     @field_validator("language")
     @classmethod
     def _check_language(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        code = value.strip().lower()
-        if not _LANGUAGE_RE.fullmatch(code):
-            raise ValueError('language must be an ISO 639 code such as "en", "eng" or "pt-BR"')
-        return code
+        return None if value is None else normalise_language(value)
 
     @field_validator("model_size")
     @classmethod

@@ -28,6 +28,7 @@ from deployments.services import CoordinatorClient, IngressServices
 from deployments.urls import public_job
 from pipeline.errors import PolicyError
 from pipeline.media.urlpolicy import check_url
+from pipeline.transcription.whisper_models import english_only
 from storage.owners import JobOwners
 from storage.schemas import (
     INT32_MAX,
@@ -66,6 +67,7 @@ async def submit(
     """Create a job of `caller`, or find the one it made with the same idempotency key
     (keys are per owner): (the job, created). Past a limit of the caller's key, 429."""
     owner = caller.owner
+    check_language(body, services.settings.whisper_model)
     if body.idempotency_key:
         found = await asyncio.to_thread(services.repo.get_job_by_key, body.idempotency_key, owner)
         if found is not None:
@@ -87,6 +89,22 @@ async def submit(
         "submit", data, owner, *limits
     )
     return created
+
+
+def check_language(body: JobCreate, default_model: str) -> None:
+    """A 422 (`invalid_options`) for a non-English `options.language` with an English-only
+    Whisper model (options.model_size, else WHISPER_MODEL): it would transcribe as English,
+    or fail inside the model. The engine checks the loaded model again (a directory or hub
+    id whose name does not say it)."""
+    language, model = body.options.language, body.options.model_size or default_model
+    if language not in (None, "en") and english_only(model):
+        which = "options.model_size" if body.options.model_size else "WHISPER_MODEL"
+        raise PolicyError(
+            f"options.language {language!r} needs a multilingual Whisper model; {model} "
+            f'({which}) is English-only: leave options.language null or "en", or choose '
+            'a multilingual model in options.model_size ("base", "small", "large-v3")',
+            code="invalid_options",
+        )
 
 
 async def _source(services: IngressServices, url: str, caller: Principal) -> str:

@@ -36,7 +36,7 @@ from deployments.openai_responses import (
     render,
     resolve_model,
 )
-from deployments.routes.jobs import submit
+from deployments.routes.jobs import check_language, submit
 from deployments.routes.uploads import save_upload
 from deployments.services import IngressServices
 from storage.models import TERMINAL_STATUSES, Job
@@ -138,6 +138,7 @@ async def answer(
         check_translatable(settings.whisper_model)
     upload_id = uuid.uuid4()
     body = job_body(form, f"{UPLOAD_SCHEME}{upload_id}")  # checked before the file is stored
+    check_language(body, settings.whisper_model)
     if await save_upload(file, principal.owner, services, upload_id) is None:
         raise OpenAIError(400, "the uploaded file is empty", "file", "empty_file")
     job, _ = await submit(services, body, principal)

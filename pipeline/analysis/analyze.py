@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.analysis import transcript_text as tt
+from pipeline.analysis.language_support import unsupported_parts
 from pipeline.analysis.nlp_models import NlpModels
 from pipeline.analysis.taxonomy import calibrate
 from pipeline.options import AnalyzeOptions
@@ -88,7 +89,8 @@ class Chapter:
 @dataclass(frozen=True)
 class AnalysisResult:
     """`to_dict()` is what the job stores as `analysis_results`. A part switched off or
-    skipped keeps its keys with empty values (None, [], {}) and says why in `notes`."""
+    skipped keeps its keys with empty values (None, [], {}) and says why in `notes`; a part
+    the transcript's language rules out is also in `skipped` ({"part", "reason"})."""
 
     sentiment: SentimentLabel | None = None
     topics: list[str] = field(default_factory=list)
@@ -104,6 +106,7 @@ class AnalysisResult:
     speaking_rate_wpm: float | None = None
     language: str | None = None
     notes: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,9 +121,8 @@ def analyze(
     detected_language: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> AnalysisResult:
-    """Analyse a transcript. `segments` are the transcription's {start, end, text} dicts;
-    they give the sentiment timeline, chapter times and the speaking rate.
-    `options.language` wins over `detected_language` (the transcriber's)."""
+    """Analyse a transcript. `segments` ({start, end, text} dicts) give the sentiment timeline,
+    chapter times and speaking rate. `options.language` wins over `detected_language`."""
     report = progress or (lambda _f, _m: None)
     if not text.strip():
         text = " ".join(str(s.get("text") or "").strip() for s in segments).strip()
@@ -134,6 +136,8 @@ def analyze(
         notes.append("nothing to analyse: the transcript is empty")
         return AnalysisResult(speaking_rate_wpm=rate, language=language, notes=notes)
 
+    skipped = unsupported_parts(models, language, options, notes)
+    gone = {skip["part"] for skip in skipped}
     parsed = _parsed(models, text, language, notes)
     sentences = [text[a:b] for a, b in parsed.spans]
     weights = np.array([len(s.split()) for s in sentences], np.float32)
@@ -149,30 +153,30 @@ def analyze(
     report(0.6, "embedded sentences")
 
     result: dict[str, Any] = {}
-    if options.topic_modeling:
+    if options.topic_modeling and "topics" not in gone:
         result.update(_pick_topics(models, topic_conf, options, notes))
-    else:
+    elif not options.topic_modeling:
         notes.append("topic modeling switched off (options.topic_modeling=false)")
 
     candidates = _Candidates([], [], np.zeros((0, vectors.shape[1]), np.float32))
     if not options.keyword_extraction:
         notes.append("keyword extraction switched off (options.keyword_extraction=false)")
-    else:
+    elif "keywords" not in gone:
         candidates = _Candidates.of(models, parsed)
         result.update(candidates.keywords(doc_vec, options.max_keywords))
     report(0.8, "topics and keywords")
 
-    if options.sentiment_analysis:
-        result.update(_sentiment(models, language, sentences, weights, segments, notes))
-    else:
+    if options.sentiment_analysis and "sentiment" not in gone:
+        result.update(_sentiment(models, sentences, weights, segments))
+    elif not options.sentiment_analysis:
         notes.append("sentiment analysis switched off (options.sentiment_analysis=false)")
-
     times = tt.TimeMap(text, segments)
+    title_floor = options.min_confidence if "topics" not in gone else np.inf  # topic titles
     chapters = []
     for c, (a, b) in enumerate(ranges):
         central = a + int(np.argmax(vectors[a:b] @ chapter_vecs[c]))
         title = candidates.title_within(a, b, chapter_vecs[c])
-        if title is None and chapter_conf[c].max() >= options.min_confidence:
+        if title is None and chapter_conf[c].max() >= title_floor:
             title = models.topics[int(np.argmax(chapter_conf[c]))].label.capitalize()
         start, end = times.at(parsed.spans[a][0]), times.at(parsed.spans[b - 1][1])
         chapters.append(Chapter(start, end, title or _opening(sentences[a]), sentences[central]))
@@ -185,6 +189,7 @@ def analyze(
         speaking_rate_wpm=rate,
         language=language,
         notes=notes,
+        skipped=skipped,
         **result,
     )
 
@@ -195,10 +200,7 @@ def _parsed(models: NlpModels, text: str, language: str | None, notes: list[str]
     nlp = models.spacy_for(language)
     if nlp is not None:
         return tt.parse(nlp, text)
-    notes.append(
-        f"no spaCy pipeline for language {language!r}: sentences split on punctuation; "
-        "entities and keywords skipped"
-    )
+    notes.append(f"no spaCy pipeline for language {language!r}: sentences split on punctuation")
     return tt.ParsedText(tt.split_sentences(text))
 
 
@@ -344,19 +346,11 @@ def _pick_topics(
 
 def _sentiment(
     models: NlpModels,
-    language: str | None,
     sentences: list[str],
     weights: np.ndarray,
     segments: Sequence[Mapping[str, Any]],
-    notes: list[str],
 ) -> dict[str, Any]:
     scorer = models.sentiment
-    if scorer.languages is not None and language not in scorer.languages:
-        notes.append(
-            f"sentiment skipped: {scorer.name} handles only {', '.join(sorted(scorer.languages))}"
-            f", not {language!r}"
-        )
-        return {}
     timed = [s for s in segments if str(s.get("text") or "").strip()]
     scores = scorer.score(sentences + [str(s["text"]).strip() for s in timed])
     label, score = sentiment_label(scores[: len(sentences)], weights)

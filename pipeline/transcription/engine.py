@@ -1,6 +1,7 @@
-"""Speech to text: the engine protocol, the guard that drops invented segments and the
-`transcribe_audio` entry point. The engines (`whisper_engines`) implement the protocol;
-`cache` loads them; results and options are in `pipeline.results` / `pipeline.options`."""
+"""Speech to text: the engine protocol, the guards that drop invented segments and refuse
+options the model cannot honour, and the `transcribe_audio` entry point. The engines
+(`whisper_engines`) implement the protocol; `cache` loads them; results and options are in
+`pipeline.results` / `pipeline.options`."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import math
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pipeline.errors import StageCancelled
+from pipeline.errors import StageCancelled, TranscriptionError
 from pipeline.options import TranscribeOptions
 from pipeline.results import Segment, TranscriptResult
+from pipeline.transcription.repetition import collapse_repeats
 from pipeline.types import CancelToken, ProgressCallback
 
 Device = Literal["cpu", "cuda"]
@@ -53,6 +55,33 @@ def keep_segment(segment: Segment, options: TranscribeOptions) -> bool:
     return True
 
 
+def check_options(model: str, multilingual: bool, options: TranscribeOptions) -> None:
+    """An English-only model can neither translate nor transcribe another language (Whisper
+    would silently transcribe as English): the job fails before any audio is decoded. So
+    does a code Whisper does not know (a job stored before codes were normalised: "eng")."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's own list
+
+    if options.language is not None and options.language not in _LANGUAGE_CODES:
+        raise TranscriptionError(
+            f"options.language {options.language!r} is not a code Whisper knows "
+            '(ISO 639-1 such as "en" or "pt")',
+            code="invalid_options",
+        )
+    if multilingual:
+        return
+    if options.task == "translate":
+        raise TranscriptionError(
+            f"translation needs a multilingual Whisper model; {model} is English-only",
+            code="invalid_options",
+        )
+    if options.language not in (None, "en"):
+        raise TranscriptionError(
+            f"options.language {options.language!r} needs a multilingual Whisper model; "
+            f"{model} is English-only",
+            code="invalid_options",
+        )
+
+
 class TranscriptionEngine(Protocol):
     """A loaded Whisper model. Thread-safe: one engine serves concurrent jobs."""
 
@@ -78,8 +107,9 @@ def transcribe_audio(
     """Transcribe the audio file with a loaded engine.
 
     Progress is the share of audio seconds transcribed; it reaches 1.0 at the end.
+    Repetition loops are cut down (`pipeline.transcription.repetition`).
     Raises MediaError (missing or unreadable audio), TranscriptionError or StageCancelled.
     """
     if cancel.cancelled:
         raise StageCancelled("Cancelled before transcription started")
-    return engine.transcribe(Path(audio_path), options, progress, cancel)
+    return collapse_repeats(engine.transcribe(Path(audio_path), options, progress, cancel))

@@ -22,7 +22,7 @@ from pipeline.errors import StageCancelled, TranscriptionError
 from pipeline.media.audio_windows import AudioWindow, audio_duration_s, iter_audio_windows
 from pipeline.options import TranscribeOptions
 from pipeline.results import Segment, TranscriptResult, Word
-from pipeline.transcription.engine import Device, keep_segment
+from pipeline.transcription.engine import Device, check_options, keep_segment
 from pipeline.transcription.whisper_models import (
     hub_offline,
     resolve_faster_whisper_model,
@@ -71,15 +71,6 @@ class _Progress:
 
     def done(self, duration_s: float) -> None:
         self._progress(1.0, f"transcribed {duration_s:.1f} s of audio")
-
-
-def _check_task(model: str, multilingual: bool, options: TranscribeOptions) -> None:
-    """An English-only model cannot translate (Whisper would silently transcribe)."""
-    if options.task == "translate" and not multilingual:
-        raise TranscriptionError(
-            f"translation needs a multilingual Whisper model; {model} is English-only",
-            code="invalid_options",
-        )
 
 
 def _finish(
@@ -186,18 +177,22 @@ class FasterWhisperEngine:
         progress: ProgressCallback,
         cancel: CancelToken,
     ) -> TranscriptResult:
-        _check_task(self.model, self.multilingual, options)
+        check_options(self.model, self.multilingual, options)
         report = _Progress(progress, audio_duration_s(audio_path))
+        # `language` is the one spoken (detected), `options.language` the one decoded in
         language, probability = options.language, 1.0
-        detected = options.language is not None
+        detected = False
         segments: list[Segment] = []
         end_s = 0.0
         for window in iter_audio_windows(audio_path, self.window_s):
             if cancel.cancelled:
                 raise StageCancelled("Transcription cancelled")
-            pieces, info = self._start(window, options, language if detected else None)
+            decode_in = options.language or (language if detected else None)
+            pieces, info = self._start(window, options, decode_in)
             if not detected:
                 language, probability = info.language, float(info.language_probability)
+                if options.language and self.multilingual:  # Whisper did not detect it
+                    language, probability = self._detect(window, options)
             for piece in pieces:
                 if cancel.cancelled:
                     raise StageCancelled("Transcription cancelled")
@@ -219,6 +214,13 @@ class FasterWhisperEngine:
             report.at(end_s)
         report.done(end_s)
         return _finish(segments, language, probability, end_s)
+
+    def _detect(self, window: AudioWindow, options: TranscribeOptions) -> tuple[str, float]:
+        """The language spoken in the window's first 30 s (of speech, with VAD)."""
+        found, probability, _ = self._model.detect_language(
+            window.samples, vad_filter=options.vad_filter
+        )
+        return str(found), float(probability)
 
     def _start(
         self, window: AudioWindow, options: TranscribeOptions, language: str | None
@@ -344,9 +346,9 @@ class OpenAIWhisperEngine:
         progress: ProgressCallback,
         cancel: CancelToken,
     ) -> TranscriptResult:
-        _check_task(self.model, self.multilingual, options)
+        check_options(self.model, self.multilingual, options)
         report = _Progress(progress, audio_duration_s(audio_path))
-        language, probability = options.language, 1.0
+        language, probability = None, 1.0  # the one spoken; options.language: decoded in
         segments: list[Segment] = []
         end_s = 0.0
         decode: dict[str, Any] = {"fp16": self.device == "cuda"}
@@ -361,7 +363,7 @@ class OpenAIWhisperEngine:
                 result = self._model.transcribe(
                     window.samples,
                     verbose=None,
-                    language=language,
+                    language=options.language or language,
                     temperature=options.temperature,
                     compression_ratio_threshold=options.compression_ratio_threshold,
                     logprob_threshold=options.log_prob_threshold,

@@ -20,6 +20,13 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
 
 
+def english_only(model: str) -> bool:
+    """Whether the model's name says it is English-only: Whisper's `*.en` models ("tiny.en",
+    "Systran/faster-whisper-base.en", a directory named so). The loaded model is the final
+    word (`is_multilingual`); this is what can be known from a name before loading it."""
+    return Path(model.rstrip("/")).name.lower().endswith(".en")
+
+
 def resolve_faster_whisper_model(
     model: str, *, download_root: str | None = None, local_files_only: bool | None = None
 ) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from deployments.analyzer import analyze_transcript
 from pipeline.analysis import transcript_text
 from pipeline.analysis.analyze import analyze, chapter_starts, mmr, sentiment_label
 from pipeline.analysis.nlp_models import (
@@ -27,7 +28,10 @@ from pipeline.analysis.nlp_models import (
 )
 from pipeline.analysis.taxonomy import TAXONOMY
 from pipeline.errors import PipelineError
-from pipeline.options import AnalyzeOptions
+from pipeline.options import AnalyzeOptions, stage_options
+from pipeline.stage_io import StageInput
+from pipeline.stages import run_stage
+from pipeline.types import CancelToken
 from tests.fixtures.models import tiny_sentiment_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -158,7 +162,7 @@ def test_result_dict_keeps_the_seed_keys_and_types(models: NlpModels) -> None:
     assert set(result) == {
         "sentiment", "topics", "keywords", "sentiment_score", "sentiment_timeline",
         "topic_scores", "keyword_scores", "entities", "summary", "chapters", "word_count",
-        "speaking_rate_wpm", "language", "notes",
+        "speaking_rate_wpm", "language", "notes", "skipped",
     }  # fmt: skip
     json.dumps(result)  # stored as JSON as it is
     assert result["sentiment"] == "positive"
@@ -183,7 +187,7 @@ def test_result_dict_keeps_the_seed_keys_and_types(models: NlpModels) -> None:
     assert result["word_count"] == len(COOKING.split())
     speech_s = sum(float(str(s["end"])) - float(str(s["start"])) for s in segments)
     assert result["speaking_rate_wpm"] == pytest.approx(result["word_count"] / speech_s * 60, 0.01)
-    assert result["language"] == "en"
+    assert result["language"] == "en" and result["skipped"] == []
 
     summary = result["summary"]
     picked = [s for s in sentences_of(COOKING) if s in summary]
@@ -274,20 +278,78 @@ def test_switching_a_part_off_leaves_its_keys_empty(models: NlpModels, part: str
     assert result["summary"] and result["chapters"] and result["chapters"][0]["title"]
 
 
-def test_language_without_spacy_does_what_it_can(models: NlpModels) -> None:
+ENGLISH_ONLY_PARTS = ["sentiment", "keywords", "entities", "topics"]
+
+
+def test_a_german_transcript_skips_what_the_english_models_would_get_wrong(
+    models: NlpModels,
+) -> None:
     segments = timed_segments(GERMAN)
     result = analyze(GERMAN, segments, AnalyzeOptions(language="de"), models)
 
     assert result.language == "de"
-    assert result.sentiment is None and result.sentiment_timeline == []  # VADER: English only
+    assert result.sentiment is None and result.sentiment_timeline == []  # VADER: English
     assert result.keywords == [] and result.entities == []  # noun phrases need spaCy
+    assert result.topics == [] and result.topic_scores == {}  # MiniLM: English
+    assert [skip["part"] for skip in result.skipped] == ENGLISH_ONLY_PARTS
+    reasons = {skip["part"]: skip["reason"] for skip in result.skipped}
+    assert reasons["sentiment"] == "the sentiment model (vader) is en-only; the transcript is de"
+    assert "spaCy, whose pipelines here are en" in reasons["keywords"]
+    assert "sentence encoder that is en-only" in reasons["topics"]
+    assert [f"{part} skipped: {reason}" for part, reason in reasons.items()] == result.notes[:4]
+    assert result.notes[4] == "no spaCy pipeline for language 'de': sentences split on punctuation"
+    # extractive parts stay: the transcript's own sentences
     assert result.summary and result.chapters and result.word_count == len(GERMAN.split())
+    assert all(chapter.summary in GERMAN for chapter in result.chapters)
+    assert result.chapters[0].title == " ".join(GERMAN.split()[:6]) + " ..."  # no topic title
     assert result.speaking_rate_wpm is not None
-    notes = " ".join(result.notes)
-    assert "spaCy" in notes and "'de'" in notes and "vader" in notes
-    # The bundled MiniLM is English only: German cooking reaches no topic's confidence.
-    assert result.topics == [] and result.topic_scores == {}
-    assert result.notes[1].startswith("no topic reached min_confidence 0.5 (best: "), result.notes
+    switched_off = AnalyzeOptions(
+        language="de", sentiment_analysis=False, topic_modeling=False, keyword_extraction=False
+    )
+    quiet = analyze(GERMAN, segments, switched_off, models)
+    assert [skip["part"] for skip in quiet.skipped] == ["entities"]  # the rest is off anyway
+
+
+class InProcessAnalyzer:
+    """The Analyzer deployment's work (`analyze_transcript`) in this process, on the
+    module's real models: what the analyze stage calls through ModelServices."""
+
+    def __init__(self, models: NlpModels) -> None:
+        self.models = models
+
+    def transcribe(self, *_: Any) -> dict[str, Any]:
+        raise AssertionError("the analyze stage does not transcribe")
+
+    def analyze(
+        self,
+        text: str,
+        segments: list[dict[str, Any]],
+        options: AnalyzeOptions,
+        language: str | None,
+        progress: Any,
+        cancel: CancelToken,
+    ) -> dict[str, Any]:
+        return analyze_transcript(self.models, text, segments, options, language, progress)
+
+
+def test_the_analyze_stage_event_says_what_was_skipped(models: NlpModels, tmp_path: Path) -> None:
+    transcript = {"text": GERMAN, "segments": timed_segments(GERMAN)}
+    (tmp_path / "transcript.json").write_text(json.dumps(transcript), encoding="utf-8")
+    detected = {"transcribe": {"file": "transcript.json", "language": "de"}}
+    inp = StageInput("j", "", stage_options({}), str(tmp_path), detected)
+    out = run_stage("analyze", inp, lambda _f, _m: None, CancelToken(), InProcessAnalyzer(models))
+    assert out.checkpoint["note"] == (
+        "skipped sentiment, keywords, entities, topics: their models do not handle the "
+        "transcript's language (de); see analysis_results.skipped"
+    )
+    stored = out.job_fields["analysis_results"]
+    assert [skip["part"] for skip in stored["skipped"]] == ENGLISH_ONLY_PARTS
+    english = {"text": COOKING, "segments": timed_segments(COOKING)}
+    (tmp_path / "transcript.json").write_text(json.dumps(english), encoding="utf-8")
+    inp = StageInput("j", "", stage_options({"language": "en"}), str(tmp_path), detected)
+    out = run_stage("analyze", inp, lambda _f, _m: None, CancelToken(), InProcessAnalyzer(models))
+    assert "note" not in out.checkpoint  # the language asked for wins over the detected one
+    assert out.job_fields["analysis_results"]["sentiment"] == "positive"
 
 
 def test_detected_language_and_guess(models: NlpModels) -> None:
@@ -302,6 +364,7 @@ def test_detected_language_and_guess(models: NlpModels) -> None:
     assert guessed.notes[0] == (
         "language not given and the text does not look English: treated as 'und'"
     )
+    assert [skip["part"] for skip in guessed.skipped] == ENGLISH_ONLY_PARTS
 
 
 @pytest.mark.parametrize("text", ["", "   \n "])

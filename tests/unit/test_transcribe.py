@@ -550,6 +550,29 @@ def test_openai_whisper_loads_a_checkpoint_and_transcribes(
     ]
 
 
+def test_a_language_asked_for_is_decoded_in_and_the_spoken_one_reported(
+    whisper_checkpoint: Path, speech_sample: SpeechSample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job keeps them apart: the text is decoded in the language asked for, the
+    result's `language` is what the (multilingual) model detected."""
+    loaded = OpenAIWhisperEngine(str(whisper_checkpoint))
+    first = next(iter_audio_windows(speech_sample.path, loaded.window_s))
+    spoken, probability = loaded._detect_language(first.samples)
+    asked = "fr" if spoken == "de" else "de"
+    decoded_in: list[str] = []
+    real = loaded._model.transcribe
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        decoded_in.append(kwargs["language"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loaded._model, "transcribe", watched)
+    options = TranscribeOptions(language=asked, word_timestamps=False, temperature=(0.0,))
+    result = loaded.transcribe(speech_sample.path, options, Progress(), CancelToken())
+    assert decoded_in and set(decoded_in) == {asked}
+    assert (result.language, result.language_probability) == (spoken, pytest.approx(probability))
+
+
 def test_openai_whisper_cancel(whisper_checkpoint: Path, speech_sample: SpeechSample) -> None:
     loaded = OpenAIWhisperEngine(str(whisper_checkpoint))
     cancel = CancelToken()
