@@ -28,6 +28,7 @@ from deployments.services import CoordinatorClient, IngressServices
 from deployments.urls import public_job
 from pipeline.errors import PolicyError
 from pipeline.media.urlpolicy import check_url
+from pipeline.stages import STAGE_CHAINS
 from pipeline.transcription.whisper_models import english_only
 from storage.owners import JobOwners
 from storage.schemas import (
@@ -96,6 +97,8 @@ def check_language(body: JobCreate, default_model: str) -> None:
     Whisper model (options.model_size, else WHISPER_MODEL): it would transcribe as English,
     or fail inside the model. The engine checks the loaded model again (a directory or hub
     id whose name does not say it)."""
+    if "transcribe" not in STAGE_CHAINS[body.job_type.value]:
+        return  # audio_extraction: no model reads the language
     language, model = body.options.language, body.options.model_size or default_model
     if language not in (None, "en") and english_only(model):
         which = "options.model_size" if body.options.model_size else "WHISPER_MODEL"

@@ -102,6 +102,9 @@ def test_the_api_refuses_a_language_the_model_cannot_transcribe(client: TestClie
     fine: list[dict[str, Any]] = [{"language": "en"}, {"language": "eng"}, {}]
     for options in [*fine, {"language": "de", "model_size": "base"}]:
         assert post(client, **options).status_code == 201, options
+    # no model reads the language of an audio_extraction job: nothing to refuse
+    audio_only = {**NEW, "job_type": "audio_extraction", "options": {"language": "de"}}
+    assert client.post("/api/v1/jobs/", json=audio_only).status_code == 201
 
 
 def test_the_openai_route_refuses_it_before_storing_the_file(
