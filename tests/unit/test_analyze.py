@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from pipeline.analysis import transcript_text
-from pipeline.analysis.analyze import analyze, chapter_starts, mmr, sentiment_label
+from pipeline.analysis.analyze import analyze, chapter_starts, sentiment_label
+from pipeline.analysis.keywords import mmr
 from pipeline.analysis.nlp_models import (
     NlpModels,
     label_valences,
