@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.analysis import transcript_text as tt
-from pipeline.analysis.keywords import Candidates
+from pipeline.analysis.keywords import Candidates, unsure_words
 from pipeline.analysis.nlp_models import NlpModels
 from pipeline.analysis.summary import summarise
 from pipeline.analysis.taxonomy import calibrate
@@ -177,7 +177,9 @@ def analyze(
 
     return AnalysisResult(
         entities=_entities(parsed.entities),
-        summary=summarise(sentences, vectors, weights, ranges, options.summary_sentences),
+        summary=summarise(
+            sentences, vectors, weights, ranges, options.summary_sentences, unsure_words(segments)
+        ),
         chapters=chapters,
         word_count=words,
         speaking_rate_wpm=rate,

@@ -7,7 +7,8 @@
   words (largest remainder), every chapter with at least `CHAPTER_MIN_SHARE` of the words
   getting one at least (when there are fewer sentences than such chapters, the longest
   chapters get them); each chapter gives its sentences nearest its own vector.
-Sentences under `MIN_WORDS` words are left out when the chapter has longer ones.
+Sentences under `MIN_WORDS` words, and sentences holding a word Whisper was unsure of
+(`keywords.unsure_words`), are left out when the chapter has others.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from pipeline.analysis.keywords import normalise_word
 
 MIN_WORDS = 5
 MAX_OVERLAP = 0.9  # cosine above which a sentence repeats one already picked
@@ -53,16 +56,19 @@ def pick_sentences(
     weights: np.ndarray,
     ranges: Sequence[tuple[int, int]],
     count: int,
+    doubtful: Sequence[bool] = (),
 ) -> list[int]:
     """Indices of the summary's sentences, in order. `ranges` are the chapters' sentence
-    ranges [a, b); `weights` the sentences' word counts; `vectors` unit sentence vectors."""
+    ranges [a, b); `weights` the sentences' word counts; `vectors` unit sentence vectors;
+    `doubtful` marks sentences to take only when a chapter has no others."""
     total = float(weights.sum()) or 1.0
     shares = [float(weights[a:b].sum()) / total for a, b in ranges]
     pools = []
     for a, b in ranges:
         idx = np.arange(a, b)
-        long_ = idx[weights[a:b] >= MIN_WORDS]
-        pools.append(long_ if len(long_) else idx)
+        long_ = np.asarray(weights[a:b] >= MIN_WORDS, np.bool_)
+        sure = np.array([not (i < len(doubtful) and doubtful[i]) for i in range(a, b)], np.bool_)
+        pools.append(next((idx[k] for k in (long_ & sure, long_, sure) if k.any()), idx))
     alloc = allocate(shares, count, [len(p) for p in pools])
     picked: list[int] = []
     for (a, b), pool, want in zip(ranges, pools, alloc, strict=True):
@@ -84,7 +90,10 @@ def summarise(
     weights: np.ndarray,
     ranges: Sequence[tuple[int, int]],
     requested: int | None,
+    unsure: frozenset[str] = frozenset(),
 ) -> str:
     """The summary text: see the module docstring."""
     count = summary_length(round(float(weights.sum())), requested)
-    return " ".join(sentences[i] for i in pick_sentences(vectors, weights, ranges, count))
+    doubtful = [any(normalise_word(w) in unsure for w in s.split()) for s in sentences]
+    picked = pick_sentences(vectors, weights, ranges, count, doubtful)
+    return " ".join(sentences[i] for i in picked)

@@ -108,6 +108,16 @@ def test_single_topic_summary_is_the_central_sentences(models: NlpModels) -> Non
     assert len(picked) == 2 and len(result.chapters) == 1
 
 
+def test_summary_avoids_a_sentence_with_an_unsure_word(models: NlpModels) -> None:
+    options = AnalyzeOptions(summary_sentences=1)
+    sure = analyze(RESTAURANT, segments_with_words(RESTAURANT), options, models).summary
+    word = max(re.findall(r"[a-z]+", sure.lower()), key=len)  # a word of that sentence
+    assert sum(word in s.lower().split() for s in sentences_of(RESTAURANT)) == 1, word
+    segments = segments_with_words(RESTAURANT, {word: 0.2})
+    doubtful = analyze(RESTAURANT, segments, options, models).summary
+    assert doubtful and doubtful != sure and word not in doubtful.lower()
+
+
 def test_unsure_word_never_becomes_a_keyword(models: NlpModels) -> None:
     options = AnalyzeOptions(max_keywords=10)
     sure = analyze(RESTAURANT, segments_with_words(RESTAURANT), options, models)
