@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.analysis import transcript_text as tt
-from pipeline.analysis.keywords import Candidates, unsure_words
+from pipeline.analysis.keywords import Candidates, unsure_words, without_words
 from pipeline.analysis.nlp_models import NlpModels
 from pipeline.analysis.summary import summarise
 from pipeline.analysis.taxonomy import calibrate
@@ -137,7 +137,7 @@ def analyze(
     weights = np.array([len(s.split()) for s in sentences], np.float32)
     report(0.3, f"parsed {len(sentences)} sentences")
 
-    vectors = models.embedder.embed(sentences)
+    vectors = models.embedder.embed(without_words(sentences, unsure_words(segments)))
     doc_vec = _unit(weights @ vectors)
     bounds = [*chapter_starts(vectors), len(sentences)]
     ranges = list(itertools.pairwise(bounds))

@@ -7,6 +7,8 @@
     "fore-dessert" comes out like that); transcripts without word probabilities keep all;
   - single generic nouns (`GENERIC_NOUNS`: "thing", "week", "result", ...), which fit any
     video. Inside a longer phrase they stay ("test result").
+- The sentence embeddings behind topics, chapters and the summary are taken without the
+  unsure words (`without_words`).
 - Choice: Maximal Marginal Relevance (`mmr`) against the document vector. A multi-word phrase
   is preferred over its own words: once one is chosen, its single words are dropped from the
   keywords (and can't be chosen afterwards).
@@ -58,6 +60,15 @@ def unsure_words(
             if key and isinstance(probability, int | float):
                 best[key] = max(best.get(key, 0.0), float(probability))
     return frozenset(w for w, p in best.items() if p < threshold)
+
+
+def without_words(sentences: Sequence[str], unsure: frozenset[str]) -> list[str]:
+    """The sentences without their unsure words, for embedding: topics, chapters and the
+    summary's choice then rest on what was heard clearly."""
+    if not unsure:
+        return list(sentences)
+    kept = [" ".join(w for w in s.split() if normalise_word(w) not in unsure) for s in sentences]
+    return [k or s for k, s in zip(kept, sentences, strict=True)]
 
 
 def _usable(key: str, display: str, unsure: frozenset[str]) -> bool:

@@ -129,6 +129,19 @@ def test_unsure_word_never_becomes_a_keyword(models: NlpModels) -> None:
     assert not any("restaurant" in c.title.lower() for c in doubtful.chapters)
 
 
+def test_topics_ignore_unsure_words(models: NlpModels) -> None:
+    sport = ["The striker, the goal and the penalty for the referee at the stadium.",
+             "Football league match for the coach and the fans.",
+             "The goalkeeper, the header and the tackle in midfield.",
+             "A penalty kick and a goal for the striker in the league."]  # fmt: skip
+    text = RESTAURANT + " " + " ".join(sport)
+    heard = analyze(text, segments_with_words(text), AnalyzeOptions(), models)
+    assert "football" in heard.topics, heard.topics
+    misheard = {w: 0.1 for s in sport for w in re.findall(r"[a-z]+", s.lower()) if len(w) > 3}
+    doubtful = analyze(text, segments_with_words(text, misheard), AnalyzeOptions(), models)
+    assert "football" not in doubtful.topics and "restaurants" in doubtful.topics
+
+
 def test_unsure_words_need_every_occurrence_below_threshold() -> None:
     segments: list[dict[str, Any]] = [
         {"text": "a b", "words": [{"word": " Fore-dessert,", "probability": 0.2}]},
