@@ -3,13 +3,18 @@
     PYTHONPATH=. .venv/bin/python bench/analyze.py [--repeat 3] [--sentiment-model PATH]
     [--smoke]
 
-(`python -m bench.analyze` works too.) `--smoke`: one run of 200 words, to check that the
-script still runs.
+(`python -m bench.analyze` works too.) `--smoke`: one run of 200 words and one quality
+transcript, to check that the script still runs.
 
 The transcripts are synthetic speech-like text that changes subject every 12-30 sentences
 (cooking, football, software, finance, travel, health), with one timed segment per sentence,
 so every part of the analysis (chapters, keywords, timeline) has real work to do. The target
 on the 2-core development machine is 10,000 words in at most 5 s after the models are loaded.
+
+A second table measures quality (`bench/analyze_quality.py`) on transcripts of three or four
+passages of known subjects, whose segments carry Whisper-like word probabilities: a
+"misheard" word ("fore-dessert", probability 0.2) recurs in every passage, as do time
+expressions.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ if not __package__:  # `python bench/analyze.py`: the repository root first, not
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.analyze_quality import HEADER, Passage, measure, row
 from pipeline.analysis.analyze import analyze
-from pipeline.analysis.nlp_models import Precision, load_models
+from pipeline.analysis.nlp_models import NlpModels, Precision, load_models
 from pipeline.options import AnalyzeOptions
 
 
@@ -126,6 +132,58 @@ def synthetic_transcript(words: int, seed: int = 0) -> tuple[str, list[dict[str,
     return " ".join(sentences), segments
 
 
+_NOISE_TEMPLATE = "{o} the fore-dessert was {a} this week, and so was the {n1}."
+NOISY_WORD, NOISY_PROBABILITY = "fore-dessert", 0.2
+QUALITY_CASES: tuple[tuple[tuple[str, int], ...], ...] = (
+    (("software", 14), ("cooking", 10), ("football", 12)),
+    (("travel", 8), ("health", 16), ("finance", 12)),
+    (("cooking", 10), ("finance", 10), ("travel", 10), ("football", 10)),
+    (("football", 24), ("software", 5), ("health", 11)),
+)
+
+
+def multi_topic_transcript(
+    plan: tuple[tuple[str, int], ...], seed: int = 0
+) -> tuple[str, list[dict[str, object]], list[Passage]]:
+    """(text, segments with words, passages): passages of the given subjects and sentence
+    counts, every third sentence of each from `_NOISE_TEMPLATE`."""
+    rng = random.Random(seed)
+    passages = []
+    for subject, count in plan:
+        nouns, adjectives, verbs = _SUBJECTS[subject]
+        sentences = []
+        for k in range(count):
+            n1, n2, n3 = rng.sample(nouns, 3)
+            v1, v2 = rng.sample(verbs, 2)
+            template = _NOISE_TEMPLATE if k % 3 == 1 else rng.choice(_TEMPLATES)
+            fill = {"o": rng.choice(_OPENERS), "a": rng.choice(adjectives), "v": v1, "v2": v2}
+            sentences.append(template.format(n1=n1, n2=n2, n3=n3, **fill))
+        passages.append(Passage(subject, sentences, frozenset(nouns)))
+    segments: list[dict[str, object]] = []
+    t = 0.0
+    for sentence in (s for p in passages for s in p.sentences):
+        words: list[dict[str, object]] = []
+        start = t
+        for token in sentence.split():
+            p = NOISY_PROBABILITY if token.strip(".,").lower() == NOISY_WORD else 0.9
+            span = {"start": round(t, 2), "end": round(t + 0.38, 2)}
+            words.append({**span, "word": " " + token, "probability": p})
+            t += 0.385
+        segments.append({"start": round(start, 2), "end": round(t, 2), "text": sentence})
+        segments[-1]["words"] = words
+        t += 0.4
+    return " ".join(s for p in passages for s in p.sentences), segments, passages
+
+
+def print_quality(models: NlpModels, options: AnalyzeOptions, smoke: bool) -> None:
+    print(f"\n{HEADER}\n|---|---|---|---|---|---|---|---|")
+    for case, plan in enumerate(QUALITY_CASES[:1] if smoke else QUALITY_CASES):
+        text, segments, passages = multi_topic_transcript(plan, seed=case)
+        result = analyze(text, segments, options, models)
+        name = " + ".join(f"{subject} {n}" for subject, n in plan)
+        print(row(name, result.word_count, measure(result, passages)), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -160,6 +218,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{', '.join(result.topics)} | {result.sentiment} |",
             flush=True,
         )
+
+    print_quality(models, options, args.smoke)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ class AnalyzeOptions:
     min_confidence: float = 0.5  # topics below this calibrated confidence are dropped
     max_keywords: int = 10
     max_topics: int = 5
-    summary_sentences: int = 3
+    # None: grows with the transcript (see pipeline.analysis.summary.summary_length)
+    summary_sentences: int | None = None
     language: str | None = None  # "en", "de", ...; None: the detected language, else a guess
 
 

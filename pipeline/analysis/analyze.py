@@ -14,10 +14,10 @@ Plain code, no Ray: `analyze(text, segments, options, models)` with models from
   the document's, or, when higher, that of the chapters it tops, scaled down while those
   cover under 15% of the words: a video that spends a third of its time on each of three
   subjects gets all three.
-- Keywords: the 200 most frequent noun phrases are candidates, ranked by Maximal Marginal
-  Relevance (`mmr`): similarity to the document minus similarity to keywords already chosen.
-  `keyword_scores` hold each keyword's similarity to the document.
-- Summary: the sentences nearest the document vector (near-duplicates skipped), in order.
+- Keywords: `pipeline.analysis.keywords` (frequent noun phrases without unsure, temporal and
+  generic words, ranked by MMR, phrases before their words). `keyword_scores` hold each
+  keyword's similarity to the document.
+- Summary: `pipeline.analysis.summary` (each chapter's central sentences, shared out by length).
 - Chapters: `chapter_starts` (TextTiling over sentence embeddings). A chapter's title is its
   most central keyword candidate, else its best topic, else its opening words; its summary is
   its most central sentence.
@@ -35,8 +35,10 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.analysis import transcript_text as tt
+from pipeline.analysis.keywords import Candidates, unsure_words, without_words
 from pipeline.analysis.language_support import unsupported_parts
 from pipeline.analysis.nlp_models import NlpModels
+from pipeline.analysis.summary import summarise
 from pipeline.analysis.taxonomy import calibrate
 from pipeline.options import AnalyzeOptions
 from pipeline.types import ProgressCallback
@@ -53,14 +55,10 @@ SEGMENT_POLARITY = 0.05  # a segment is one short text: VADER's threshold
 MIXED_MIN_SHARE = 0.2
 MIXED_MAX_SCORE = 0.3
 
-MAX_CANDIDATES = 200
-MMR_RELEVANCE_WEIGHT = 0.6
 MAX_ENTITIES = 50
 CHAPTER_TOPIC_MIN_SHARE = 0.15
 # A change of subject gives depths of 0.9-1.3 with MiniLM; new wording on one subject < 0.5.
 CHAPTER_MIN_DEPTH = 0.5
-SUMMARY_MIN_WORDS = 5
-SUMMARY_MAX_OVERLAP = 0.9
 
 
 @dataclass(frozen=True)
@@ -143,7 +141,7 @@ def analyze(
     weights = np.array([len(s.split()) for s in sentences], np.float32)
     report(0.3, f"parsed {len(sentences)} sentences")
 
-    vectors = models.embedder.embed(sentences)
+    vectors = models.embedder.embed(without_words(sentences, unsure_words(segments)))
     doc_vec = _unit(weights @ vectors)
     bounds = [*chapter_starts(vectors), len(sentences)]
     ranges = list(itertools.pairwise(bounds))
@@ -158,11 +156,11 @@ def analyze(
     elif not options.topic_modeling:
         notes.append("topic modeling switched off (options.topic_modeling=false)")
 
-    candidates = _Candidates([], [], np.zeros((0, vectors.shape[1]), np.float32))
+    candidates = Candidates.empty(vectors.shape[1])
     if not options.keyword_extraction:
         notes.append("keyword extraction switched off (options.keyword_extraction=false)")
     elif "keywords" not in gone:
-        candidates = _Candidates.of(models, parsed)
+        candidates = Candidates.of(models, parsed, segments)
         result.update(candidates.keywords(doc_vec, options.max_keywords))
     report(0.8, "topics and keywords")
 
@@ -172,18 +170,14 @@ def analyze(
         notes.append("sentiment analysis switched off (options.sentiment_analysis=false)")
     times = tt.TimeMap(text, segments)
     title_floor = options.min_confidence if "topics" not in gone else np.inf  # topic titles
-    chapters = []
-    for c, (a, b) in enumerate(ranges):
-        central = a + int(np.argmax(vectors[a:b] @ chapter_vecs[c]))
-        title = candidates.title_within(a, b, chapter_vecs[c])
-        if title is None and chapter_conf[c].max() >= title_floor:
-            title = models.topics[int(np.argmax(chapter_conf[c]))].label.capitalize()
-        start, end = times.at(parsed.spans[a][0]), times.at(parsed.spans[b - 1][1])
-        chapters.append(Chapter(start, end, title or _opening(sentences[a]), sentences[central]))
-
+    each = zip(ranges, chapter_vecs, chapter_conf, strict=True)
+    chapters = [_chapter(models, candidates, sentences, parsed.spans, vectors, span, vecs, conf,
+                         title_floor, times) for span, vecs, conf in each]  # fmt: skip
     return AnalysisResult(
         entities=_entities(parsed.entities),
-        summary=" ".join(sentences[i] for i in _summary(vectors, weights, doc_vec, options)),
+        summary=summarise(
+            sentences, vectors, weights, ranges, options.summary_sentences, unsure_words(segments)
+        ),
         chapters=chapters,
         word_count=words,
         speaking_rate_wpm=rate,
@@ -194,6 +188,29 @@ def analyze(
     )
 
 
+def _chapter(
+    models: NlpModels,
+    candidates: Candidates,
+    sentences: list[str],
+    spans: list[tt.Span],
+    vectors: np.ndarray,
+    span: tuple[int, int],
+    chapter_vec: np.ndarray,
+    confidences: np.ndarray,
+    title_floor: float,
+    times: tt.TimeMap,
+) -> Chapter:
+    """Sentences `span` as a chapter: its times, a title (a keyword phrase within it, else
+    its topic when confident enough, else its opening words) and its central sentence."""
+    a, b = span
+    central = a + int(np.argmax(vectors[a:b] @ chapter_vec))
+    title = candidates.title_within(a, b, chapter_vec)
+    if title is None and confidences.max() >= title_floor:
+        title = models.topics[int(np.argmax(confidences))].label.capitalize()
+    start, end = times.at(spans[a][0]), times.at(spans[b - 1][1])
+    return Chapter(start, end, title or _opening(sentences[a]), sentences[central])
+
+
 def _parsed(models: NlpModels, text: str, language: str | None, notes: list[str]) -> tt.ParsedText:
     """Sentences, entities and noun phrases by spaCy; sentences alone where the language
     has no pipeline."""
@@ -202,39 +219,6 @@ def _parsed(models: NlpModels, text: str, language: str | None, notes: list[str]
         return tt.parse(nlp, text)
     notes.append(f"no spaCy pipeline for language {language!r}: sentences split on punctuation")
     return tt.ParsedText(tt.split_sentences(text))
-
-
-@dataclass(frozen=True)
-class _Candidates:
-    """Keyword candidates (noun phrases), the sentences each occurs in, their embeddings."""
-
-    texts: list[str]
-    sentences: list[set[int]]
-    vectors: np.ndarray
-
-    @classmethod
-    def of(cls, models: NlpModels, parsed: tt.ParsedText) -> _Candidates:
-        texts, sentences = tt.keyword_candidates(parsed, MAX_CANDIDATES)
-        return cls(texts, sentences, models.embedder.embed(texts))
-
-    def keywords(self, doc_vec: np.ndarray, count: int) -> dict[str, Any]:
-        """The `count` most relevant, mutually distinct candidates (MMR) and their scores."""
-        relevance = self.vectors @ doc_vec
-        chosen = mmr(self.vectors, relevance, count, MMR_RELEVANCE_WEIGHT)
-        return {
-            "keywords": [self.texts[i] for i in chosen],
-            "keyword_scores": {self.texts[i]: round(float(relevance[i]), 4) for i in chosen},
-        }
-
-    def title_within(self, first: int, stop: int, chapter_vec: np.ndarray) -> str | None:
-        """The candidate of sentences [first, stop) closest to the chapter, capitalised."""
-        inside = [
-            i for i, sents in enumerate(self.sentences) if any(first <= s < stop for s in sents)
-        ]
-        if not inside:
-            return None
-        best = self.texts[inside[int(np.argmax(self.vectors[inside] @ chapter_vec))]]
-        return best[:1].upper() + best[1:]
 
 
 def sentiment_label(
@@ -298,20 +282,6 @@ def chapter_starts(vectors: np.ndarray) -> list[int]:
     return sorted(starts)
 
 
-def mmr(vectors: np.ndarray, relevance: np.ndarray, k: int, weight: float) -> list[int]:
-    """Maximal Marginal Relevance: pick up to k rows, each maximising
-    weight * relevance - (1 - weight) * (its highest similarity to a row already picked)."""
-    if k <= 0 or not len(relevance):
-        return []
-    chosen = [int(np.argmax(relevance))]
-    while len(chosen) < min(k, len(relevance)):
-        redundancy = (vectors @ vectors[chosen].T).max(axis=1)
-        gain = weight * relevance - (1 - weight) * redundancy
-        gain[chosen] = -np.inf
-        chosen.append(int(np.argmax(gain)))
-    return chosen
-
-
 def _topic_confidences(
     models: NlpModels, doc_vec: np.ndarray, chapter_vecs: np.ndarray, shares: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -362,21 +332,6 @@ def _sentiment(
         start, end = float(seg.get("start", 0.0)), float(seg.get("end", 0.0))
         timeline.append(SentimentPoint(start, end, round(value, 4), seg_label))
     return {"sentiment": label, "sentiment_score": round(score, 4), "sentiment_timeline": timeline}
-
-
-def _summary(
-    vectors: np.ndarray, weights: np.ndarray, doc_vec: np.ndarray, options: AnalyzeOptions
-) -> list[int]:
-    eligible = np.flatnonzero(weights >= SUMMARY_MIN_WORDS)
-    if not len(eligible):
-        eligible = np.arange(len(vectors))
-    picked: list[int] = []
-    for i in eligible[np.argsort(-(vectors[eligible] @ doc_vec), kind="stable")]:
-        if len(picked) >= options.summary_sentences:
-            break
-        if not picked or (vectors[picked] @ vectors[i]).max() < SUMMARY_MAX_OVERLAP:
-            picked.append(int(i))
-    return sorted(picked)
 
 
 def _entities(found: list[tuple[str, str]]) -> list[Entity]:

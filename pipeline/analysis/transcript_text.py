@@ -23,6 +23,11 @@ SENTENCE_PIECE_WORDS = 30
 SPACY_CHUNK_CHARS = 4000
 MAX_PHRASE_TOKENS = 4
 SKIPPED_ENTITY_LABELS = frozenset({"CARDINAL", "ORDINAL"})  # bare numbers are noise here
+# Tokens spaCy tags as times and amounts ("three weeks", "last night", "ten percent") are
+# never part of a keyword: they say when or how much, not what the video is about.
+QUANTITY_ENTITY_LABELS = frozenset(
+    {"DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"}
+)
 
 _STRIP_POS = frozenset({"DET", "PRON", "PUNCT", "NUM", "SYM", "CCONJ", "ADP", "PART", "SPACE"})
 _SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f\u2026]+[\"'\u201d)\]]*\s+|\n+")
@@ -86,8 +91,9 @@ def parse(nlp: Any, text: str) -> ParsedText:
 
 def noun_phrase(chunk: Any) -> tuple[str, str] | None:
     """(lemma key, display form) of a spaCy noun chunk without its leading determiners,
-    pronouns, numbers and stop words; None when no content noun is left."""
-    toks = list(chunk)
+    pronouns, numbers and stop words; None when no content noun is left. Tokens inside
+    a time or quantity entity (`QUANTITY_ENTITY_LABELS`) are dropped first."""
+    toks = [t for t in chunk if t.ent_type_ not in QUANTITY_ENTITY_LABELS]
     while toks and (toks[0].pos_ in _STRIP_POS or toks[0].is_stop or toks[0].like_num):
         toks.pop(0)
     while toks and (toks[-1].pos_ in _STRIP_POS or toks[-1].is_stop):

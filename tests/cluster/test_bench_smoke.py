@@ -65,6 +65,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "analyze": (
         "| words | segments | median s | best s | runs | chapters | topics | sentiment |",
         "| 2",  # about 200 words
+        "| transcript | words | passages | chapters found | passages in summary ",
+        "| software 14 + cooking 10 + football 12 | ",
     ),
     "clips": (
         "| method | wall (s) | wall vs smart | CPU (s) | CPU vs smart |",

@@ -19,7 +19,8 @@ import pytest
 
 from deployments.analyzer import analyze_transcript
 from pipeline.analysis import transcript_text
-from pipeline.analysis.analyze import analyze, chapter_starts, mmr, sentiment_label
+from pipeline.analysis.analyze import analyze, chapter_starts, sentiment_label
+from pipeline.analysis.keywords import mmr
 from pipeline.analysis.nlp_models import (
     NlpModels,
     label_valences,
