@@ -123,6 +123,9 @@ class ProcessingOptions(BaseModel):
     sentiment_analysis: bool = True
     topic_modeling: bool = True
     keyword_extraction: bool = True
+    summary_sentences: int | None = PydanticField(
+        default=None, ge=1, le=50, description="null: one per 150 words of transcript, 3-10"
+    )
     output_format: Literal["mp4", "webm"] = "mp4"
     resolution: Literal["360p", "480p", "720p", "1080p", "source"] = "source"
     min_confidence: float = PydanticField(default=0.5, ge=0.0, le=1.0)
@@ -317,39 +320,6 @@ class ArtifactPublic(BaseModel):
     @property
     def download_url(self) -> str:
         return f"/api/v1/jobs/{self.job_id}/artifacts/{self.id}/download"
-
-
-class BulkJobCreate(BaseModel):
-    """Several submissions at once; each is accepted or refused on its own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    jobs: list[JobCreate] = PydanticField(min_length=1, max_length=100)
-
-
-class BulkJobIds(BaseModel):
-    """Several jobs to act on (cancel, retry, delete)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    job_ids: list[uuid.UUID] = PydanticField(min_length=1, max_length=500)
-
-
-class BulkItemResult(BaseModel):
-    """The outcome for one item of a bulk request, with the status code it would have had."""
-
-    index: int | None = None
-    job_id: uuid.UUID | None = None
-    ok: bool
-    status_code: int
-    detail: str | None = None
-    job: JobPublic | None = None
-
-
-class BulkResult(BaseModel):
-    results: list[BulkItemResult]
-    succeeded: int
-    failed: int
 
 
 SortField = Literal["created_at", "updated_at", "priority", "progress", "status", "completed_at"]

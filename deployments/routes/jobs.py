@@ -30,13 +30,10 @@ from pipeline.errors import PolicyError
 from pipeline.media.urlpolicy import check_url
 from pipeline.stages import STAGE_CHAINS
 from pipeline.transcription.whisper_models import english_only
+from storage.bulk_schemas import BulkItemResult, BulkJobCreate, BulkJobIds, BulkResult
 from storage.owners import JobOwners
 from storage.schemas import (
     INT32_MAX,
-    BulkItemResult,
-    BulkJobCreate,
-    BulkJobIds,
-    BulkResult,
     JobCreate,
     JobEventPublic,
     JobListQuery,

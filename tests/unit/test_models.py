@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from actors.messages import is_terminal_status
+from storage.bulk_schemas import BulkItemResult, BulkJobCreate, BulkJobIds
 from storage.models import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATUSES,
@@ -24,9 +25,6 @@ from storage.models import (
 )
 from storage.schemas import (
     ArtifactPublic,
-    BulkItemResult,
-    BulkJobCreate,
-    BulkJobIds,
     JobCreate,
     JobEventPublic,
     JobListQuery,
@@ -129,6 +127,7 @@ def test_options_defaults() -> None:
         "sentiment_analysis": True,
         "topic_modeling": True,
         "keyword_extraction": True,
+        "summary_sentences": None,
         "output_format": "mp4",
         "resolution": "source",
         "min_confidence": 0.5,

@@ -31,6 +31,7 @@ CHANGED: dict[str, Any] = {
     "sentiment_analysis": False,
     "topic_modeling": False,
     "keyword_extraction": False,
+    "summary_sentences": 5,
     "output_format": "webm",
     "resolution": "720p",
     "min_confidence": 0.3,
@@ -73,6 +74,7 @@ def test_every_option_reaches_its_stage() -> None:
         topic_modeling=False,
         keyword_extraction=False,
         min_confidence=0.3,
+        summary_sentences=5,
         language="de",
     )
     assert opts.clips == ClipOptions(
@@ -106,3 +108,9 @@ def test_stage_options_survive_pickling() -> None:
 def test_beam_size_is_bounded() -> None:
     with pytest.raises(ValidationError, match="beam_size"):
         ProcessingOptions(beam_size=0)
+
+
+@pytest.mark.parametrize("count", [0, 51, 2.5])
+def test_summary_sentences_is_bounded(count: float) -> None:
+    with pytest.raises(ValidationError, match="summary_sentences"):
+        ProcessingOptions(summary_sentences=count)
