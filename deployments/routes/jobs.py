@@ -90,15 +90,21 @@ async def submit(
 
 
 def check_language(body: JobCreate, default_model: str) -> None:
-    """A 422 (`invalid_options`) for a non-English `options.language` with an English-only
-    Whisper model (options.model_size, else WHISPER_MODEL): it would transcribe as English,
-    or fail inside the model. The engine checks the loaded model again (a directory or hub
-    id whose name does not say it)."""
+    """A 422 (`invalid_options`) for a non-English `options.language`, or `task` translate,
+    with an English-only Whisper model (options.model_size, else WHISPER_MODEL): it would
+    transcribe as English, or fail inside the model. The engine checks the loaded model
+    again (a directory or hub id whose name does not say it)."""
     if "transcribe" not in STAGE_CHAINS[body.job_type.value]:
         return  # audio_extraction: no model reads the language
     language, model = body.options.language, body.options.model_size or default_model
+    which = "options.model_size" if body.options.model_size else "WHISPER_MODEL"
+    if body.options.task == "translate" and english_only(model):
+        raise PolicyError(
+            f'options.task "translate" needs a multilingual Whisper model; {model} ({which}) '
+            'is English-only: choose one in options.model_size ("base", "small", "large-v3")',
+            code="invalid_options",
+        )
     if language not in (None, "en") and english_only(model):
-        which = "options.model_size" if body.options.model_size else "WHISPER_MODEL"
         raise PolicyError(
             f"options.language {language!r} needs a multilingual Whisper model; {model} "
             f'({which}) is English-only: leave options.language null or "en", or choose '

@@ -102,6 +102,12 @@ def test_the_api_refuses_a_language_the_model_cannot_transcribe(client: TestClie
     fine: list[dict[str, Any]] = [{"language": "en"}, {"language": "eng"}, {}]
     for options in [*fine, {"language": "de", "model_size": "base"}]:
         assert post(client, **options).status_code == 201, options
+    # translating needs a multilingual model too
+    translate = post(client, task="translate")
+    assert translate.status_code == 422 and translate.json()["code"] == "invalid_options"
+    assert 'options.task "translate"' in translate.json()["detail"]
+    assert "tiny.en (WHISPER_MODEL)" in translate.json()["detail"]
+    assert post(client, task="translate", model_size="base").status_code == 201
     # no model reads the language of an audio_extraction job: nothing to refuse
     audio_only = {**NEW, "job_type": "audio_extraction", "options": {"language": "de"}}
     assert client.post("/api/v1/jobs/", json=audio_only).status_code == 201
