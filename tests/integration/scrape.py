@@ -8,9 +8,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import httpx
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from deployments.routes.metrics import metric_endpoints
 from tests.integration.conftest import VpaApp
 
 Families = dict[str, Metric]
@@ -43,4 +45,39 @@ def poll(app: VpaApp, until: Callable[[Families], bool], timeout_s: float = 90.0
         if time.monotonic() > deadline:
             shown = [(s.name, s.labels, s.value) for f in families.values() for s in f.samples]
             raise AssertionError(f"/metrics never showed it: {shown}")
+        time.sleep(0.5)
+
+
+Series = dict[frozenset[tuple[str, str]], float]
+
+
+def ray_series(sample: str, **labels: str) -> Series:
+    """`sample` as Ray's own endpoints have it, one value per process (Ray's labels kept:
+    WorkerId, ...), before the relay sums them. A process that ended drops out of these
+    after a while, which lowers /metrics' sums; a figure one job added is
+    `growth(before, after)` of two of these, whatever process ended in between."""
+    series: Series = {}
+    for url in metric_endpoints():
+        text = httpx.get(url, timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == f"ray_{sample}" and all(
+                    s.labels.get(k) == v for k, v in labels.items()
+                ):
+                    series[frozenset(s.labels.items())] = s.value
+    return series
+
+
+def growth(before: Series, after: Series) -> float:
+    """How much the series that are in `after` grew since `before` (new ones from 0)."""
+    return sum(v - before.get(key, 0.0) for key, v in after.items())
+
+
+def poll_growth(
+    sample: str, before: Series, expected: float, timeout_s: float = 90.0, **labels: str
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (grown := growth(before, ray_series(sample, **labels))) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{sample} {labels} grew by {grown}, not {expected}")
         time.sleep(0.5)

@@ -27,7 +27,7 @@ from pipeline.media.probe import probe
 from tests.fixtures.speech import make_speech_video
 from tests.integration.conftest import VpaApp
 from tests.integration.processes import describe, kill_if_running, stop_running_ffmpeg, wait_gone
-from tests.integration.scrape import poll, scrape, value
+from tests.integration.scrape import poll, poll_growth, ray_series, value
 
 FPS = 25
 FRAME_S = 1 / FPS
@@ -105,15 +105,17 @@ def check_clip(app: VpaApp, clip: dict[str, Any], tmp: Path, size: tuple[int, in
 def test_clip_generation(app: VpaApp, clip_video: str, tmp_path: Path) -> None:
     options = {"clip_duration": 8, "overlap_duration": 1, "max_clips": 3, "min_confidence": 0}
     cuts = "vpa_clip_cut_seconds_count"
-    start = scrape(app)
-    before = {m: value(start, cuts, method=m) for m in ("smart", "copy", "reencode")}
+    before = {m: ray_series(cuts, method=m) for m in ("smart", "copy", "reencode")}
     job = app.submit(clip_video, job_type="clip_generation", options=options)
     done = app.wait(job["id"], timeout_s=240)
     assert done["status"] == "completed", done
     clips = done["generated_clips"]
-    # each clip's cutting time, by method, at GET /metrics
+    # each clip's cutting time, by method, in Ray's metrics (per process: a stage worker
+    # that ended meanwhile drops out of /metrics' sums) and at GET /metrics
     made = collections.Counter(c["cut_method"] for c in clips)
-    poll(app, lambda f: all(value(f, cuts, method=m) == n + made[m] for m, n in before.items()))
+    for method, series in before.items():
+        poll_growth(cuts, series, made[method], method=method)
+    poll(app, lambda f: all(value(f, cuts, method=m) > 0 for m in made))
     assert 1 <= len(clips) <= 3
     words = _words(done)
     for clip in clips:
