@@ -141,7 +141,8 @@ def analyze(
     weights = np.array([len(s.split()) for s in sentences], np.float32)
     report(0.3, f"parsed {len(sentences)} sentences")
 
-    vectors = models.embedder.embed(without_words(sentences, unsure_words(segments)))
+    unsure = unsure_words(segments)  # words Whisper was unsure of: kept out of both
+    vectors = models.embedder.embed(without_words(sentences, unsure))
     doc_vec = _unit(weights @ vectors)
     bounds = [*chapter_starts(vectors), len(sentences)]
     ranges = list(itertools.pairwise(bounds))
@@ -175,9 +176,7 @@ def analyze(
                          title_floor, times) for span, vecs, conf in each]  # fmt: skip
     return AnalysisResult(
         entities=_entities(parsed.entities),
-        summary=summarise(
-            sentences, vectors, weights, ranges, options.summary_sentences, unsure_words(segments)
-        ),
+        summary=summarise(sentences, vectors, weights, ranges, options.summary_sentences, unsure),
         chapters=chapters,
         word_count=words,
         speaking_rate_wpm=rate,
