@@ -52,6 +52,12 @@ class TranscribeOptions:
     condition_on_previous_text: bool = False
     task: Task = "transcribe"  # translate: English text whatever the language spoken
     initial_prompt: str | None = None  # primes the decoder in every window
+    # Speaker diarization after transcription (pipeline.diarization): labels on segments
+    # and words. num_speakers fixes the count; else it is estimated within min..max.
+    diarization: bool = False
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:

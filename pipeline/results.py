@@ -36,14 +36,18 @@ class Word:
     end_s: float
     word: str  # as Whisper emits it: usually with its leading space
     probability: float
+    speaker: str | None = None  # "Speaker 1", ... when the job asked for diarization
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "start": round(self.start_s, 3),
             "end": round(self.end_s, 3),
             "word": self.word,
             "probability": round(self.probability, 4),
         }
+        if self.speaker is not None:
+            data["speaker"] = self.speaker
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Word:
@@ -52,6 +56,7 @@ class Word:
             end_s=float(data["end"]),
             word=str(data["word"]),
             probability=float(data["probability"]),
+            speaker=data.get("speaker"),
         )
 
 
@@ -65,9 +70,10 @@ class Segment:
     no_speech_prob: float
     compression_ratio: float
     words: tuple[Word, ...] = ()
+    speaker: str | None = None  # the speaker of most of its words (diarized jobs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "start": round(self.start_s, 3),
             "end": round(self.end_s, 3),
@@ -77,6 +83,9 @@ class Segment:
             "compression_ratio": round(self.compression_ratio, 4),
             "words": [word.to_dict() for word in self.words],
         }
+        if self.speaker is not None:
+            data["speaker"] = self.speaker
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Segment:
@@ -89,6 +98,35 @@ class Segment:
             no_speech_prob=float(data["no_speech_prob"]),
             compression_ratio=float(data.get("compression_ratio", 0.0)),
             words=tuple(Word.from_dict(word) for word in data.get("words") or ()),
+            speaker=data.get("speaker"),
+        )
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One diarized speaker's share of the audio: `talk_time_s` is the time inside its
+    turns, a turn is a stretch of speech by it with nobody else speaking in between."""
+
+    speaker: str  # "Speaker 1", "Speaker 2", ... numbered in order of first speech
+    talk_time_s: float
+    turns: int
+    words: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "speaker": self.speaker,
+            "talk_time": round(self.talk_time_s, 3),
+            "turns": self.turns,
+            "words": self.words,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Speaker:
+        return cls(
+            speaker=str(data["speaker"]),
+            talk_time_s=float(data["talk_time"]),
+            turns=int(data["turns"]),
+            words=int(data["words"]),
         )
 
 
@@ -99,15 +137,20 @@ class TranscriptResult:
     language: str
     language_probability: float
     duration_s: float
+    # Diarized jobs only (options.diarization): one entry per speaker, in label order
+    speakers: tuple[Speaker, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "language": self.language,
             "language_probability": round(self.language_probability, 4),
             "duration": round(self.duration_s, 3),
             "segments": [segment.to_dict() for segment in self.segments],
         }
+        if self.speakers is not None:
+            data["speakers"] = [speaker.to_dict() for speaker in self.speakers]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TranscriptResult:
@@ -118,4 +161,9 @@ class TranscriptResult:
             language=str(data["language"]),
             language_probability=float(data["language_probability"]),
             duration_s=float(data["duration"]),
+            speakers=(
+                None
+                if data.get("speakers") is None
+                else tuple(Speaker.from_dict(speaker) for speaker in data["speakers"])
+            ),
         )
