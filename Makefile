@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: serve test setup setup-dev browser lint typecheck unit integration cluster bench clean
+.PHONY: serve test setup setup-dev browser espeak lint typecheck unit integration cluster bench clean
 
 # `exec`: no shell stays between make and vpa (a shell would not pass on the SIGTERM that
 # make forwards to its child). vpa stops cleanly on SIGTERM or Ctrl-C; GNU make then
@@ -27,18 +27,28 @@ test: setup-dev lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/cluster
 
 setup: $(RUNTIME_STAMP)
-setup-dev: $(DEV_STAMP) browser
+setup-dev: $(DEV_STAMP) browser espeak
+
+# Debian tools the tests need, installed when missing (sudo when not root); where that fails,
+# make stops and says so: the tests are never skipped. $(call debian_tool,COMMAND,PACKAGE,WHY)
+define debian_tool
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  echo "$(1) is missing: apt-get install $(2)"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || SUDO=sudo; \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(2); } || true; \
+	  command -v $(1) >/dev/null 2>&1 || { echo "make test needs Debian's $(2) for \
+	$(3): apt-get install $(2)" >&2; exit 1; }; }
+endef
 
 # The web app's browser tests (tests/integration/test_web.py) drive Debian's chromium through
-# Playwright (Playwright's own browser download cannot work here). Installed when missing
-# (sudo when not root); where that fails, stop and say so: the tests are never skipped.
+# Playwright (Playwright's own browser download cannot work here).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "chromium is missing: apt-get install chromium"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || SUDO=sudo; \
-	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; } || true; \
-	  command -v chromium >/dev/null 2>&1 || { echo "make test needs Debian's chromium for \
-	the browser tests: apt-get install chromium" >&2; exit 1; }; }
+	$(call debian_tool,chromium,chromium,the browser tests)
+
+# Generated speech: the benchmarks' unseen passages and conversations (their --smoke runs are
+# tests in tests/cluster) are spoken by espeak-ng.
+espeak:
+	$(call debian_tool,espeak-ng,espeak-ng,the benchmarks' generated speech)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -18,7 +18,10 @@ Figures:
 3. throughput of 4 concurrent transcriptions of a `--clip-s` clip: one after another
    (num_workers=1), 4 threads sharing one model (num_workers=4), and faster-whisper's
    BatchedInferencePipeline (batch_size=8) on the same audio; audio seconds per second and
-   the ratio to the sequential baseline.
+   the ratio to the sequential baseline;
+4. the presets (`transcription_preset` fast = beam 1, accurate = beam 5, the default) on
+   five unseen passages in five espeak-ng voices: WER per passage, the median, the
+   real-time factor (bench/transcribe_presets.py; needs espeak-ng).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ if not __package__:  # `python bench/transcribe.py`: the repository root first, 
 
 from bench.common import ROOT
 from bench.media import SPEECH, ffmpeg
+from bench.transcribe_presets import section_presets
 from pipeline.media.probe import probe
 
 SPEECH_TEXT = ROOT / "tests" / "assets" / "speech_en.txt"
@@ -338,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the speech file")
     parser.add_argument("--clip-s", type=float, default=150.0, help="audio per concurrent job")
     parser.add_argument("--long-hours", type=float, default=2.0, help="0 skips the decode test")
-    parser.add_argument("--sections", default="1,2,3", help="which figures, e.g. 1,3")
+    parser.add_argument("--sections", default="1,2,3,4", help="which figures, e.g. 1,4")
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -382,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             job_loops = max(1, round(args.clip_s / clip_s))
             job_audio = looped(Path(tmp) / "speech_job.wav", job_loops)
             section_concurrency(job_audio, " ".join([text] * job_loops), smoke=args.smoke)
+        if 4 in sections:
+            section_presets(Path(tmp), smoke=args.smoke)
     print(f"\nload average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 

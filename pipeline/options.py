@@ -44,7 +44,7 @@ class TranscribeOptions:
     model: str | None = None  # the Whisper model for this job; None: the replica's default
     word_timestamps: bool = True
     vad_filter: bool = True  # Silero VAD: only speech reaches the decoder (faster-whisper)
-    beam_size: int = 1
+    beam_size: int = 5  # the accurate preset (storage.schemas.PRESET_BEAM_SIZES)
     temperature: tuple[float, ...] = TEMPERATURES
     no_speech_threshold: float | None = 0.6
     log_prob_threshold: float | None = -1.0

@@ -61,6 +61,9 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "| decode 0.01 h with iter_audio_windows",
         "| mode | wall s | audio s per s | vs sequential | worst WER | peak RSS MB |",
         "| 4 threads, one model, num_workers=4 | ",
+        "| passage | voice | audio s | fast WER (beam 1) | accurate WER (beam 5, default) |",
+        "| kitchen | en-us | ",
+        "| **median WER** | | | **",
     ),
     "analyze": (
         "| words | segments | median s | best s | runs | chapters | topics | sentiment |",

@@ -37,7 +37,8 @@ CHANGED: dict[str, Any] = {
     "min_confidence": 0.3,
     "word_timestamps": False,
     "vad_filter": False,
-    "beam_size": 5,
+    "transcription_preset": "fast",
+    "beam_size": 3,
     "temperature_fallback": False,
     "temperature": 0.4,
     "task": "translate",
@@ -64,7 +65,7 @@ def test_every_option_reaches_its_stage() -> None:
         model="base",
         word_timestamps=False,
         vad_filter=False,
-        beam_size=5,
+        beam_size=3,
         temperature=(0.4,),
         task="translate",
         initial_prompt="Kenobi",
@@ -103,6 +104,22 @@ def test_stage_options_survive_pickling() -> None:
     """They cross Ray task and Serve handle boundaries."""
     opts = stage_options(ProcessingOptions(**CHANGED).model_dump())
     assert pickle.loads(pickle.dumps(opts)) == opts
+
+
+def test_transcription_presets_choose_the_beam() -> None:
+    """accurate (the default) decodes with a beam of 5, fast greedily; an explicit beam_size
+    wins over either, and the stored options say which beam the job used."""
+    assert ProcessingOptions().model_dump()["beam_size"] == 5
+    assert ProcessingOptions().transcription_preset == "accurate"
+    fast = ProcessingOptions(transcription_preset="fast").model_dump()
+    assert fast["beam_size"] == 1
+    assert stage_options(fast).transcribe.beam_size == 1
+    assert ProcessingOptions(transcription_preset="fast", beam_size=4).beam_size == 4
+    assert ProcessingOptions(beam_size=2).beam_size == 2
+    # a job stored before presets existed keeps the beam it was stored with
+    assert stage_options({"beam_size": 1}).transcribe.beam_size == 1
+    with pytest.raises(ValidationError, match="transcription_preset"):
+        ProcessingOptions(transcription_preset="slow")
 
 
 def test_beam_size_is_bounded() -> None:
