@@ -33,6 +33,7 @@ export function submitForm(onCreated) {
   const jobType = select(JOB_TYPES, "full_processing");
   const priority = h("input", { type: "number", min: "0", max: "10", step: "1", value: "5" });
   const language = h("input", { type: "text", placeholder: "auto", maxlength: "16" });
+  const preset = select([["accurate", "Accurate (beam 5)"], ["fast", "Fast (beam 1)"]], "accurate");
   const audioFormat = select(pairs(["mp3", "wav", "flac"]), "mp3");
   const clipDuration = h("input", { type: "number", min: "1", max: "600", step: "1", placeholder: "30" });
   const maxClips = h("input", { type: "number", min: "1", max: "100", step: "1", placeholder: "5" });
@@ -62,6 +63,7 @@ export function submitForm(onCreated) {
   const options = () => {
     const o = {};
     if (language.value.trim()) o.language = language.value.trim();
+    o.transcription_preset = preset.value;
     o.audio_format = audioFormat.value;
     if (clipDuration.value) o.clip_duration = Number(clipDuration.value);
     if (maxClips.value) o.max_clips = Number(maxClips.value);
@@ -84,6 +86,7 @@ export function submitForm(onCreated) {
       h("summary", {}, "Options"),
       h("div", { class: "row" },
         field("language", "Language", language, "e.g. en; empty: detect"),
+        field("preset", "Transcription", preset, "Fast: about 1.6x quicker, more errors"),
         field("audio-format", "Audio format", audioFormat),
         field("clip-duration", "Clip length (s)", clipDuration),
         field("max-clips", "Clips at most", maxClips),
