@@ -147,12 +147,18 @@ def verbose(job: Job, task: Task, granularities: Collection[Granularity]) -> dic
                 "avg_logprob": s.avg_logprob,
                 "compression_ratio": s.compression_ratio,
                 "no_speech_prob": s.no_speech_prob,
+                **({"speaker": s.speaker} if s.speaker else {}),  # diarized jobs
             }
             for s in segments
         ]
     if "word" in granularities:
         body["words"] = [
-            {"word": w.word.strip(), "start": round(w.start_s, 3), "end": round(w.end_s, 3)}
+            {
+                "word": w.word.strip(),
+                "start": round(w.start_s, 3),
+                "end": round(w.end_s, 3),
+                **({"speaker": w.speaker} if w.speaker else {}),
+            }
             for s in segments
             for w in s.words
         ]

@@ -29,6 +29,14 @@ from sqlmodel import Field, SQLModel
 from storage.languages import normalise_language
 from storage.models import EventType, JobBase, JobStatus, JobType, as_utc
 from storage.sources import UPLOAD_SCHEME, upload_id
+from storage.speaker_options import (
+    DIARIZATION_DOC,
+    MAX_SPEAKERS_DOC,
+    MIN_SPEAKERS_DOC,
+    NUM_SPEAKERS_DOC,
+    SpeakerCount,
+    check_speaker_counts,
+)
 
 
 def iso_z(value: datetime) -> str:
@@ -170,6 +178,11 @@ class ProcessingOptions(BaseModel):
         description="Copy the video between keyframes and re-encode only the ends (5x faster); "
         "false re-encodes whole clips, one set of H.264 parameters for strict players",
     )
+    # Speaker diarization (beyond the seed): storage/speaker_options.py
+    diarization: bool = PydanticField(default=False, description=DIARIZATION_DOC)
+    num_speakers: SpeakerCount = PydanticField(default=None, description=NUM_SPEAKERS_DOC)
+    min_speakers: SpeakerCount = PydanticField(default=None, description=MIN_SPEAKERS_DOC)
+    max_speakers: SpeakerCount = PydanticField(default=None, description=MAX_SPEAKERS_DOC)
 
     @field_validator("language")
     @classmethod
@@ -189,12 +202,14 @@ class ProcessingOptions(BaseModel):
         return name
 
     @model_validator(mode="after")
-    def _check_overlap(self) -> ProcessingOptions:
+    def _check_combinations(self) -> ProcessingOptions:
         if self.overlap_duration >= self.clip_duration:
             raise ValueError(
                 f"overlap_duration ({self.overlap_duration:g}) must be less than "
                 f"clip_duration ({self.clip_duration:g})"
             )
+        counts = (self.num_speakers, self.min_speakers, self.max_speakers)
+        check_speaker_counts(self.diarization, *counts)
         if self.beam_size is None:  # stored resolved: the job records the beam it used
             self.beam_size = PRESET_BEAM_SIZES[self.transcription_preset]
         return self

@@ -27,10 +27,36 @@ function seekButton(seconds, player, label) {
   }, clock(seconds));
 }
 
+// A diarized transcript's speakers, in order of first speech: talk time (seconds inside
+// their segments) and turns (runs of their segments with nobody else's in between).
+export function speakerSummary(segments) {
+  const found = new Map();
+  let previous = null;
+  for (const s of segments) {
+    if (!s.speaker) continue;
+    const entry = found.get(s.speaker) || { speaker: s.speaker, talk: 0, turns: 0 };
+    entry.talk += Math.max(0, Number(s.end) - Number(s.start));
+    if (s.speaker !== previous) entry.turns += 1;
+    previous = s.speaker;
+    found.set(s.speaker, entry);
+  }
+  return [...found.values()];
+}
+
+function speakersList(segments) {
+  const speakers = speakerSummary(segments);
+  if (!speakers.length) return null;
+  return h("ul", { class: "speakers", id: "speakers", "aria-label": "Speakers" },
+    speakers.map((p) => h("li", {}, h("span", { class: "speaker" }, p.speaker),
+      h("span", { class: "muted" }, ` ${clock(p.talk)} talk time · ${p.turns} turn${p.turns === 1 ? "" : "s"}`))));
+}
+
 export function transcriptSection(segments, player) {
   const follow = h("input", { type: "checkbox", id: "follow", checked: true });
   const items = segments.map((s) => h("li", { dataset: { start: s.start, end: s.end } },
-    seekButton(s.start, player, "Play from"), h("span", { class: "text" }, s.text.trim())));
+    seekButton(s.start, player, "Play from"),
+    s.speaker ? h("span", { class: "speaker" }, s.speaker) : null,
+    h("span", { class: "text" }, s.text.trim())));
   const list = h("ol", { class: "transcript", id: "transcript" }, items);
   if (player) {
     let active = null;
@@ -50,7 +76,7 @@ export function transcriptSection(segments, player) {
   return h("section", { class: "card", "aria-labelledby": "transcript-title" },
     h("div", { class: "section-head" }, h("h2", { id: "transcript-title" }, "Transcript"),
       h("div", { class: "check" }, follow, h("label", { for: "follow" }, "Follow playback"))),
-    list);
+    speakersList(segments), list);
 }
 
 function chips(id, title, values) {
@@ -78,6 +104,12 @@ export function analysisSection(a, duration, player) {
     ]),
     chart ? h("figure", { class: "chart-wrap", id: "sentiment" }, chart,
       h("figcaption", { class: "muted" }, "Sentiment over time (up: positive, down: negative)")) : null,
+    a.speakers?.length ? h("div", { id: "speaker-analysis" }, h("h3", {}, "Speakers"),
+      h("ul", { class: "speakers" }, a.speakers.map((p) => h("li", {},
+        h("span", { class: "speaker" }, p.speaker),
+        h("span", { class: "muted" }, [` ${Math.round(100 * p.talk_share)}% of the talk`,
+          p.sentiment ? ` · ${p.sentiment}` : null,
+          p.keywords?.length ? ` · ${p.keywords.join(", ")}` : null]))))) : null,
     h("div", { class: "facets" },
       chips("topics", "Topics", a.topics),
       chips("keywords", "Keywords", a.keywords),
@@ -101,7 +133,8 @@ export function clipsSection(clips, query) {
           "aria-label": `Clip: ${name}`,
         }) : null,
         h("h3", { id: `clip-${i}-title` }, name),
-        h("p", { class: "muted" }, `${clock(c.start)}–${clock(c.end)} · score ${Number(c.score).toFixed(2)}`),
+        h("p", { class: "muted" }, `${clock(c.start)}–${clock(c.end)} · score ${Number(c.score).toFixed(2)}`,
+          c.speakers?.length ? ` · ${c.speakers.join(", ")}` : null),
         c.reason ? h("p", { class: "reason" }, c.reason) : null,
         h("p", { class: "downloads" },
           c.video_url ? h("a", { href: withLink(c.video_url, query), download: "" }, "Video") : null,

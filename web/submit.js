@@ -40,6 +40,7 @@ export function submitForm(onCreated) {
   const outputFormat = select(pairs(["mp4", "webm"]), "mp4");
   const aspect = select(pairs(["source", "16:9", "9:16", "1:1"]), "source");
   const captions = h("input", { type: "checkbox" });
+  const speakers = h("input", { type: "checkbox", id: "diarization" });
   const status = h("p", { class: "form-status", role: "status", "aria-live": "polite" });
   const submit = h("button", { type: "submit" }, "Submit job");
   let dropped = null;
@@ -67,6 +68,7 @@ export function submitForm(onCreated) {
     o.audio_format = audioFormat.value;
     if (clipDuration.value) o.clip_duration = Number(clipDuration.value);
     if (maxClips.value) o.max_clips = Number(maxClips.value);
+    if (speakers.checked && jobType.value !== "audio_extraction") o.diarization = true;
     const clips = ["full_processing", "clip_generation"].includes(jobType.value);
     if (clips) {
       o.output_format = outputFormat.value;
@@ -93,7 +95,9 @@ export function submitForm(onCreated) {
         field("output-format", "Clip format", outputFormat),
         field("aspect-ratio", "Clip aspect ratio", aspect)),
       h("div", { class: "check" }, captions,
-        h("label", { for: "burn-captions" }, "Burn captions into clips"))),
+        h("label", { for: "burn-captions" }, "Burn captions into clips")),
+      h("div", { class: "check" }, speakers,
+        h("label", { for: "diarization" }, "Tell speakers apart (Speaker 1, Speaker 2, …)"))),
     h("div", { class: "actions" }, submit), status);
   captions.id = "burn-captions";
 

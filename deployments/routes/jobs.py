@@ -66,6 +66,7 @@ async def submit(
     (keys are per owner): (the job, created). Past a limit of the caller's key, 429."""
     owner = caller.owner
     check_language(body, services.settings.whisper_model)
+    check_diarization(body)
     if body.idempotency_key:
         found = await asyncio.to_thread(services.repo.get_job_by_key, body.idempotency_key, owner)
         if found is not None:
@@ -109,6 +110,16 @@ def check_language(body: JobCreate, default_model: str) -> None:
             f"options.language {language!r} needs a multilingual Whisper model; {model} "
             f'({which}) is English-only: leave options.language null or "en", or choose '
             'a multilingual model in options.model_size ("base", "small", "large-v3")',
+            code="invalid_options",
+        )
+
+
+def check_diarization(body: JobCreate) -> None:
+    """A 422 (`invalid_options`) for `options.diarization` on a job that reads no speech."""
+    if body.options.diarization and "transcribe" not in STAGE_CHAINS[body.job_type.value]:
+        raise PolicyError(
+            "options.diarization applies only to jobs that transcribe (transcription, "
+            f"analysis, clip_generation, full_processing), not {body.job_type.value}",
             code="invalid_options",
         )
 

@@ -18,6 +18,8 @@ Plain code, no Ray: `analyze(text, segments, options, models)` with models from
   generic words, ranked by MMR, phrases before their words). `keyword_scores` hold each
   keyword's similarity to the document.
 - Summary: `pipeline.analysis.summary` (each chapter's central sentences, shared out by length).
+- Speakers (diarized transcripts): `pipeline.analysis.speakers`, each speaker's talk time,
+  turns, sentiment and keywords over their own text.
 - Chapters: `chapter_starts` (TextTiling over sentence embeddings). A chapter's title is its
   most central keyword candidate, else its best topic, else its opening words; its summary is
   its most central sentence.
@@ -29,31 +31,22 @@ import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from pipeline.analysis import transcript_text as tt
 from pipeline.analysis.keywords import Candidates, unsure_words, without_words
 from pipeline.analysis.language_support import unsupported_parts
 from pipeline.analysis.nlp_models import NlpModels
+from pipeline.analysis.polarity import SentimentLabel, sentiment_label
+from pipeline.analysis.speakers import SpeakerSummary, speaker_analysis
 from pipeline.analysis.summary import summarise
 from pipeline.analysis.taxonomy import calibrate
 from pipeline.options import AnalyzeOptions
 from pipeline.types import ProgressCallback
 
-SentimentLabel = Literal["positive", "negative", "neutral", "mixed"]
-
-# A sentence is "clearly" positive or negative past this compound.
-CLEAR_POLARITY = 0.3
-# The document leans one way when its mean compound is past this. VADER's own +-0.05 is for
-# a single text; on a mean it would call a neutral explainer with one upbeat word positive.
-DOCUMENT_POLARITY = 0.15
 SEGMENT_POLARITY = 0.05  # a segment is one short text: VADER's threshold
-# "mixed": this share of sentences clearly each way, and a mean within MIXED_MAX_SCORE.
-MIXED_MIN_SHARE = 0.2
-MIXED_MAX_SCORE = 0.3
 
 MAX_ENTITIES = 50
 CHAPTER_TOPIC_MIN_SHARE = 0.15
@@ -105,9 +98,13 @@ class AnalysisResult:
     language: str | None = None
     notes: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    speakers: list[SpeakerSummary] | None = None  # diarized transcripts only
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.speakers is None:
+            del data["speakers"]  # an undiarized transcript's results stay as they were
+        return data
 
 
 def analyze(
@@ -183,6 +180,7 @@ def analyze(
         language=language,
         notes=notes,
         skipped=skipped,
+        speakers=speaker_analysis(models, segments, options, language, gone),
         **result,
     )
 
@@ -218,29 +216,6 @@ def _parsed(models: NlpModels, text: str, language: str | None, notes: list[str]
         return tt.parse(nlp, text)
     notes.append(f"no spaCy pipeline for language {language!r}: sentences split on punctuation")
     return tt.ParsedText(tt.split_sentences(text))
-
-
-def sentiment_label(
-    compounds: npt.ArrayLike, weights: npt.ArrayLike
-) -> tuple[SentimentLabel, float]:
-    """Label a document from its sentences' compounds; return (label, word-weighted mean).
-
-    mixed: at least 20% of the sentences are clearly positive (compound >= 0.3) and at least
-    20% clearly negative (<= -0.3), while the mean stays within +-0.3 (neither side wins).
-    Otherwise positive when the mean is >= 0.15, negative when <= -0.15, else neutral.
-    """
-    c, w = np.asarray(compounds, np.float64), np.asarray(weights, np.float64)
-    if not len(c):
-        return "neutral", 0.0
-    score = float(np.clip((c * w).sum() / max(w.sum(), 1e-9), -1.0, 1.0))
-    positive, negative = float((c >= CLEAR_POLARITY).mean()), float((c <= -CLEAR_POLARITY).mean())
-    if min(positive, negative) >= MIXED_MIN_SHARE and abs(score) < MIXED_MAX_SCORE:
-        return "mixed", score
-    if score >= DOCUMENT_POLARITY:
-        return "positive", score
-    if score <= -DOCUMENT_POLARITY:
-        return "negative", score
-    return "neutral", score
 
 
 def chapter_starts(vectors: np.ndarray) -> list[int]:

@@ -16,6 +16,8 @@ Plain code, no media: the clips stage cuts what `select_clips` or `custom_clips`
   Candidates shorter than max(40% of `clip_duration`, 3 s) are dropped; speech no longer
   than `clip_duration` in all is a single candidate covering all of it.
 - Score: `pipeline.clips.score` (a weighted sum of components in [0, 1]).
+- Speakers (a diarized transcript): `pipeline.clips.turns`: whole turns as candidates,
+  windows snapped to them, a `speaker_turn` score component, each clip's `speakers`.
 - Selection: best score first, at least `min_confidence`, skipping a candidate that overlaps
   a kept clip by more than `overlap_duration`, at most `max_clips`; returned by start time.
 - Title: the chapter's title for a chapter candidate or a clip mostly inside one chapter,
@@ -31,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from pipeline.clips.score import chapter_share, keyword_hits, score_clip
+from pipeline.clips.titles import clip_title
 from pipeline.clips.transcript import (
     Sentence,
     Track,
@@ -38,6 +41,7 @@ from pipeline.clips.transcript import (
     sentence_boundaries,
     transcript_pieces,
 )
+from pipeline.clips.turns import heard, inside, turn_windows, with_turns
 from pipeline.errors import PipelineError
 from pipeline.options import ClipRange
 
@@ -64,8 +68,6 @@ MAX_DRIFT_SHARE = 0.25  # ... or start this share of clip_duration late to start
 MIN_STEP_SHARE = 0.25  # windows start at least this share of clip_duration apart
 MOSTLY_IN_CHAPTER = 0.6  # a window this much inside a chapter takes the chapter's title
 RANGE_TOLERANCE_S = 0.05  # custom ranges this far outside the media are clamped, not refused
-MAX_TITLE_CHARS = 60
-TITLE_WORDS = 6
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,13 @@ class ClipPlan:
     source: Source
     components: dict[str, float]  # each score component in [0, 1]
     keywords: list[str]  # analysis keywords found in the clip, most prominent first
+    speakers: list[str] | None = None  # heard in the clip, in order; None: not diarized
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.speakers is None:
+            del data["speakers"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -146,11 +152,11 @@ def select_clips(
         text = " ".join(p.text for p in track.pieces[cand.first : cand.last + 1])
         keywords = [k for k, _ in keyword_hits(text, analysis)]
         chapter = cand.chapter if cand.source == "chapter" else _main_chapter(start, end, analysis)
-        title = _title(text, keywords, analysis, chapter, start, end, titles)
+        title = clip_title(text, keywords, analysis, chapter, start, end, titles)
         titles.add(title)
-        kept.append(
-            ClipPlan(start, end, title, score, reason, text, cand.source, components, keywords)
-        )
+        speakers = heard(track, cand.first, cand.last)
+        kept.append(ClipPlan(start, end, title, score, reason, text, cand.source, components,
+                             keywords, speakers))  # fmt: skip
     return sorted(kept, key=lambda c: (c.start, c.end))
 
 
@@ -173,11 +179,11 @@ def custom_clips(
         text = track.text_between(start, end)
         keywords = [k for k, _ in keyword_hits(text, analysis)]
         chapter = _main_chapter(start, end, analysis)
-        title = given or _title(text, keywords, analysis, chapter, start, end, titles)
+        title = given or clip_title(text, keywords, analysis, chapter, start, end, titles)
         titles.add(title)
-        plans.append(
-            ClipPlan(start, end, title, score, reason, text, "custom", components, keywords)
-        )
+        speakers = heard(track, *inside(track, start, end))
+        plans.append(ClipPlan(start, end, title, score, reason, text, "custom", components,
+                              keywords, speakers))  # fmt: skip
     return plans
 
 
@@ -201,7 +207,9 @@ def _candidates(
             first, last = max(windows, key=lambda w: (_score(track, w, analysis), -w[0]))
         if track.length(first, last) >= shortest:
             found[(first, last)] = _Candidate(first, last, "chapter", k)
-    for first, last in _fitting(track, _windows(track, 0, len(track.pieces) - 1, options), target):
+    windows = _fitting(track, _windows(track, 0, len(track.pieces) - 1, options), target)
+    limits = (MIN_LENGTH_SHARE * target, MAX_LENGTH_SHARE * target)
+    for first, last in turn_windows(track, windows, *limits):  # diarized: whole turns
         if track.length(first, last) >= shortest and (first, last) not in found:
             found[(first, last)] = _Candidate(first, last, "window")
     return sorted(found.values(), key=lambda c: (c.first, c.last))
@@ -304,42 +312,14 @@ def _rated(
     last: int | None = None,
 ) -> tuple[float, dict[str, float], str]:
     no_speech = track.no_speech_prob(start, end, first, last)
-    return score_clip(start, end, track.sentences, analysis, no_speech_prob=no_speech)
+    rated = score_clip(start, end, track.sentences, analysis, no_speech_prob=no_speech)
+    span = (first, last) if first is not None else inside(track, start, end)
+    return with_turns(track, rated, *span)
 
 
 def _main_chapter(start: float, end: float, analysis: Mapping[str, Any]) -> int | None:
     chapter, share = chapter_share(start, end, analysis.get("chapters") or [])
     return chapter if share >= MOSTLY_IN_CHAPTER else None
-
-
-def _title(
-    text: str,
-    keywords: list[str],
-    analysis: Mapping[str, Any],
-    chapter: int | None,
-    start: float,
-    end: float,
-    used: set[str],
-) -> str:
-    """The first of: chapter title, top keywords, opening words, time range; unused."""
-    options = []
-    if chapter is not None:
-        options.append(_clean(str((analysis.get("chapters") or [])[chapter].get("title") or "")))
-    if keywords:
-        title = ""
-        for keyword in keywords[:3]:
-            longer = " · ".join(filter(None, [title, _title_case(keyword)]))
-            if len(longer) > MAX_TITLE_CHARS:
-                break
-            title = longer
-        options.append(title or _clean(_title_case(keywords[0])))
-    opening = text.split()
-    if opening:
-        head = " ".join(opening[:TITLE_WORDS]).rstrip(".,;:!?")
-        options.append(_clean(head + ("…" if len(opening) > TITLE_WORDS else "")))
-    options.append(f"{_clock(start)} to {_clock(end)}")
-    usable = [t for t in options if t]
-    return next((t for t in usable if t not in used), usable[0])
 
 
 def checked_range(n: int, item: ClipRange, duration_s: float | None) -> tuple[float, float, str]:
@@ -380,19 +360,3 @@ def _check(options: SelectOptions) -> None:
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return min(a1, b1) - max(a0, b0)
-
-
-def _title_case(phrase: str) -> str:
-    return " ".join(w[:1].upper() + w[1:] for w in phrase.split())
-
-
-def _clean(title: str) -> str:
-    title = " ".join(title.split())
-    if len(title) <= MAX_TITLE_CHARS:
-        return title
-    return title[: MAX_TITLE_CHARS - 1].rsplit(" ", 1)[0].rstrip(".,;:") + "…"
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}:{secs:02d}"

@@ -185,6 +185,7 @@ def _clip_entry(index: int, plan: ClipPlan, cut: CutResult, ids: dict[str, str])
         "format": Path(cut.path).suffix.lstrip("."),
         "cut_method": cut.method,
         "artifacts": ids,  # the API adds the download links (video_url, ...) from these
+        **({"speakers": plan.speakers} if plan.speakers is not None else {}),
     }
 
 

@@ -38,6 +38,7 @@ class Piece:
     words: int
     no_speech_prob: float
     timed: tuple[tuple[float, float, str], ...] = ()  # (start, end, word); () without times
+    speaker: str | None = None  # its segment's, in a diarized transcript
 
     def timed_words(self) -> list[tuple[float, float, str]]:
         """(start, end, word): the word times, or the words spread evenly without them."""
@@ -61,19 +62,22 @@ def transcript_pieces(segments: Sequence[Mapping[str, Any]]) -> list[Piece]:
     )
     for seg in ordered:
         no_speech = min(1.0, max(0.0, _num(seg.get("no_speech_prob"))))
+        speaker = str(seg["speaker"]) if seg.get("speaker") else None
         words = _words(seg.get("words"))
         if not words:
             text = " ".join(str(seg.get("text") or "").split())
             start, end = _num(seg.get("start")), _num(seg.get("end"))
             if text:
-                pieces.append(Piece(start, max(start, end), text, len(text.split()), no_speech))
+                pieces.append(
+                    Piece(start, max(start, end), text, len(text.split()), no_speech, (), speaker)
+                )
             continue
         run: list[tuple[float, float, str]] = []
         for n, word in enumerate(words):
             run.append(word)
             if ends_sentence(word[2]) or n == len(words) - 1:
                 text = " ".join(w for _, _, w in run)
-                piece = Piece(run[0][0], run[-1][1], text, len(run), no_speech, tuple(run))
+                piece = Piece(run[0][0], run[-1][1], text, len(run), no_speech, tuple(run), speaker)
                 pieces.append(piece)
                 run = []
     pieces.sort(key=lambda p: (p.start, p.end))

@@ -4,6 +4,11 @@ Cue text is wrapped at word boundaries to `max_line_chars`; a segment that needs
 `max_lines` lines becomes several consecutive cues, split at word timestamps when the
 segment has them and in proportion to the text length otherwise. The cues of a segment
 span exactly its start and end.
+
+A diarized transcript (segments or words carrying `speaker`) labels each cue with its
+speaker: SRT with a `Speaker 1: ` prefix, WebVTT with a voice span (`<v Speaker 1>`). A cue
+never holds two speakers: a segment whose words change speaker is cut there first. The
+plain text then has one paragraph per speaker turn. Without speakers nothing changes.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.results import Segment, TranscriptResult
+from pipeline.results import Segment, TranscriptResult, Word
 
 MAX_LINE_CHARS = 42
 MAX_LINES = 2
@@ -28,6 +33,7 @@ class Cue:
     start_s: float
     end_s: float
     lines: tuple[str, ...]
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,10 +133,49 @@ def segment_cues(
     ]
 
 
+def speaker_runs(segment: Segment) -> list[Segment]:
+    """`segment` cut where its words change speaker (a word without one keeps the one
+    before it), each part labelled; the segment itself when it has one speaker."""
+    runs: list[list[Word]] = []
+    speakers: list[str | None] = []
+    for word in segment.words:
+        speaker = word.speaker or (speakers[-1] if speakers else segment.speaker)
+        if runs and speaker == speakers[-1]:
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+            speakers.append(speaker)
+    if len(runs) <= 1:
+        return [segment if not speakers else replace(segment, speaker=speakers[0])]
+    edges = [segment.start_s, *(run[0].start_s for run in runs[1:]), segment.end_s]
+    return [
+        replace(
+            segment,
+            start_s=max(edges[i], segment.start_s) if i else segment.start_s,
+            end_s=edges[i + 1],
+            text="".join(w.word for w in run),
+            words=tuple(run),
+            speaker=speakers[i],
+        )
+        for i, run in enumerate(runs)
+    ]
+
+
 def cues(
     segments: Iterable[Segment], max_line_chars: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES
 ) -> list[Cue]:
-    return [cue for segment in segments for cue in segment_cues(segment, max_line_chars, max_lines)]
+    """The cues of all segments, in order; each labelled with its speaker when known."""
+    out: list[Cue] = []
+    for segment in segments:
+        for part in speaker_runs(segment):
+            for cue in segment_cues(part, max_line_chars, max_lines):
+                out.append(replace(cue, speaker=part.speaker) if part.speaker else cue)
+    return out
+
+
+def has_speakers(segments: Iterable[Segment]) -> bool:
+    """Whether any segment or word carries a speaker label (a diarized transcript)."""
+    return any(s.speaker or any(w.speaker for w in s.words) for s in segments)
 
 
 def _srt_text(line: str) -> str:
@@ -149,6 +194,8 @@ def to_srt(
     for number, cue in enumerate(cues(segments, max_line_chars, max_lines), start=1):
         timing = f"{format_timestamp(cue.start_s)} --> {format_timestamp(cue.end_s)}"
         text = "\n".join(_srt_text(line) for line in cue.lines)
+        if cue.speaker:
+            text = f"{_srt_text(cue.speaker)}: {text}"
         blocks.append(f"{number}\n{timing}\n{text}\n")
     return "\n".join(blocks)
 
@@ -161,14 +208,35 @@ def to_vtt(
     for cue in cues(segments, max_line_chars, max_lines):
         timing = f"{format_timestamp(cue.start_s, '.')} --> {format_timestamp(cue.end_s, '.')}"
         text = "\n".join(_vtt_text(line) for line in cue.lines)
+        if cue.speaker:  # a voice span; its annotation escaped like text
+            text = f"<v {_vtt_text(cue.speaker)}>{text}"
         blocks.append(f"{timing}\n{text}\n")
     return "\n".join(blocks)
 
 
 def to_txt(result: TranscriptResult) -> str:
-    """The transcript, one segment per line."""
+    """The transcript, one segment per line; diarized, one paragraph per speaker turn
+    (`Speaker 1: ...`, the segments of a turn joined, a blank line between turns)."""
+    if has_speakers(result.segments):
+        return _turns_txt(result.segments)
     lines = [segment.text.strip() for segment in result.segments if segment.text.strip()]
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def _turns_txt(segments: Iterable[Segment]) -> str:
+    turns: list[tuple[str | None, list[str]]] = []
+    for part in (run for segment in segments for run in speaker_runs(segment)):
+        text = part.text.strip()
+        if not text:
+            continue
+        if turns and turns[-1][0] == part.speaker:
+            turns[-1][1].append(text)
+        else:
+            turns.append((part.speaker, [text]))
+    paragraphs = [
+        f"{speaker}: {' '.join(texts)}" if speaker else " ".join(texts) for speaker, texts in turns
+    ]
+    return "\n\n".join(paragraphs) + "\n" if paragraphs else ""
 
 
 def to_json(result: TranscriptResult) -> str:

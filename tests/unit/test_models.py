@@ -144,6 +144,10 @@ def test_options_defaults() -> None:
         "aspect_mode": "crop",
         "burn_captions": False,
         "fast_cut": True,
+        "diarization": False,
+        "num_speakers": None,
+        "min_speakers": None,
+        "max_speakers": None,
     }
 
 

@@ -48,7 +48,13 @@ CHANGED: dict[str, Any] = {
     "aspect_mode": "blur",
     "burn_captions": True,
     "fast_cut": False,
+    "diarization": True,
+    "num_speakers": 3,
+    "min_speakers": 2,
+    "max_speakers": 4,
 }
+# The speaker counts need diarization on: each is changed on top of it
+NEEDS = {f"{which}_speakers": {"diarization": True} for which in ("num", "min", "max")}
 
 
 def test_defaults_are_the_dataclass_defaults() -> None:
@@ -69,6 +75,10 @@ def test_every_option_reaches_its_stage() -> None:
         temperature=(0.4,),
         task="translate",
         initial_prompt="Kenobi",
+        diarization=True,
+        num_speakers=3,
+        min_speakers=2,
+        max_speakers=4,
     )
     assert opts.analyze == AnalyzeOptions(
         sentiment_analysis=False,
@@ -96,8 +106,9 @@ def test_every_option_reaches_its_stage() -> None:
 @pytest.mark.parametrize("name", sorted(CHANGED))
 def test_each_option_changes_the_stage_options(name: str) -> None:
     """No option is dropped on the way: changing any one of them changes what a stage gets."""
-    changed = ProcessingOptions(**{name: CHANGED[name]}).model_dump()
-    assert stage_options(changed) != StageOptions()
+    base = NEEDS.get(name, {})
+    changed = ProcessingOptions(**base, **{name: CHANGED[name]}).model_dump()
+    assert stage_options(changed) != stage_options(ProcessingOptions(**base).model_dump())
 
 
 def test_stage_options_survive_pickling() -> None:
