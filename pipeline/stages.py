@@ -213,6 +213,7 @@ def _transcribe(
         job_fields={
             "transcript": result["text"],
             "segments": result["segments"],
+            "speakers": result.get("speakers"),
             "language": transcript.language,
             "language_probability": transcript.language_probability,
         },

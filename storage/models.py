@@ -217,6 +217,8 @@ class Job(JobBase, table=True):
     language: str | None = Field(default=None, max_length=16, description="Spoken language")
     language_probability: float | None = None
     segments: list[dict[str, Any]] | None = Field(default=None, sa_column=_json(nullable=True))
+    # Diarized jobs: per speaker {speaker, talk_time, turns, words} (pipeline.results.Speaker)
+    speakers: list[dict[str, Any]] | None = Field(default=None, sa_column=_json(nullable=True))
     analysis_results: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True))
     generated_clips: list[dict[str, Any]] | None = Field(
         default=None, sa_column=_json(nullable=True)

@@ -285,6 +285,7 @@ class JobPublic(JobBase):
     language: str | None = None
     language_probability: float | None = None
     segments: list[dict[str, Any]] | None = None
+    speakers: list[dict[str, Any]] | None = None  # diarized jobs: talk time, turns per speaker
     analysis_results: dict[str, Any] | None = None
     generated_clips: list[dict[str, Any]] | None = None
     error_message: str | None = None

@@ -311,6 +311,7 @@ PUBLIC_JOB_FIELDS = {
     "language_probability",
     "transcript",
     "segments",
+    "speakers",
     "analysis_results",
     "generated_clips",
     "error_message",
