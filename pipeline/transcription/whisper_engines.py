@@ -26,6 +26,7 @@ from pipeline.transcription.engine import Device, check_options, keep_segment
 from pipeline.transcription.whisper_models import (
     hub_offline,
     resolve_faster_whisper_model,
+    tensor_sort_warning_ignored,
     whisper_cache_dir,
 )
 from pipeline.types import CancelToken, ProgressCallback
@@ -357,7 +358,7 @@ class OpenAIWhisperEngine:
         for window in iter_audio_windows(audio_path, self.window_s):
             if cancel.cancelled:
                 raise StageCancelled("Transcription cancelled")
-            with self._lock:
+            with self._lock, tensor_sort_warning_ignored():
                 if language is None:
                     language, probability = self._detect_language(window.samples)
                 result = self._model.transcribe(

@@ -7,7 +7,10 @@ the hub is reachable). openai-whisper keeps its `.pt` checkpoints in its own cac
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.errors import TranscriptionError
@@ -88,3 +91,15 @@ def whisper_cache_dir() -> str:
     """Where openai-whisper keeps downloaded checkpoints by default."""
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(cache, "whisper")
+
+
+@contextlib.contextmanager
+def tensor_sort_warning_ignored() -> Iterator[None]:
+    """openai-whisper's beam search sorts a torch tensor with `np.argsort`: NumPy 2 then warns
+    (DeprecationWarning) that `Tensor.__array_wrap__` takes too few arguments before it
+    sorts correctly all the same. Ignored around the decode only (beam_size > 1)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="__array_wrap__ must accept", category=DeprecationWarning
+        )
+        yield
