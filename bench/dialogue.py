@@ -125,16 +125,36 @@ def conversation(
     return (0.8 * audio / max(float(np.abs(audio).max()), 1e-6)).astype(np.float32), turns
 
 
-def scripted_lines(speakers: int, turns: int, seed: int = 3) -> tuple[tuple[str, str], ...]:
-    """`turns` lines among the first `speakers` voices: nobody speaks twice in a row, the
-    next speaker drawn at random among the others."""
+def with_background(audio: np.ndarray, kind: str, level_db: float, seed: int = 11) -> np.ndarray:
+    """`audio` with a bed under it, `level_db` below the speech's RMS: "noise" (pink-ish:
+    white noise through a one-pole low-pass) or "music" (a chord a second, C Am F G)."""
     rng = np.random.default_rng(seed)
-    names = [voice.name for voice in VOICES[:speakers]]
+    t = np.arange(audio.size) / SAMPLE_RATE_HZ
+    if kind == "noise":
+        from scipy.signal import lfilter
+
+        bed = lfilter([1.0], [1.0, -0.97], rng.standard_normal(audio.size))
+    else:
+        chords = ((261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6),
+                  (196.0, 246.9, 293.7))  # fmt: skip
+        index = t.astype(int) % 4
+        bed = sum(np.sin(2 * np.pi * np.array([c[v] for c in chords])[index] * t) for v in range(3))
+    speech = audio[np.abs(audio) > 0.01]
+    gain = np.sqrt(np.mean(speech**2)) / np.sqrt(np.mean(bed**2)) * 10 ** (-level_db / 20)
+    mixed = audio + gain * bed
+    return (0.8 * mixed / np.abs(mixed).max()).astype(np.float32)
+
+
+def scripted_lines(voices: str, turns: int, seed: int = 3) -> tuple[tuple[str, str], ...]:
+    """`turns` lines among `voices` (names, e.g. "AB"): nobody speaks twice in a row
+    (unless alone), the next speaker drawn at random among the others."""
+    rng = np.random.default_rng(seed)
     lines: list[tuple[str, str]] = []
-    current = names[0]
+    current = voices[0]
     for index in range(turns):
         lines.append((current, SENTENCES[index % len(SENTENCES)]))
-        current = str(rng.choice([name for name in names if name != current]))
+        others = [name for name in voices if name != current] or [current]
+        current = str(rng.choice(others))
     return tuple(lines)
 
 

@@ -17,16 +17,19 @@ audio second, diarization alone (the encoder already loaded) and transcription a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bench import dialogue
 from bench.common import log
+from pipeline.diarization.audio import SpeechSource
 from pipeline.diarization.diarize import diarize
 from pipeline.diarization.encoder import load_encoder
 from pipeline.options import TranscribeOptions
@@ -112,24 +115,54 @@ def found_turns(result: TranscriptResult) -> list[tuple[str, float, float]]:
     return turns
 
 
-def run_case(name: str, speakers: int, turns: int, engine: object, encoder: object) -> Row:
-    audio, reference = dialogue.conversation(dialogue.scripted_lines(speakers, turns))
+@dataclass(frozen=True)
+class Case:
+    name: str
+    voices: str  # bench/dialogue.py voice names, e.g. "AB"
+    background: str | None = None  # "noise" or "music" under the speech
+    level_db: float = 0.0  # the background's level below the speech
+
+
+CASES = (
+    Case("one voice (A)", "A"),
+    Case("one voice (B)", "B"),
+    Case("two voices", "AB"),
+    Case("three voices", "ABC"),
+    Case("two voices, noise 15 dB below", "AB", "noise", 15.0),
+    Case("two voices, music 15 dB below", "AB", "music", 15.0),
+)
+SOURCES: tuple[SpeechSource, ...] = ("vad+words", "vad", "words")
+
+
+def run_case(case: Case, turns: int, engine: Any, encoder: Any) -> dict[str, Row]:
+    """The case's conversation transcribed once, then diarized once per speech source."""
+    audio, reference = dialogue.conversation(dialogue.scripted_lines(case.voices, turns))
+    if case.background is not None:
+        audio = dialogue.with_background(audio, case.background, case.level_db)
+    duration = len(audio) / dialogue.SAMPLE_RATE_HZ
+    ref = [(turn.speaker, turn.start, turn.end) for turn in reference]
+    rows: dict[str, Row] = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "conversation.wav"
         dialogue.write_conversation(audio, reference, path, Path(tmp) / "reference.json")
-        duration = len(audio) / dialogue.SAMPLE_RATE_HZ
         options = TranscribeOptions(diarization=True)
         started = time.perf_counter()
-        transcript = transcribe_audio(path, engine, options, lambda *_: None, CancelToken())  # type: ignore[arg-type]
+        transcript = transcribe_audio(path, engine, options, quiet, CancelToken())
         transcribed = time.perf_counter() - started
-        started = time.perf_counter()
-        result = diarize(path, transcript, options, encoder, lambda *_: None, CancelToken())
-        diarized = time.perf_counter() - started
-    ref = [(turn.speaker, turn.start, turn.end) for turn in reference]
-    scores = der(ref, found_turns(result), int(duration / FRAME_S) + 1)
-    log(f"{name}: DER {scores[0]:.1%}, {len(result.speakers or ())} speakers")
-    return Row(name, duration, turns, speakers, len(result.speakers or ()), *scores,
-               diarized / duration, transcribed / duration)  # fmt: skip
+        for source in SOURCES:
+            started = time.perf_counter()
+            result = diarize(path, transcript, options, encoder, quiet, CancelToken(), source)
+            diarized = time.perf_counter() - started
+            scores = der(ref, found_turns(result), int(duration / FRAME_S) + 1)
+            found = len(result.speakers or ())
+            rows[source] = Row(case.name, duration, turns, len(case.voices), found, *scores,
+                               diarized / duration, transcribed / duration)  # fmt: skip
+            log(f"{case.name}, {source}: DER {scores[0]:.1%}, {found} speakers")
+    return rows
+
+
+def quiet(fraction: float, message: str) -> None:
+    pass
 
 
 def table(rows: list[Row]) -> str:
@@ -147,6 +180,23 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def sources_table(results: list[dict[str, Row]]) -> str:
+    lines = [
+        "| conversation | " + " | ".join(f"{s}: DER, speakers" for s in SOURCES) + " |",
+        "| --- |" + " --- |" * len(SOURCES),
+    ]
+    for rows in results:
+        cells = [f"{rows[s].der:.1%}, {rows[s].speakers_found}" for s in SOURCES]
+        lines.append(f"| {rows[SOURCES[0]].name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def warm_up(engine: Any, encoder: Any) -> None:
+    """One short diarization first: librosa's and the encoder's first calls cost seconds
+    that a running Transcriber replica pays once."""
+    run_case(Case("warm-up", "AB"), 2, engine, encoder)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--turns", type=int, default=40, help="turns per conversation")
@@ -160,12 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     turns = 8 if args.smoke else args.turns
     engine = load_engine("faster-whisper", "tiny.en", "cpu")
     encoder = load_encoder("cpu")
-    rows = [
-        run_case("two voices", 2, turns, engine, encoder),
-        run_case("three voices", 3, turns, engine, encoder),
-    ]
-    print(f"Diarization, tiny.en transcripts, DER with a {COLLAR_S} s collar:\n")
-    print(table(rows))
+    warm_up(engine, encoder)
+    results = [run_case(case, turns, engine, encoder) for case in CASES]
+    print(f"Diarization of tiny.en transcripts (speech: VAD near the words), DER with a "
+          f"{COLLAR_S} s collar, {os.cpu_count()} CPU cores:\n")  # fmt: skip
+    print(table([rows[SOURCES[0]] for rows in results]))
+    print("\nSpeech regions taken from the VAD near the words, the VAD alone, the words alone:\n")
+    print(sources_table(results))
     return 0
 
 

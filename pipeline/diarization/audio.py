@@ -3,18 +3,20 @@
 The file is decoded window by window (`pipeline.media.audio_windows`, as the transcription
 reads it), so only the mel spectrogram of the whole audio stays in memory (40 floats per
 10 ms: 115 MB for two hours), never its samples. Speech is what WebRTC's VAD hears, kept
-only near the transcript's words when there are words: the VAD alone also takes breaths
-and noise for speech, the words alone miss the ends of sentences (Whisper's word
-timestamps are often short by a tenth of a second or more).
+only near the transcript's words when there are words (`speech_frames`). bench/diarize.py
+compares the sources: the words alone chop speech at every gap between words, so windows
+get short and one voice splits in two; the VAD alone does as well as the default on its
+conversations (with noise or music under them too); keeping only its speech near words
+guards against long non-speech stretches it fires on.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -103,19 +105,29 @@ def _vad_frames(vad: Any, samples: np.ndarray, frames: int) -> np.ndarray:
     return speech
 
 
-def near_words(speech: np.ndarray, words: Iterable[Word]) -> np.ndarray:
-    """The speech frames within WORD_MARGIN_S of a word (all of them when there are no
-    words), plus the frames of the words themselves."""
-    spans = [(w.start_s - WORD_MARGIN_S, w.end_s + WORD_MARGIN_S) for w in words]
-    if not spans:
-        return speech
-    near = np.zeros_like(speech)
-    inside = np.zeros_like(speech)
-    for start, end in spans:
-        first, last = max(int(start / FRAME_S), 0), max(int(np.ceil(end / FRAME_S)), 0)
-        near[first:last] = True
-        inside[first + int(WORD_MARGIN_S / FRAME_S) : last - int(WORD_MARGIN_S / FRAME_S)] = True
-    return (speech & near) | inside
+SpeechSource = Literal["vad+words", "vad", "words"]
+
+
+def speech_frames(
+    vad: np.ndarray, words: Sequence[Word], source: SpeechSource = "vad+words"
+) -> np.ndarray:
+    """The frames to diarize. "vad+words" (the default): the VAD's speech within
+    WORD_MARGIN_S of a word, plus the words' own frames (the VAD alone when there are no
+    words); "vad": the VAD's speech; "words": the words' frames. bench/diarize.py compares
+    the three."""
+    if source == "vad" or (source == "vad+words" and not words):
+        return vad
+    near = np.zeros_like(vad)
+    inside = np.zeros_like(vad)
+    margin = int(WORD_MARGIN_S / FRAME_S)
+    for word in words:
+        first, last = (
+            max(int(word.start_s / FRAME_S), 0),
+            max(int(np.ceil(word.end_s / FRAME_S)), 0),
+        )
+        inside[first:last] = True
+        near[max(first - margin, 0) : last + margin] = True
+    return inside if source == "words" else (vad & near) | inside
 
 
 def speech_regions(speech: np.ndarray, min_gap_frames: int) -> list[tuple[int, int]]:

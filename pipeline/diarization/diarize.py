@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.diarization.assign import label_of, names_by_first_speech, split_segment, summarize
-from pipeline.diarization.audio import FRAME_S, near_words, read_features, speech_regions
+from pipeline.diarization.audio import (
+    FRAME_S,
+    SpeechSource,
+    read_features,
+    speech_frames,
+    speech_regions,
+)
 from pipeline.diarization.clustering import cluster_embeddings, speaker_bounds
 from pipeline.diarization.encoder import embed_windows
 from pipeline.diarization.turns import PAUSE_S, Turn, label_turns, plan_windows, smooth
@@ -33,6 +39,7 @@ def diarize(
     encoder: Any,
     progress: ProgressCallback,
     cancel: CancelToken,
+    speech_source: SpeechSource = "vad+words",
 ) -> TranscriptResult:
     """`result` with a speaker on every segment and word, segments split where the speaker
     changes, and the `speakers` summary. `encoder` is `encoder.load_encoder(device)`.
@@ -46,7 +53,8 @@ def diarize(
     progress(0.0, "diarization: reading the audio")
     features = read_features(Path(audio_path), cancel)
     words = [word for segment in result.segments for word in segment.words]
-    regions = speech_regions(near_words(features.speech, words), round(PAUSE_S / FRAME_S))
+    speech = speech_frames(features.speech, words, speech_source)
+    regions = speech_regions(speech, round(PAUSE_S / FRAME_S))
     windows = plan_windows(regions)
     progress(_READ_SHARE, f"diarization: embedding {len(windows)} windows of speech")
     embeddings = embed_windows(

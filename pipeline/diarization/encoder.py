@@ -5,9 +5,10 @@ loaded once per process and device, and run over windows of mel frames.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from pipeline.types import CancelToken, ProgressCallback
 _BATCH = 32  # windows per forward pass
 _lock = threading.Lock()
 _encoders: dict[str, Any] = {}
+_single_thread_users = 0
+_threads_before = 0
 
 
 def load_encoder(device: str = "cpu") -> Any:
@@ -63,6 +66,41 @@ def embed_windows(
     """One L2-normalised embedding per window [start, stop) of mel frames, (n, 256).
     Windows of one length go through the encoder together, _BATCH at a time; cancel is
     polled between batches. Progress goes from 0 to 1 over the windows."""
+    with _single_threaded():
+        return _embed(mel, windows, encoder, progress, cancel)
+
+
+@contextlib.contextmanager
+def _single_threaded() -> Iterator[None]:
+    """torch on one thread while any embedding runs (the count is global to the process:
+    the first to enter sets it, the last to leave puts it back). The encoder is an LSTM
+    of small matrix products: on a busy 2-core machine, after Whisper or librosa have used
+    their own thread pools, two torch threads took 12-30 ms per window where one takes
+    2 ms (bench/diarize.py)."""
+    import torch
+
+    global _single_thread_users, _threads_before
+    with _lock:
+        if _single_thread_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _single_thread_users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _single_thread_users -= 1
+            if _single_thread_users == 0:
+                torch.set_num_threads(_threads_before)
+
+
+def _embed(
+    mel: np.ndarray,
+    windows: Sequence[tuple[int, int]],
+    encoder: Any,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+) -> np.ndarray:
     import torch
 
     embeddings = np.zeros((len(windows), 256), np.float32)

@@ -143,6 +143,20 @@ def test_count_estimate_stays_within_bounds() -> None:
     assert len(set(cluster_embeddings(embeddings[:2], 3, 3))) == 2  # no more than windows
     same = embeddings[:10]
     assert len(set(cluster_embeddings(same, 1, 8))) == 1  # one voice
+    # one odd window is no speaker (a lone cluster would score a high silhouette)
+    odd = np.concatenate([same, embeddings[20:21]])
+    assert len(set(cluster_embeddings(odd, 1, 8))) == 1
+    assert len(set(cluster_embeddings(odd, 2, 8))) == 2  # unless asked for
+
+
+def test_many_windows_are_clustered_from_a_sample() -> None:
+    rng = np.random.default_rng(1)
+    truth = np.arange(2 * 900) % 2  # more windows than MAX_CLUSTERED, alternating voices
+    centres = np.eye(256)[:2] + 0.2
+    embeddings = centres[truth] + 0.02 * rng.standard_normal((len(truth), 256))
+    labels = cluster_embeddings(embeddings, 1, 8)
+    assert len(labels) == len(truth) and len(set(labels)) == 2
+    assert (labels == labels[0]).tolist() == (truth == truth[0]).tolist()
 
 
 def word(start: float, end: float, text: str) -> Word:
