@@ -48,7 +48,8 @@ def _load(device: str) -> Any:
             from resemblyzer import VoiceEncoder
 
         encoder = VoiceEncoder(device=device, verbose=False)
-    except (ImportError, OSError, RuntimeError) as exc:
+    except (ImportError, OSError, RuntimeError, AssertionError) as exc:
+        # torch without CUDA support raises AssertionError ("not compiled with CUDA")
         raise PipelineError(
             f"the speaker encoder could not be loaded on {device}: {exc}",
             code="diarization_unavailable",

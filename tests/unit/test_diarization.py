@@ -22,7 +22,7 @@ from pipeline.diarization.clustering import cluster_embeddings
 from pipeline.diarization.diarize import apply_turns, diarize
 from pipeline.diarization.encoder import load_encoder
 from pipeline.diarization.turns import Turn
-from pipeline.errors import MediaError, StageCancelled
+from pipeline.errors import MediaError, PipelineError, StageCancelled
 from pipeline.options import TranscribeOptions
 from pipeline.results import Segment, TranscriptResult, Word
 from pipeline.transcription.cache import load_engine
@@ -244,3 +244,15 @@ def test_the_encoder_loads_once_per_process(encoder: Any) -> None:
     assert load_encoder("cpu") is encoder
     with pytest.raises(ValueError):
         load_encoder("tpu")
+
+
+def test_an_encoder_without_its_device_is_a_clear_error() -> None:
+    import torch
+
+    if torch.cuda.is_available():  # a GPU machine: the encoder runs there
+        assert str(load_encoder("cuda").device).startswith("cuda")
+        return
+    with pytest.raises(PipelineError) as raised:
+        load_encoder("cuda")
+    assert raised.value.code == "diarization_unavailable"
+    assert "cuda" in raised.value.message
