@@ -19,20 +19,33 @@ def speaker_name(number: int) -> str:
     return f"Speaker {number}"
 
 
-def label_of(start_s: float, end_s: float, turns: Sequence[Turn]) -> int:
-    """The label of the turns that overlap [start_s, end_s] most (summed per label); with
-    no overlap, the label of the nearest turn. `turns` must not be empty."""
-    starts = np.array([turn.start_s for turn in turns])
-    ends = np.array([turn.end_s for turn in turns])
-    labels = np.array([turn.label for turn in turns])
-    overlap = np.clip(np.minimum(ends, end_s) - np.maximum(starts, start_s), 0.0, None)
-    if overlap.max() > 0:
+class TurnIndex:
+    """The turns (in time order, not overlapping, as `turns.label_turns` makes them) as
+    arrays, for labelling thousands of words without scanning every turn for each."""
+
+    def __init__(self, turns: Sequence[Turn]) -> None:
+        if not turns:
+            raise ValueError("no turns to label with")
+        self.starts = np.array([turn.start_s for turn in turns])
+        self.ends = np.array([turn.end_s for turn in turns])
+        self.labels = np.array([turn.label for turn in turns])
+
+    def label_of(self, start_s: float, end_s: float) -> int:
+        """The label of the turns that overlap [start_s, end_s] most (summed per label);
+        with no overlap, the label of the nearest turn."""
+        first = int(np.searchsorted(self.ends, start_s, side="right"))
+        last = int(np.searchsorted(self.starts, end_s, side="left"))
         totals: dict[int, float] = {}
-        for label, amount in zip(labels.tolist(), overlap.tolist(), strict=True):
-            totals[label] = totals.get(label, 0.0) + amount
-        return max(totals, key=lambda label: totals[label])
-    distance = np.maximum(starts - end_s, 0.0) + np.maximum(start_s - ends, 0.0)
-    return int(labels[int(np.argmin(distance))])
+        for i in range(first, last):
+            amount = min(self.ends[i], end_s) - max(self.starts[i], start_s)
+            if amount > 0:
+                label = int(self.labels[i])
+                totals[label] = totals.get(label, 0.0) + float(amount)
+        if totals:
+            return max(totals, key=lambda label: totals[label])
+        near = [i for i in (first - 1, first) if 0 <= i < len(self.labels)]
+        gaps = [max(self.starts[i] - end_s, start_s - self.ends[i], 0.0) for i in near]
+        return int(self.labels[near[int(np.argmin(gaps))]])
 
 
 def names_by_first_speech(

@@ -13,7 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.diarization.assign import label_of, names_by_first_speech, split_segment, summarize
+from pipeline.diarization.assign import (
+    TurnIndex,
+    names_by_first_speech,
+    split_segment,
+    summarize,
+)
 from pipeline.diarization.audio import (
     FRAME_S,
     SpeechSource,
@@ -85,13 +90,12 @@ def apply_turns(result: TranscriptResult, turns: list[Turn]) -> TranscriptResult
     got no word are not a speaker."""
     if not result.segments:
         return replace(result, speakers=())
+    index = TurnIndex(turns)
     word_labels = [
-        [label_of(word.start_s, word.end_s, turns) for word in segment.words]
+        [index.label_of(word.start_s, word.end_s) for word in segment.words]
         for segment in result.segments
     ]
-    segment_labels = [
-        label_of(segment.start_s, segment.end_s, turns) for segment in result.segments
-    ]
+    segment_labels = [index.label_of(s.start_s, s.end_s) for s in result.segments]
     names = names_by_first_speech(result.segments, word_labels, segment_labels)
     segments: list[Segment] = []
     for segment, labels, label in zip(result.segments, word_labels, segment_labels, strict=True):

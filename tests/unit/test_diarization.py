@@ -166,7 +166,7 @@ def word(start: float, end: float, text: str) -> Word:
 def test_segments_split_at_speaker_changes_and_the_summary_adds_up() -> None:
     first = Segment(
         0, 0.0, 4.2, "Hello there. Hi you.", -0.3, 0.1, 1.2,
-        (word(0.1, 0.5, " Hello"), word(0.6, 1.0, " there."), word(2.2, 2.6, " Hi"),
+        (word(0.1, 0.5, " Hello"), word(1.2, 1.6, " there."), word(2.2, 2.6, " Hi"),
          word(2.7, 4.0, " you.")),
     )  # fmt: skip
     wordless = Segment(1, 5.0, 6.0, "Yes.", -0.5, 0.2, 1.0)
@@ -185,7 +185,8 @@ def test_segments_split_at_speaker_changes_and_the_summary_adds_up() -> None:
         (3, "Speaker 1", "Fine."),
     ]
     head, tail = out.segments[0], out.segments[1]
-    assert (head.start_s, head.end_s, tail.start_s, tail.end_s) == (0.0, 1.0, 2.2, 4.2)
+    # " there." (1.2-1.6) falls between turns: the nearest (ending at 1.1) is Speaker 1's
+    assert (head.start_s, head.end_s, tail.start_s, tail.end_s) == (0.0, 1.6, 2.2, 4.2)
     for piece in (head, tail):
         assert (piece.avg_logprob, piece.no_speech_prob, piece.compression_ratio) == (
             -0.3, 0.1, 1.2,
