@@ -54,8 +54,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The last step installs the `vpa` command-line client (cli/) editable: .venv/bin/vpa.
-$(RUNTIME_STAMP): requirements.txt pyproject.toml | $(BIN)/python
+# Resemblyzer (diarization) goes in without its dependencies (requirements-diarization.txt).
+$(RUNTIME_STAMP): requirements.txt requirements-diarization.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-diarization.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import imageio_ffmpeg; print('ffmpeg:', imageio_ffmpeg.get_ffmpeg_exe())"
 	touch $@
@@ -89,6 +91,7 @@ bench: setup-dev
 	$(BIN)/python bench/clips.py
 	$(BIN)/python bench/full_job.py
 	$(BIN)/python bench/cluster.py
+	$(BIN)/python bench/diarize.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

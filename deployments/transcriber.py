@@ -2,7 +2,10 @@
 
 Each replica keeps an LRU of loaded models (`pipeline.transcription.engine.ModelCache`), so several
 models are served at once and a model loads once per replica, never per job. Requests
-stream progress (the share of audio seconds transcribed) and then the transcript.
+stream progress (the share of audio seconds transcribed) and then the transcript. A job
+that asks for diarization is diarized here too, after its transcription, on the same local
+audio file (`pipeline.diarization`; its speaker encoder loads once per replica, on the
+first such job).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from ray import serve
 from actors import metrics
 from config.logging import LogConfig, bind_job, setup_logging
 from deployments.model_calls import replica_info, resolve_device, stream_work
+from pipeline.diarization.diarize import diarize, share_of
+from pipeline.diarization.encoder import load_encoder
 from pipeline.errors import MediaError
 from pipeline.options import TranscribeOptions
 from pipeline.transcription.cache import ModelCache, load_engine
@@ -28,6 +33,9 @@ from pipeline.types import CancelToken, ProgressCallback
 from storage.stores import StorageConfig, node_scratch, open_store, staged_file
 
 log = logging.getLogger("vpa.transcriber")
+# A diarized job's progress: transcription up to this share, diarization after it
+# (bench/diarize.py: diarization takes a fraction of transcription's time with tiny.en)
+TRANSCRIPTION_SHARE = 0.8
 
 
 @serve.deployment(
@@ -91,8 +99,15 @@ class Transcriber:
             engine = self._cache.get(self._engine_name, name, self._device)
             with self._audio_file(audio_key) as (path, downloaded):
                 started = time.monotonic()
-                result = transcribe_audio(str(path), engine, options, progress, cancel)
+                share = TRANSCRIPTION_SHARE if options.diarization else 1.0
+                result = transcribe_audio(
+                    str(path), engine, options, share_of(progress, 0.0, share), cancel
+                )
                 metrics.transcribed(time.monotonic() - started, result.duration_s)
+                if options.diarization:  # same audio file, same replica (docs/architecture.md)
+                    encoder = load_encoder(self._device)
+                    diarizing = share_of(progress, share, 1.0)
+                    result = diarize(path, result, options, encoder, diarizing, cancel)
             return {**result.to_dict(), "audio_bytes_read": downloaded}
 
         async for item in stream_work(work):

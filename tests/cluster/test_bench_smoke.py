@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "bench" / "README-figures.md"
 
 # Two lanes of about the same length (cluster alone takes as long as the other two Ray ones).
-LANES = (("cluster", "transcribe", "analyze", "clips"), ("control_plane", "full_job"))
+LANES = (("cluster", "transcribe", "analyze", "clips"), ("control_plane", "full_job", "diarize"))
 # bench/media.py and bench/baseline.py are children the benchmarks start, not benchmarks.
 CHILDREN = ("media", "baseline")
 
@@ -70,6 +70,13 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "| 2",  # about 200 words
         "| transcript | words | passages | chapters found | passages in summary ",
         "| software 14 + cooking 10 + football 12 | ",
+    ),
+    "diarize": (
+        "| conversation | audio s | turns | speakers (true / found) | DER | missed | ",
+        "| one voice (A) | ",
+        "| two voices | ",
+        "| three voices | ",
+        "| conversation | vad+words: DER, speakers | vad: DER, speakers | words: DER, speakers |",
     ),
     "clips": (
         "| method | wall (s) | wall vs smart | CPU (s) | CPU vs smart |",
