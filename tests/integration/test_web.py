@@ -65,8 +65,8 @@ def app(models_app: VpaApp) -> VpaApp:
 
 @pytest.fixture(scope="module")
 def full_job(app: VpaApp, speech_video: str) -> str:
-    """A full_processing job on the speech video, submitted at once; its id."""
-    options = {"clip_duration": 8, "max_clips": 2, "min_confidence": 0}
+    """A full_processing job on the speech video (diarized: one voice), submitted at once."""
+    options = {"clip_duration": 8, "max_clips": 2, "min_confidence": 0, "diarization": True}
     return str(app.submit(speech_video, job_type="full_processing", options=options)["id"])
 
 
@@ -227,6 +227,13 @@ def test_the_job_page_seeks_follows_and_plays(browser: Browser, app: VpaApp, ful
     for name in ("keywords", "entities"):
         expect(page.locator(f"#{name} li")).to_have_count(len(analysis[name]))
     expect(page.locator("#chapters li")).to_have_count(len(analysis["chapters"]))
+    # diarized: each transcript line names its speaker; the speakers and their analysis
+    expect(page.locator("#transcript li .speaker")).to_have_count(len(done["segments"]))
+    expect(page.locator("#transcript li .speaker").first).to_have_text(
+        done["segments"][0]["speaker"]
+    )
+    expect(page.locator("#speakers li")).to_have_count(len(done["speakers"]))
+    expect(page.locator("#speaker-analysis li")).to_have_count(len(analysis["speakers"]))
 
     cards = page.locator("#clips article.clip")
     expect(cards).to_have_count(len(done["generated_clips"]))
