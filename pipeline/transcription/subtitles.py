@@ -24,6 +24,7 @@ from pathlib import Path
 from pipeline.results import Segment, TranscriptResult, Word
 
 MAX_LINE_CHARS = 42
+MIN_LABELLED_CHARS = 12  # the narrowest wrap beside a speaker label
 MAX_LINES = 2
 ARTIFACT_STEM = "transcript"
 
@@ -168,7 +169,9 @@ def cues(
     out: list[Cue] = []
     for segment in segments:
         for part in speaker_runs(segment):
-            for cue in segment_cues(part, max_line_chars, max_lines):
+            # the "Speaker 1: " prefix shares the first line: every line leaves room for it
+            width = max_line_chars - len(f"{part.speaker}: ") if part.speaker else max_line_chars
+            for cue in segment_cues(part, max(width, MIN_LABELLED_CHARS), max_lines):
                 out.append(replace(cue, speaker=part.speaker) if part.speaker else cue)
     return out
 

@@ -87,6 +87,17 @@ def test_a_long_turn_keeps_its_label_on_every_cue() -> None:
     assert all(c.lines[0].startswith("Speaker 2: ") for c in parse_srt(to_srt([long], 20, 1)))
 
 
+def test_labelled_lines_keep_to_the_line_length() -> None:
+    """The "Speaker 2: " prefix counts: no SRT line is longer than max_line_chars."""
+    words = [(k * 0.4, w, S2) for k, w in enumerate("the council will meet again on a "
+             "sunny morning to talk about the bridge and the new library plans".split())]  # fmt: skip
+    long = seg(0, 0.0, words, S2)
+    for width in (42, 30):
+        lines = [line for c in parse_srt(to_srt([long], width, 2)) for line in c.lines]
+        assert len(lines) > 2 and all(len(line) <= width for line in lines), lines
+        assert " ".join(lines).replace("Speaker 2: ", "") == long.text.strip()
+
+
 def test_txt_is_one_paragraph_per_turn() -> None:
     assert to_txt(RESULT) == (
         "Speaker 1: Hello there. How are you?\n\n"
