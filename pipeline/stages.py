@@ -234,6 +234,7 @@ def _analyze(
         progress,
         cancel,
     )
+    result = with_speaker_figures(result, transcript.get("speakers"))
     path = Path(inp.work_dir) / "analysis.json"
     path.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     checkpoint = {"file": path.name}
@@ -248,6 +249,29 @@ def _analyze(
         artifacts=[ArtifactSpec(kind="analysis_json", path=str(path), format="json")],
         job_fields={"analysis_results": result},
     )
+
+
+def with_speaker_figures(
+    analysis: dict[str, Any], speakers: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """`analysis_results.speakers` with the diarization's own talk time, turns and words (the
+    job's `speakers`: time inside the turns it found), so that both say the same; the
+    analysis' segment-based figures stay for a speaker the diarization does not list."""
+    if not speakers or not analysis.get("speakers"):
+        return analysis
+    figures = {str(s["speaker"]): s for s in speakers}
+    total = sum(float(s["talk_time"]) for s in speakers) or 1.0
+    merged = []
+    for entry in analysis["speakers"]:
+        own = figures.get(str(entry.get("speaker")))
+        if own is not None:
+            entry = {
+                **entry,
+                **{key: own[key] for key in ("talk_time", "turns", "words")},
+                "talk_share": round(float(own["talk_time"]) / total, 4),
+            }
+        merged.append(entry)
+    return {**analysis, "speakers": merged}
 
 
 StageFn = Callable[[StageInput, ProgressCallback, CancelToken], StageOutput]

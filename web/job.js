@@ -137,7 +137,7 @@ async function renderResults(body, job) {
   const player = playerFor(artifacts, query);
   const sections = [];
   if (player) sections.push(h("section", { class: "card player", "aria-label": "Player" }, player.el));
-  if (job.segments?.length) sections.push(transcriptSection(job.segments, player));
+  if (job.segments?.length) sections.push(transcriptSection(job.segments, player, job.speakers));
   if (job.analysis_results) sections.push(analysisSection(job.analysis_results, job.duration, player));
   if (job.generated_clips?.length) sections.push(clipsSection(job.generated_clips, query));
   sections.push(downloadsSection(artifacts, query));

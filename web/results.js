@@ -43,15 +43,18 @@ export function speakerSummary(segments) {
   return [...found.values()];
 }
 
-function speakersList(segments) {
-  const speakers = speakerSummary(segments);
+// The job's own summary (`job.speakers`: the diarization's turns) when it has one.
+function speakersList(segments, summary) {
+  const speakers = summary?.length
+    ? summary.map((p) => ({ speaker: p.speaker, talk: Number(p.talk_time), turns: p.turns }))
+    : speakerSummary(segments);
   if (!speakers.length) return null;
   return h("ul", { class: "speakers", id: "speakers", "aria-label": "Speakers" },
     speakers.map((p) => h("li", {}, h("span", { class: "speaker" }, p.speaker),
       h("span", { class: "muted" }, ` ${clock(p.talk)} talk time · ${p.turns} turn${p.turns === 1 ? "" : "s"}`))));
 }
 
-export function transcriptSection(segments, player) {
+export function transcriptSection(segments, player, speakers) {
   const follow = h("input", { type: "checkbox", id: "follow", checked: true });
   const items = segments.map((s) => h("li", { dataset: { start: s.start, end: s.end } },
     seekButton(s.start, player, "Play from"),
@@ -76,7 +79,7 @@ export function transcriptSection(segments, player) {
   return h("section", { class: "card", "aria-labelledby": "transcript-title" },
     h("div", { class: "section-head" }, h("h2", { id: "transcript-title" }, "Transcript"),
       h("div", { class: "check" }, follow, h("label", { for: "follow" }, "Follow playback"))),
-    speakersList(segments), list);
+    speakersList(segments, speakers), list);
 }
 
 function chips(id, title, values) {

@@ -115,6 +115,14 @@ def test_analysis_per_speaker(done: dict[str, Any]) -> None:
         assert summary["sentiment"] in {"positive", "negative", "neutral", "mixed"}
         assert isinstance(summary["keywords"], list)
     assert sum(s["talk_share"] for s in per_speaker.values()) == pytest.approx(1.0, abs=0.01)
+    # the same figures as the job's own speaker summary
+    for summary in done["speakers"]:
+        mine = per_speaker[summary["speaker"]]
+        assert (mine["talk_time"], mine["turns"], mine["words"]) == (
+            summary["talk_time"],
+            summary["turns"],
+            summary["words"],
+        )
 
 
 def test_clips_keep_to_one_speakers_turn(done: dict[str, Any]) -> None:

@@ -233,6 +233,11 @@ def test_the_job_page_seeks_follows_and_plays(browser: Browser, app: VpaApp, ful
         done["segments"][0]["speaker"]
     )
     expect(page.locator("#speakers li")).to_have_count(len(done["speakers"]))
+    first = done["speakers"][0]  # the job's own summary: talk time as m:ss, turns
+    talk = int(first["talk_time"])
+    expect(page.locator("#speakers li").first).to_contain_text(
+        f"{talk // 60}:{talk % 60:02d} talk time · {first['turns']} turn"
+    )
     expect(page.locator("#speaker-analysis li")).to_have_count(len(analysis["speakers"]))
 
     cards = page.locator("#clips article.clip")
