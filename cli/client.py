@@ -132,8 +132,12 @@ class VpaClient:
             upload: dict[str, Any] = self._json("POST", f"{API}/uploads", files=files, timeout=LONG)
         return upload
 
-    def transcribe(self, path: Path, response_format: str, language: str | None) -> str:
-        form = {"model": "whisper-1", "response_format": response_format}
+    def transcribe(
+        self, path: Path, response_format: str, language: str | None, *, diarize: bool = False
+    ) -> str:
+        # OpenAI's diarizing model's name asks the server to tell the speakers apart
+        model = "gpt-4o-transcribe-diarize" if diarize else "whisper-1"
+        form = {"model": model, "response_format": response_format}
         if language:
             form["language"] = language
         with path.open("rb") as file:

@@ -217,6 +217,7 @@ class Format(StrEnum):
     txt = "txt"
     json = "json"
     verbose_json = "verbose_json"
+    diarized_json = "diarized_json"
 
 
 @app.command()
@@ -226,12 +227,15 @@ def transcribe(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, show_default=False)],
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.txt,
     language: Annotated[str | None, typer.Option(help="e.g. en; default: detected")] = None,
+    diarize: Annotated[
+        bool, typer.Option("--diarize", help="Tell the speakers apart (Speaker 1, ...)")
+    ] = False,
 ) -> None:
     """Transcribe a local file in one call (OpenAI-compatible route) to stdout."""
     response_format = "text" if fmt is Format.txt else fmt.value
     with VpaClient(target_of(ctx)) as client:
-        text = client.transcribe(file, response_format, language)
-    if fmt in (Format.json, Format.verbose_json):
+        text = client.transcribe(file, response_format, language, diarize=diarize)
+    if fmt in (Format.json, Format.verbose_json, Format.diarized_json):
         text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     typer.echo(text.rstrip("\n"))
 

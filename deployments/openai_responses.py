@@ -12,16 +12,22 @@ from collections.abc import Collection
 from typing import Any, Literal
 
 from deployments.openai_errors import OpenAIError
-from pipeline.results import Segment
-from pipeline.transcription.subtitles import to_srt, to_vtt
+from pipeline.results import Segment, TranscriptResult
+from pipeline.transcription.subtitles import to_srt, to_txt, to_vtt
 from storage.models import Job, JobStatus
 
-ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
 Granularity = Literal["word", "segment"]
 Task = Literal["transcribe", "translate"]
 OPENAI_MODEL = "whisper-1"  # the name OpenAI's clients send; WHISPER_MODEL here
+# OpenAI's diarizing model's name: WHISPER_MODEL with options.diarization here
+OPENAI_DIARIZE_MODEL = "gpt-4o-transcribe-diarize"
 MODEL_CREATED = 1677610602  # OpenAI's `created` of whisper-1 (the models list needs one)
-MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json"}
+MEDIA_TYPES = {
+    "json": "application/json",
+    "verbose_json": "application/json",
+    "diarized_json": "application/json",
+}
 
 # A failed job's error_code (README, "Failures") and the HTTP status it is answered with:
 # the input's fault is a 400; the service's a 500, 503 or 504.
@@ -44,8 +50,14 @@ FAILURE_STATUS = {
 
 
 def model_ids(whisper_model: str) -> list[str]:
-    """The names `model` may take: whisper-1 and WHISPER_MODEL's own, both WHISPER_MODEL."""
-    return list(dict.fromkeys([OPENAI_MODEL, whisper_model]))
+    """The names `model` may take, all WHISPER_MODEL: whisper-1, WHISPER_MODEL's own, and
+    gpt-4o-transcribe-diarize (which also tells the speakers apart)."""
+    return list(dict.fromkeys([OPENAI_MODEL, whisper_model, OPENAI_DIARIZE_MODEL]))
+
+
+def diarizing(model: str, response_format: str) -> bool:
+    """Whether a request asks for speakers: OpenAI's diarizing model or format."""
+    return model.strip() == OPENAI_DIARIZE_MODEL or response_format == "diarized_json"
 
 
 def resolve_model(name: str, whisper_model: str) -> str:
@@ -113,11 +125,43 @@ def render(
         return {"text": _text(job)}, MEDIA_TYPES["json"]
     if response_format == "verbose_json":
         return verbose(job, task, granularities), MEDIA_TYPES["verbose_json"]
+    if response_format == "diarized_json":
+        return diarized(job, task), MEDIA_TYPES["diarized_json"]
     if response_format == "srt":
         return to_srt(_segments(job)), "text/plain"
     if response_format == "vtt":
         return to_vtt(_segments(job)), "text/plain"
+    if job.speakers:  # a diarized job's text: a paragraph per turn, "Speaker 1: ..."
+        return to_txt(_transcript(job)), "text/plain"
     return _text(job) + "\n", "text/plain"
+
+
+def _transcript(job: Job) -> TranscriptResult:
+    return TranscriptResult(_text(job), tuple(_segments(job)), job.language or "", 1.0, 0.0)
+
+
+def diarized(job: Job, task: Task) -> dict[str, Any]:
+    """`diarized_json`: OpenAI's shape (`transcript.text.segment`s with a `speaker`)."""
+    segments = _segments(job)
+    duration = (
+        job.duration if job.duration is not None else max((s.end_s for s in segments), default=0.0)
+    )
+    return {
+        "task": task,
+        "duration": round(duration, 3),
+        "text": _text(job),
+        "segments": [
+            {
+                "type": "transcript.text.segment",
+                "id": f"seg_{s.id}",
+                "start": round(s.start_s, 3),
+                "end": round(s.end_s, 3),
+                "text": s.text.strip(),
+                "speaker": s.speaker or "",
+            }
+            for s in segments
+        ],
+    }
 
 
 def verbose(job: Job, task: Task, granularities: Collection[Granularity]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from deployments.openai_responses import (
     ResponseFormat,
     Task,
     check_translatable,
+    diarizing,
     model_card,
     model_ids,
     models_list,
@@ -75,6 +76,8 @@ class AudioRequest:
             options["initial_prompt"] = self.prompt
         if self.temperature is not None:
             options["temperature"] = self.temperature
+        if diarizing(self.model, self.response_format):
+            options["diarization"] = True
         return options
 
 

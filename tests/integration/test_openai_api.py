@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
-from tests.fixtures.speech import SpeechSample, word_error_rate
+from tests.fixtures.speech import ASSETS_DIR, SpeechSample, word_error_rate
 from tests.integration.conftest import MODELS_ADMIN_KEY, VpaApp
 
 
@@ -68,7 +68,11 @@ def test_openais_client_transcribes_speech(
 
 
 def test_the_models_list(client: openai.OpenAI) -> None:
-    assert [m.id for m in client.models.list()] == ["whisper-1", "tiny.en"]
+    assert [m.id for m in client.models.list()] == [
+        "whisper-1",
+        "tiny.en",
+        "gpt-4o-transcribe-diarize",
+    ]
 
 
 def test_an_unknown_model_and_translation_with_tiny_en_are_bad_requests(
@@ -98,3 +102,32 @@ def test_vpa_transcribe_prints_srt(app: VpaApp, speech_sample: SpeechSample) -> 
     assert all(cue[0].isdigit() and " --> " in cue[1] for cue in cues)
     spoken = " ".join(" ".join(cue[2:]) for cue in cues)
     assert word_error_rate(speech_sample.text, spoken) < 0.2
+
+
+def test_vpa_transcribe_diarize_and_diarized_json(app: VpaApp) -> None:
+    """Speakers through these routes: `vpa transcribe --diarize` (OpenAI's diarizing model
+    name) prints a paragraph per turn of the two-voice dialogue, and `diarized_json`
+    labels each segment."""
+    dialogue = ASSETS_DIR / "dialogue_en.ogg"
+    env = {"VPA_URL": app.base_url, "VPA_API_KEY": MODELS_ADMIN_KEY}
+    result = CliRunner().invoke(cli_app, ["transcribe", str(dialogue), "--diarize"], env=env)
+    assert result.exit_code == 0, result.output
+    paragraphs = result.stdout.strip().split("\n\n")
+    labels = [p.split(":", 1)[0] for p in paragraphs]
+    assert set(labels) == {"Speaker 1", "Speaker 2"}, paragraphs
+    assert len(paragraphs) >= 5  # six turns: at most one short one merges
+    assert labels[0] == "Speaker 1"  # numbered in order of first speech
+    with dialogue.open("rb") as audio:
+        r = app.client.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("dialogue.ogg", audio, "audio/ogg")},
+            data={"model": "whisper-1", "response_format": "diarized_json"},
+            timeout=300,
+        )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["task"] == "transcribe" and body["text"] and body["duration"] > 20
+    segments = body["segments"]
+    assert {s["type"] for s in segments} == {"transcript.text.segment"}
+    assert {s["speaker"] for s in segments} == {"Speaker 1", "Speaker 2"}
+    assert all(s["start"] < s["end"] and s["text"] for s in segments)

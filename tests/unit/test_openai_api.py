@@ -100,7 +100,7 @@ def assert_openai_error(r: Any, status: int, param: str | None, code: str | None
 def test_models_lists_whisper_1_and_the_configured_model(client: TestClient) -> None:
     body = client.get("/v1/models").json()
     assert body["object"] == "list"
-    assert [m["id"] for m in body["data"]] == ["whisper-1", "tiny.en"]
+    assert [m["id"] for m in body["data"]] == ["whisper-1", "tiny.en", "gpt-4o-transcribe-diarize"]
     assert all(m["object"] == "model" and m["owned_by"] and m["created"] for m in body["data"])
     assert client.get("/v1/models/whisper-1").json()["id"] == "whisper-1"
     assert_openai_error(client.get("/v1/models/gpt-4"), 404, "model", "model_not_found")

@@ -155,18 +155,21 @@ def test_a_job_that_did_not_complete(
 def test_models() -> None:
     assert resolve_model("whisper-1", "tiny.en") == "tiny.en"
     assert resolve_model("tiny.en", "tiny.en") == "tiny.en"
+    assert resolve_model("gpt-4o-transcribe-diarize", "tiny.en") == "tiny.en"
     with pytest.raises(OpenAIError) as caught:
         resolve_model("base", "tiny.en")
     assert caught.value.body() == {
         "error": {
-            "message": "The model `base` does not exist; this server has whisper-1, tiny.en",
+            "message": "The model `base` does not exist; this server has whisper-1, tiny.en, "
+            "gpt-4o-transcribe-diarize",
             "type": "invalid_request_error",
             "param": "model",
             "code": "model_not_found",
         }
     }
-    assert [m["id"] for m in models_list("small")["data"]] == ["whisper-1", "small"]
-    assert [m["id"] for m in models_list("whisper-1")["data"]] == ["whisper-1"]
+    diarize = "gpt-4o-transcribe-diarize"
+    assert [m["id"] for m in models_list("small")["data"]] == ["whisper-1", "small", diarize]
+    assert [m["id"] for m in models_list("whisper-1")["data"]] == ["whisper-1", diarize]
 
 
 def test_translation_needs_a_multilingual_model() -> None:
