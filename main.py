@@ -22,7 +22,9 @@ replicas: an exception raised into the middle of `ray.init` (what Ray's own hand
 `sys.exit(15)`, would do) can leave Ray processes running. Two of Ray's handlers are kept
 out: the one `ray.init` installs when it starts, and the crash handler of the core worker
 it creates (a stack trace, then the signal passed on), which vpa replaces once `ray.init`
-returns.
+returns. Last, any process started under vpa that outlived the shutdown (seen once: Serve's
+HAProxy child, when Serve's controller did not stop within its 30 s) is stopped by its pid:
+SIGTERM, then SIGKILL after LEFTOVER_GRACE_S, and named on one line.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from storage.migrations.errors import SchemaError
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 APP_NAME = "vpa"
 POLL_S = 0.5
+LEFTOVER_GRACE_S = 5.0  # after Ray's shutdown, how long a leftover process gets to end
 
 
 class StartRefused(Exception):
@@ -189,9 +192,43 @@ def serve_until_stopped(signals: StopSignals) -> None:
         signals.wait()
     finally:
         print("vpa: shutting down Serve and Ray", flush=True)
+        started = descendants()  # before the shutdown: every process started under vpa
         if serve_started:
             serve.shutdown()
         ray.shutdown()  # a local instance: its processes too, after a failed start as well
+        stopped = stop_leftovers(started, LEFTOVER_GRACE_S)
+        if stopped:
+            print(f"vpa: stopped processes left after the shutdown: {stopped}", flush=True)
+
+
+def descendants() -> list[Any]:
+    """This process's descendants now (psutil.Process objects, which know their start time,
+    so a pid taken over by another process later is never mistaken for one of them)."""
+    import psutil
+
+    return list(psutil.Process().children(recursive=True))
+
+
+def stop_leftovers(processes: list[Any], grace_s: float) -> str:
+    """Stop those of `processes` still running: give them `grace_s` to end on their own
+    (a shutdown may still be taking them down), then SIGTERM, then SIGKILL after `grace_s`
+    more. Returns them as "name (pid N), ..." ("" when none was left)."""
+    import psutil
+
+    _, alive = psutil.wait_procs(processes, timeout=grace_s)
+    if not alive:
+        return ""
+    names = []
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            names.append(f"{proc.name()} (pid {proc.pid})")
+            proc.terminate()
+    _, still = psutil.wait_procs(alive, timeout=grace_s)
+    for proc in still:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(still, timeout=grace_s)
+    return ", ".join(names)
 
 
 def main() -> int:
