@@ -43,6 +43,7 @@ FAILURE_STATUS = {
     "too_long": 400,
     "invalid_options": 400,
     "model_unavailable": 503,
+    "diarization_unavailable": 503,
     "worker_crashed": 503,
     "network_error": 503,
     "timeout": 504,

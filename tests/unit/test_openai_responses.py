@@ -135,6 +135,12 @@ def test_no_speech_is_empty_text_not_an_error() -> None:
         ({"status": JobStatus.failed, "error_code": "corrupt_media"}, 400, "corrupt_media", "file"),
         ({"status": JobStatus.failed, "error_code": "too_large"}, 413, "too_large", "file"),
         ({"status": JobStatus.failed, "error_code": "timeout"}, 504, "timeout", None),
+        (
+            {"status": JobStatus.failed, "error_code": "diarization_unavailable"},
+            503,
+            "diarization_unavailable",
+            None,
+        ),
         ({"status": JobStatus.failed, "error_code": None}, 500, "internal_error", None),
         ({"status": JobStatus.cancelled}, 409, "job_cancelled", None),
     ],
