@@ -131,9 +131,29 @@ def job_details(job: dict[str, Any], artifacts: list[dict[str, Any]], base_url: 
     stages = stages_table(job)
     if stages is not None:
         parts.append(stages)
+    if job.get("speakers"):
+        parts.append(speakers_table(job["speakers"]))
     if artifacts:
         parts.append(artifacts_table(artifacts, base_url))
     return Group(*parts)
+
+
+def speakers_table(speakers: list[dict[str, Any]]) -> Table:
+    """A diarized job's speakers: talk time (m:ss and share), turns, words."""
+    table = Table(title="speakers")
+    for name in ("speaker", "talk time", "share", "turns", "words"):
+        table.add_column(name, justify="left" if name == "speaker" else "right")
+    total = sum(float(s.get("talk_time") or 0) for s in speakers) or 1.0
+    for speaker in speakers:
+        talk = float(speaker.get("talk_time") or 0)
+        table.add_row(
+            str(speaker.get("speaker")),
+            f"{int(talk) // 60}:{int(talk) % 60:02d}",
+            f"{talk / total:.0%}",
+            str(speaker.get("turns")),
+            str(speaker.get("words")),
+        )
+    return table
 
 
 def keys_table(keys: list[dict[str, Any]]) -> Table:

@@ -16,7 +16,7 @@ from rich.console import Console
 from cli.download import chosen, file_names, safe_name
 from cli.errors import EXIT_FAILED, EXIT_OK, detail_of, exit_code_for
 from cli.options import is_url, local_file, parse_options, parse_value
-from cli.render import artifacts_table, jobs_table, percent, size
+from cli.render import artifacts_table, job_details, jobs_table, percent, size
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,6 +125,20 @@ def test_tables() -> None:
     art = {"kind": "audio", "filename": "a.wav", "size_bytes": 2048, "download_url": link}
     text = _text(artifacts_table([art], "http://vpa:8000/"))
     assert "http://vpa:8000" + link in text and "2.0 KiB" in text
+
+
+def test_show_lists_a_diarized_jobs_speakers() -> None:
+    job = {"id": "0b5e", "job_type": "transcription", "status": "completed", "speakers": [
+        {"speaker": "Speaker 1", "talk_time": 75.4, "turns": 3, "words": 180},
+        {"speaker": "Speaker 2", "talk_time": 25.1, "turns": 2, "words": 61},
+    ]}  # fmt: skip
+    lines = _text(job_details(job, [], "http://vpa:8000")).splitlines()
+    cells = {
+        line.split("│")[1].strip(): line.split("│")[2:6] for line in lines if "Speaker" in line
+    }
+    assert [c.strip() for c in cells["Speaker 1"]] == ["1:15", "75%", "3", "180"], cells
+    assert [c.strip() for c in cells["Speaker 2"]] == ["0:25", "25%", "2", "61"], cells
+    assert "speakers" not in _text(job_details({**job, "speakers": None}, [], "http://vpa:8000"))
 
 
 def test_the_console_script_is_declared_and_resolves() -> None:
