@@ -1,7 +1,9 @@
-// The vpa web app: hash routes (#/ the job list, #/jobs/<id> a job), no build step.
+// The vpa web app: hash routes (#/ the job list, #/jobs/<id> a job, #/keys the API keys),
+// no build step.
 import { API, api, onUnauthorized, storedKey, storeKey } from "./api.js";
 import { announce, h, replace } from "./dom.js";
 import { showJob } from "./job.js";
+import { showKeys } from "./keys.js";
 import { showList } from "./list.js";
 
 const main = document.getElementById("main");
@@ -14,8 +16,19 @@ function route() {
   leave = () => {};
   prompting = false;
   const match = location.hash.match(/^#\/jobs\/([0-9a-fA-F-]{36})$/);
+  const keys = location.hash === "#/keys";
+  markNav(keys ? "#/keys" : match ? "" : "#/");
   if (match) leave = showJob(main, match[1]) || leave;
+  else if (keys) leave = showKeys(main) || leave;
   else leave = showList(main) || leave;
+}
+
+// The header's link to the page shown says so (aria-current).
+function markNav(href) {
+  for (const link of document.querySelectorAll("header nav a[href^='#/']")) {
+    if (link.getAttribute("href") === href) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
 }
 
 function showKeyPrompt(message) {

@@ -5,12 +5,16 @@ One full_processing job on the speech video (submitted first, so it runs while t
 tests do) exercises the job page: a transcript timestamp seeks the player, the transcript
 follows playback, the analysis and the clips are shown, a clip plays. The list is driven
 through the form: a job submitted there reaches 100% live (the broadcast socket), a held
-job is cancelled with its button. Screenshots of each page land in tmp/screenshots/.
+job is cancelled with its button. On the keys page the admin makes a key (shown once, it
+works) and revokes it (then refused), the API's 422 shows under the form, and another key
+sees only that the admin manages keys. Screenshots of each page land in tmp/screenshots/.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,11 +74,13 @@ def full_job(app: VpaApp, speech_video: str) -> str:
     return str(app.submit(speech_video, job_type="full_processing", options=options)["id"])
 
 
-def signed_in(browser: Browser, app: VpaApp, **context: Any) -> tuple[Page, list[str]]:
-    """A page whose browser holds the admin key, as after signing in once, and the list of
-    the uncaught errors of its scripts."""
+def signed_in(
+    browser: Browser, app: VpaApp, key: str = ADMIN, **context: Any
+) -> tuple[Page, list[str]]:
+    """A page whose browser holds `key` (the admin's), as after signing in once, and the
+    list of the uncaught errors of its scripts."""
     storage: StorageState = {"origins": [{"origin": app.base_url,
-                            "localStorage": [{"name": "vpa.apiKey", "value": ADMIN}]}]}  # fmt: skip
+                            "localStorage": [{"name": "vpa.apiKey", "value": key}]}]}  # fmt: skip
     page = browser.new_context(base_url=app.base_url, storage_state=storage, **context).new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -258,6 +264,93 @@ def test_the_job_page_seeks_follows_and_plays(browser: Browser, app: VpaApp, ful
     page.context.close()
 
 
+def test_the_admin_makes_a_key_sees_it_once_and_revokes_it(browser: Browser, app: VpaApp) -> None:
+    page, errors = signed_in(browser, app, permissions=["clipboard-read", "clipboard-write"])
+    page.goto("/")
+    page.get_by_role("link", name="Keys").click()
+    expect(page.get_by_role("link", name="Keys")).to_have_attribute("aria-current", "page")
+    name = f"web key {uuid.uuid4().hex[:8]}"
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Active jobs at most").fill("3")
+    page.get_by_role("button", name="Create key").click()
+    shown = page.get_by_label("The new API key")
+    expect(shown).to_have_value(re.compile(r"^vpa_"), timeout=SETTLE_MS)
+    expect(page.locator("#created-key-warning")).to_contain_text("will not be shown again")
+    key = shown.input_value()
+    page.get_by_role("button", name="Copy", exact=True).click()
+    expect(page.locator(".created [role=status]")).to_have_text("Copied.", timeout=SETTLE_MS)
+    assert page.evaluate("() => navigator.clipboard.readText()") == key
+    as_key = {"Authorization": f"Bearer {key}"}
+    assert app.client.get("/api/v1/jobs/", headers=as_key).status_code == 200  # it works
+    row = page.locator("#key-table tbody tr").first  # newest first
+    expect(row).to_contain_text(name)
+    expect(row).to_contain_text(key[:12])  # its prefix
+    expect(row).to_contain_text("requests/min: default · active jobs: 3")
+    expect(row).to_have_attribute("data-status", "active")
+    screenshot(page, "keys-page")
+    page.reload()  # shown once: the list has it, the key itself is gone
+    row = page.locator("#key-table tbody tr").first
+    expect(row).to_contain_text(name, timeout=SETTLE_MS)
+    expect(page.get_by_label("The new API key")).to_have_count(0)
+    assert key not in page.content()
+    row.get_by_role("button", name=f"Revoke {name}").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(name)
+    dialog.get_by_role("button", name="Revoke").click()
+    expect(row).to_have_attribute("data-status", "revoked", timeout=SETTLE_MS)
+    expect(row).to_contain_text("revoked")
+    expect(row.get_by_role("button")).to_have_count(0)
+    expect(dialog).to_be_hidden()
+    assert app.client.get("/api/v1/jobs/", headers=as_key).status_code == 401
+    assert not errors, errors
+    page.context.close()
+
+
+def test_the_key_form_shows_the_api_s_error_and_the_browser_s_bounds(
+    browser: Browser, app: VpaApp
+) -> None:
+    page, errors = signed_in(browser, app)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.goto("/#/keys")
+    name = page.get_by_label("Name", exact=True)
+    name.fill("x" * 201)  # the API's bound: its 422 and message, next to the form
+    page.get_by_role("button", name="Create key").click()
+    expect(page.locator("#key-form-error")).to_contain_text(
+        "name: String should have at most 200 characters", timeout=SETTLE_MS
+    )
+    assert len(posts) == 1, posts
+    name.fill("")  # required, and a limit under 1: the browser says no before any request
+    page.get_by_role("button", name="Create key").click()
+    assert name.evaluate("e => e.validity.valueMissing")
+    name.fill("bounded")
+    limit = page.get_by_label("Requests per minute")
+    limit.fill("0")
+    page.get_by_role("button", name="Create key").click()
+    assert limit.evaluate("e => e.validity.rangeUnderflow")
+    assert len(posts) == 1, posts
+    names = [k["name"] for k in app.client.get("/api/v1/keys").json()]
+    assert "bounded" not in names and "x" * 201 not in names
+    assert not errors, errors
+    page.context.close()
+
+
+def test_the_keys_page_tells_another_key_only_the_admin_manages_keys(
+    browser: Browser, app: VpaApp
+) -> None:
+    made = app.client.post("/api/v1/keys", json={"name": "web not the admin"})
+    assert made.status_code == 201, made.text
+    page, errors = signed_in(browser, app, key=made.json()["key"])
+    page.goto("/#/keys")
+    expect(page.get_by_role("alert")).to_have_text(
+        "Only the admin key manages API keys.", timeout=SETTLE_MS
+    )
+    expect(page.locator("#key-form, #key-table")).to_have_count(0)  # nothing else
+    expect(page.get_by_role("link", name="Keys")).to_be_visible()
+    assert not errors, errors
+    page.context.close()
+
+
 def test_every_page_fits_a_phone(browser: Browser, app: VpaApp, full_job: str) -> None:
     app.wait(full_job, timeout_s=300)
     anonymous = browser.new_context(base_url=app.base_url, viewport=PHONE).new_page()
@@ -275,5 +368,12 @@ def test_every_page_fits_a_phone(browser: Browser, app: VpaApp, full_job: str) -
     page.wait_for_function("() => document.querySelector('#player').readyState >= 1")
     no_horizontal_overflow(page)
     screenshot(page, "phone-job-page")
+    page.get_by_role("link", name="Keys").click()  # the table as cards, a new key's box
+    page.get_by_label("Name", exact=True).fill("phone")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.get_by_label("The new API key")).to_be_visible(timeout=SETTLE_MS)
+    expect(page.locator("#key-table tbody tr").first).to_contain_text("phone")
+    no_horizontal_overflow(page)
+    screenshot(page, "phone-keys-page")
     assert not errors, errors
     page.context.close()

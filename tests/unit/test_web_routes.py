@@ -42,7 +42,7 @@ def test_page_and_assets_are_open_with_a_strict_policy(secured: TestClient) -> N
     assert secured.head("/").status_code == 200
     assert '<script type="module" src="/app/app.js">' in page.text
     assert "<script>" not in page.text  # no inline script: the policy would refuse it
-    for name in ("app.js", "api.js", "style.css"):
+    for name in ("app.js", "api.js", "keys.js", "style.css"):
         asset = secured.get(f"/app/{name}")
         assert asset.status_code == 200, name
         assert asset.content == (WEB_DIR / name).read_bytes()
