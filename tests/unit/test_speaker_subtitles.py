@@ -89,8 +89,8 @@ def test_a_long_turn_keeps_its_label_on_every_cue() -> None:
 
 def test_labelled_lines_keep_to_the_line_length() -> None:
     """The "Speaker 2: " prefix counts: no SRT line is longer than max_line_chars."""
-    words = [(k * 0.4, w, S2) for k, w in enumerate("the council will meet again on a "
-             "sunny morning to talk about the bridge and the new library plans".split())]  # fmt: skip
+    text = "the council will meet again on a sunny morning to talk about the bridge and the plans"
+    words = [(k * 0.4, w, S2) for k, w in enumerate(text.split(" "))]
     long = seg(0, 0.0, words, S2)
     for width in (42, 30):
         lines = [line for c in parse_srt(to_srt([long], width, 2)) for line in c.lines]
