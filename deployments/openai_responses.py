@@ -109,6 +109,13 @@ def _segments(job: Job) -> list[Segment]:
     return [Segment.from_dict(s) for s in job.segments or ()]
 
 
+def _duration(job: Job, segments: list[Segment]) -> float:
+    """The media's duration, else the end of the last segment, in seconds."""
+    if job.duration is not None:
+        return round(job.duration, 3)
+    return round(max((s.end_s for s in segments), default=0.0), 3)
+
+
 def _text(job: Job) -> str:
     return (job.transcript or "").strip()
 
@@ -144,12 +151,9 @@ def _transcript(job: Job) -> TranscriptResult:
 def diarized(job: Job, task: Task) -> dict[str, Any]:
     """`diarized_json`: OpenAI's shape (`transcript.text.segment`s with a `speaker`)."""
     segments = _segments(job)
-    duration = (
-        job.duration if job.duration is not None else max((s.end_s for s in segments), default=0.0)
-    )
     return {
         "task": task,
-        "duration": round(duration, 3),
+        "duration": _duration(job, segments),
         "text": _text(job),
         "segments": [
             {
@@ -169,13 +173,10 @@ def verbose(job: Job, task: Task, granularities: Collection[Granularity]) -> dic
     """`verbose_json`: OpenAI's field names. Segments unless only words were asked for;
     words when asked for (`timestamp_granularities[]=word`)."""
     segments = _segments(job)
-    duration = (
-        job.duration if job.duration is not None else max((s.end_s for s in segments), default=0.0)
-    )
     body: dict[str, Any] = {
         "task": task,
         "language": job.language or "",
-        "duration": round(duration, 3),
+        "duration": _duration(job, segments),
         "text": _text(job),
     }
     temperature = float((job.options or {}).get("temperature") or 0.0)

@@ -23,13 +23,13 @@ from ray import serve
 from actors import metrics
 from config.logging import LogConfig, bind_job, setup_logging
 from deployments.model_calls import replica_info, resolve_device, stream_work
-from pipeline.diarization.diarize import diarize, share_of
+from pipeline.diarization.diarize import diarize
 from pipeline.diarization.encoder import load_encoder
 from pipeline.errors import MediaError
 from pipeline.options import TranscribeOptions
 from pipeline.transcription.cache import ModelCache, load_engine
 from pipeline.transcription.engine import Device, transcribe_audio
-from pipeline.types import CancelToken, ProgressCallback
+from pipeline.types import CancelToken, ProgressCallback, share_of
 from storage.stores import StorageConfig, node_scratch, open_store, staged_file
 
 log = logging.getLogger("vpa.transcriber")

@@ -10,6 +10,11 @@ from collections.abc import Callable
 ProgressCallback = Callable[[float, str], None]
 
 
+def share_of(progress: ProgressCallback, low: float, high: float) -> ProgressCallback:
+    """`progress` for a part of the work that spans [low, high] of the whole."""
+    return lambda fraction, message: progress(low + (high - low) * fraction, message)
+
+
 class CancelToken:
     """Set by the runner when the job is cancelled; stages poll it between chunks of work."""
 

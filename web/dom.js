@@ -18,6 +18,16 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// A labelled form control: its label, the control (given `id` and `name`), its help line.
+export function field(id, label, control, help) {
+  control.id = id;
+  control.name = id;
+  if (help) control.setAttribute("aria-describedby", `${id}-help`);
+  return h("div", { class: "field" },
+    h("label", { for: id }, label), control,
+    help ? h("small", { id: `${id}-help`, class: "muted" }, help) : null);
+}
+
 export function append(el, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;

@@ -2,7 +2,7 @@
 // revokes them. Any other key gets 403 from /api/v1/keys and sees only that; with keys
 // off (no ADMIN_API_KEY) the API answers 409 and the page says so.
 import { API, api } from "./api.js";
-import { announce, h, replace, when } from "./dom.js";
+import { announce, field, h, replace, when } from "./dom.js";
 
 const MAX_LIMIT = 1_000_000;
 
@@ -59,18 +59,15 @@ function keysPage(main, keys) {
 
 function numberField(id, label, help) {
   const input = h("input", {
-    id, name: id, type: "number", min: "1", max: String(MAX_LIMIT), step: "1",
-    inputmode: "numeric", placeholder: "default", "aria-describedby": `${id}-help`,
+    type: "number", min: "1", max: String(MAX_LIMIT), step: "1", inputmode: "numeric",
+    placeholder: "default",
   });
-  return [input, h("div", { class: "field" },
-    h("label", { for: id }, label), input,
-    h("small", { id: `${id}-help`, class: "muted" }, help))];
+  return [input, field(id, label, input, help)];
 }
 
 function createForm(onCreated) {
   const name = h("input", {
-    id: "key-name", name: "key-name", type: "text", required: true, autocomplete: "off",
-    spellcheck: "false", "aria-describedby": "key-name-help key-form-error",
+    type: "text", required: true, autocomplete: "off", spellcheck: "false",
   });
   const [rate, rateField] = numberField("key-rate", "Requests per minute",
     "Optional, 1 to 1,000,000; empty: the server's RATE_LIMIT_PER_MINUTE.");
@@ -80,12 +77,10 @@ function createForm(onCreated) {
   const submit = h("button", { type: "submit" }, "Create key");
   const form = h("form", { class: "card", id: "key-form", "aria-labelledby": "new-key-title" },
     h("h2", { id: "new-key-title" }, "New key"),
-    h("div", { class: "field" },
-      h("label", { for: "key-name" }, "Name"), name,
-      h("small", { id: "key-name-help", class: "muted" },
-        "Who or what uses the key, 1 to 200 characters.")),
+    field("key-name", "Name", name, "Who or what uses the key, 1 to 200 characters."),
     h("div", { class: "row" }, rateField, jobsField),
     error, submit);
+  name.setAttribute("aria-describedby", "key-name-help key-form-error"); // its errors too
   const limit = (input) => (input.value === "" ? undefined : Number(input.value));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -27,31 +27,12 @@ function seekButton(seconds, player, label) {
   }, clock(seconds));
 }
 
-// A diarized transcript's speakers, in order of first speech: talk time (seconds inside
-// their segments) and turns (runs of their segments with nobody else's in between).
-export function speakerSummary(segments) {
-  const found = new Map();
-  let previous = null;
-  for (const s of segments) {
-    if (!s.speaker) continue;
-    const entry = found.get(s.speaker) || { speaker: s.speaker, talk: 0, turns: 0 };
-    entry.talk += Math.max(0, Number(s.end) - Number(s.start));
-    if (s.speaker !== previous) entry.turns += 1;
-    previous = s.speaker;
-    found.set(s.speaker, entry);
-  }
-  return [...found.values()];
-}
-
-// The job's own summary (`job.speakers`: the diarization's turns) when it has one.
-function speakersList(segments, summary) {
-  const speakers = summary?.length
-    ? summary.map((p) => ({ speaker: p.speaker, talk: Number(p.talk_time), turns: p.turns }))
-    : speakerSummary(segments);
-  if (!speakers.length) return null;
+// A diarized job's speakers (`job.speakers`: talk time inside the diarization's turns).
+function speakersList(speakers) {
+  if (!speakers?.length) return null;
   return h("ul", { class: "speakers", id: "speakers", "aria-label": "Speakers" },
     speakers.map((p) => h("li", {}, h("span", { class: "speaker" }, p.speaker),
-      h("span", { class: "muted" }, ` ${clock(p.talk)} talk time · ${p.turns} turn${p.turns === 1 ? "" : "s"}`))));
+      h("span", { class: "muted" }, ` ${clock(p.talk_time)} talk time · ${p.turns} turn${p.turns === 1 ? "" : "s"}`))));
 }
 
 export function transcriptSection(segments, player, speakers) {
@@ -79,7 +60,7 @@ export function transcriptSection(segments, player, speakers) {
   return h("section", { class: "card", "aria-labelledby": "transcript-title" },
     h("div", { class: "section-head" }, h("h2", { id: "transcript-title" }, "Transcript"),
       h("div", { class: "check" }, follow, h("label", { for: "follow" }, "Follow playback"))),
-    speakersList(segments, speakers), list);
+    speakersList(speakers), list);
 }
 
 function chips(id, title, values) {

@@ -1,6 +1,6 @@
 // The new-job form: a URL or a file (chosen or dropped), the job type and its options.
 import { API, api } from "./api.js";
-import { announce, bytes, h } from "./dom.js";
+import { announce, bytes, field, h } from "./dom.js";
 
 const JOB_TYPES = [
   ["full_processing", "Full processing (audio, transcript, analysis, clips)"],
@@ -9,15 +9,6 @@ const JOB_TYPES = [
   ["clip_generation", "Clips"],
   ["audio_extraction", "Audio extraction"],
 ];
-
-function field(id, label, control, help) {
-  control.id = id;
-  control.name = id;
-  if (help) control.setAttribute("aria-describedby", `${id}-help`);
-  return h("div", { class: "field" },
-    h("label", { for: id }, label), control,
-    help ? h("small", { id: `${id}-help`, class: "muted" }, help) : null);
-}
 
 function select(choices, chosen) {
   return h("select", {}, choices.map(([value, text]) =>

@@ -90,12 +90,17 @@ async def submit(
     return created
 
 
+def transcribes(body: JobCreate) -> bool:
+    """Whether the job's stage chain transcribes (every job type but audio_extraction)."""
+    return "transcribe" in STAGE_CHAINS[body.job_type.value]
+
+
 def check_language(body: JobCreate, default_model: str) -> None:
     """A 422 (`invalid_options`) for a non-English `options.language`, or `task` translate,
     with an English-only Whisper model (options.model_size, else WHISPER_MODEL): it would
     transcribe as English, or fail inside the model. The engine checks the loaded model
     again (a directory or hub id whose name does not say it)."""
-    if "transcribe" not in STAGE_CHAINS[body.job_type.value]:
+    if not transcribes(body):
         return  # audio_extraction: no model reads the language
     language, model = body.options.language, body.options.model_size or default_model
     which = "options.model_size" if body.options.model_size else "WHISPER_MODEL"
@@ -116,7 +121,7 @@ def check_language(body: JobCreate, default_model: str) -> None:
 
 def check_diarization(body: JobCreate) -> None:
     """A 422 (`invalid_options`) for `options.diarization` on a job that reads no speech."""
-    if body.options.diarization and "transcribe" not in STAGE_CHAINS[body.job_type.value]:
+    if body.options.diarization and not transcribes(body):
         raise PolicyError(
             "options.diarization applies only to jobs that transcribe (transcription, "
             f"analysis, clip_generation, full_processing), not {body.job_type.value}",

@@ -87,8 +87,9 @@ def split_segment(segment: Segment, labels: Sequence[str]) -> list[Segment]:
 def summarize(
     turns: Sequence[Turn], names: dict[int, str], words: Sequence[Word]
 ) -> tuple[Speaker, ...]:
-    """One Speaker per name, in name order: its talk time (the time inside its turns), its
-    turns (stretches of its turns with nobody else's turn in between) and its words."""
+    """One Speaker per name, in `names`' order (Speaker 1, 2, ...): its talk time (the
+    time inside its turns), its turns (stretches of its turns with nobody else's turn in
+    between) and its words."""
     talk = dict.fromkeys(names.values(), 0.0)
     stretches = dict.fromkeys(names.values(), 0)
     previous: str | None = None
@@ -104,5 +105,5 @@ def summarize(
     for word in words:
         if word.speaker in counts:
             counts[word.speaker] += 1
-    ordered = sorted(names.values(), key=lambda name: int(name.rsplit(" ", 1)[1]))
-    return tuple(Speaker(name, talk[name], stretches[name], counts[name]) for name in ordered)
+    # names_by_first_speech numbers the names in the order it makes them
+    return tuple(Speaker(n, talk[n], stretches[n], counts[n]) for n in names.values())

@@ -12,8 +12,9 @@ guards against long non-speech stretches it fires on.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,15 +46,22 @@ class AudioFeatures:
         return len(self.mel) * FRAME_S
 
 
-def resemblyzer_audio() -> Any:
-    """resemblyzer.audio, imported without its one known warning: it imports
-    binary_dilation from scipy.ndimage.morphology, deprecated since SciPy 1.8."""
+@contextlib.contextmanager
+def resemblyzer_import() -> Iterator[None]:
+    """Around an import of resemblyzer: without its one known warning (resemblyzer.audio
+    imports binary_dilation from scipy.ndimage.morphology, deprecated since SciPy 1.8)."""
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore",
             message=r"Please import `binary_dilation` from the `scipy.ndimage` namespace",
             category=DeprecationWarning,
         )
+        yield
+
+
+def resemblyzer_audio() -> Any:
+    """resemblyzer.audio (its mel spectrogram)."""
+    with resemblyzer_import():
         from resemblyzer import audio
 
     return audio

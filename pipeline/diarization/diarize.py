@@ -32,7 +32,7 @@ from pipeline.diarization.turns import PAUSE_S, Turn, label_turns, plan_windows,
 from pipeline.errors import StageCancelled
 from pipeline.options import TranscribeOptions
 from pipeline.results import Segment, TranscriptResult
-from pipeline.types import CancelToken, ProgressCallback
+from pipeline.types import CancelToken, ProgressCallback, share_of
 
 _READ_SHARE = 0.4  # of the progress: decoding and mel frames; the rest is the encoder
 
@@ -77,11 +77,6 @@ def diarize(
     diarized = apply_turns(result, turns)
     progress(1.0, f"diarization: {len(diarized.speakers or ())} speakers found")
     return diarized
-
-
-def share_of(progress: ProgressCallback, low: float, high: float) -> ProgressCallback:
-    """`progress` for a part of the work that spans [low, high] of the whole."""
-    return lambda fraction, message: progress(low + (high - low) * fraction, message)
 
 
 def apply_turns(result: TranscriptResult, turns: list[Turn]) -> TranscriptResult:

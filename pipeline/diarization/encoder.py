@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from pipeline.diarization.audio import resemblyzer_import
 from pipeline.errors import PipelineError, StageCancelled
 from pipeline.types import CancelToken, ProgressCallback
 
@@ -37,14 +37,7 @@ def load_encoder(device: str = "cpu") -> Any:
 
 def _load(device: str) -> Any:
     try:
-        with warnings.catch_warnings():
-            # resemblyzer.audio imports binary_dilation from scipy.ndimage.morphology,
-            # deprecated since SciPy 1.8
-            warnings.filterwarnings(
-                "ignore",
-                message=r"Please import `binary_dilation` from the `scipy.ndimage` namespace",
-                category=DeprecationWarning,
-            )
+        with resemblyzer_import():
             from resemblyzer import VoiceEncoder
 
         encoder = VoiceEncoder(device=device, verbose=False)
